@@ -1,0 +1,46 @@
+"""Heteroscedastic Gaussian sensor noise: variance = sig_read^2 + sig_shot^2 * intensity.
+
+The one noise model of the project: the dataset degrades with it, the network's noise-std input
+channels come from it, and ``fnf-denoise`` estimates its parameters from real captures.
+"""
+import math
+
+import torch
+
+# Training ranges of log10(sigma) (released code; the paper's text quotes sig_shot^2).
+LOG_READ_RANGE = (-3.0, -2.0)
+LOG_SHOT_RANGE = (-2.0, -1.3)
+# Fixed test noise of the paper's protocol.
+TEST_SIG_READ = 10 ** -2.6
+TEST_SIG_SHOT = 10 ** -1.8
+
+
+def noise_variance(intensity, sig_read, sig_shot):
+    """Per-pixel variance of the noise at a given (clean or noisy) intensity."""
+    return sig_read ** 2 + sig_shot ** 2 * torch.clamp(intensity, min=0)
+
+
+def noise_std(noisy, sig_read, sig_shot):
+    """Per-pixel noise std estimated from the noisy intensities (the network's std channels)."""
+    return torch.sqrt(noise_variance(noisy, sig_read, sig_shot))
+
+
+def add_noise(clean, sig_read, sig_shot, generator=None):
+    """Return ``clean`` plus zero-mean Gaussian noise with the model's variance."""
+    gauss = torch.randn(clean.shape, generator=generator, dtype=clean.dtype, device=clean.device)
+    return clean + gauss * torch.sqrt(noise_variance(clean, sig_read, sig_shot))
+
+
+def _log_uniform(low_high, generator):
+    low, high = low_high
+    return 10 ** (low + (high - low) * torch.rand((), generator=generator).item())
+
+
+def sample_noise_params(generator=None, log_read_range=LOG_READ_RANGE, log_shot_range=LOG_SHOT_RANGE):
+    """Draw (sig_read, sig_shot) log-uniformly from the training ranges."""
+    return _log_uniform(log_read_range, generator), _log_uniform(log_shot_range, generator)
+
+
+def log_uniform(low, high, generator=None):
+    """A float drawn uniformly in log space between ``low`` and ``high`` (e.g. dimming factors)."""
+    return math.exp(math.log(low) + (math.log(high) - math.log(low)) * torch.rand((), generator=generator).item())

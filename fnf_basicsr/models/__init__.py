@@ -1,0 +1,4 @@
+"""Imports every `*_model.py` here so that its classes register with BasicSR."""
+from fnf_basicsr.utils.discovery import import_suffixed_modules
+
+_modules = import_suffixed_modules(__name__, __file__, '_model')
