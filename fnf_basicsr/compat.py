@@ -8,10 +8,9 @@ Fixes:
     functional_tensor: basicsr imports ``torchvision.transforms.functional_tensor`` (removed in
         torchvision 0.17); we register an alias module before basicsr is imported.
     resume: ``basicsr.train.load_resume_state`` maps the training state onto
-        ``torch.cuda.current_device()`` (fails without a GPU) and, under torch >= 2.6, would load
-        it with ``weights_only=True``, which refuses the ``collections.Counter`` that BasicSR's
-        ``MultiStepRestartLR`` keeps in its state. We load our own training states to the
-        model's device with ``weights_only=False`` (they are written by this very pipeline).
+        ``torch.cuda.current_device()``, which fails without a GPU. We load it onto the model's
+        device. (Checked and fine: torch's ``weights_only=True`` default accepts BasicSR's
+        states, including the ``collections.Counter`` of ``MultiStepRestartLR``; we keep it.)
     dist_init: basicsr's ``init_dist`` always calls ``torch.cuda.set_device`` and uses NCCL. We
         use NCCL where a GPU exists and gloo otherwise, for both the pytorch and slurm launchers.
     ddp_device: ``BaseModel.model_to_device`` wraps DDP with ``device_ids=[current cuda
@@ -87,7 +86,7 @@ def load_resume_state(opt):
         path = opt['path'].get('resume_state')
     if path is None:
         return None
-    state = torch.load(path, map_location=resume_device(opt), weights_only=False)
+    state = torch.load(path, map_location=resume_device(opt))
     check_resume(opt, state['iter'])
     return state
 
