@@ -1,0 +1,145 @@
+"""Simulated low-light flash/no-flash captures: the one degradation shared by every data path.
+
+From a well-exposed ambient image ``A`` and a flash-only image ``F`` (linear camera RGB), the
+paper (Sec. 4, Eq. 1-2) simulates
+
+    no-flash = alpha * A                    at the no-flash geometry,
+    flash    = 2 * F + alpha * A            at the flash geometry,
+
+with the same heteroscedastic Gaussian noise (:mod:`fnf_basicsr.data.noise`) on both. One
+image is the geometric *reference*; the other is warped by a random homography
+(:mod:`fnf_basicsr.data.homography`). The target is the noise-free ``alpha * A`` at the
+reference geometry, so input and target share the dimmed scale and ``gain = 1 / alpha`` brings
+both back to the ambient exposure for rendering.
+
+:func:`make_sample` is called by the training/validation dataset, by the frozen test-set
+writer and by the tests; :func:`assemble_input` is also called by the real-capture denoiser.
+"""
+import numpy as np
+import torch
+
+from fnf_basicsr.data.homography import mean_displacement, required_margin, warp_image
+from fnf_basicsr.data.noise import add_noise, noise_std
+
+INPUT_MODES = ('flash_noflash', 'noflash', 'noflash_burst')
+REFERENCES = ('noflash', 'flash')
+FLASH_GAIN = 2.0  # the paper doubles the flash-only exposure
+# Reported displacements are evaluated on 4x4-pixel blocks: within 0.001 px of the all-pixel mean.
+DISPLACEMENT_STEP = 4
+
+
+def input_channels(mode):
+    """Number of ``lq`` channels for an input mode (12, 6 or 12)."""
+    _check_choice('input mode', mode, INPUT_MODES)
+    return 6 if mode == 'noflash' else 12
+
+
+def assemble_input(noflash, second, sig_read, sig_shot, mode):
+    """Stack noisy images and their noise-std maps into the network input ``lq``.
+
+    Channel order: ``noflash`` (0:3), ``second`` (3:6), std of ``noflash`` (6:9), std of
+    ``second`` (9:12); in ``noflash`` mode only ``noflash`` (0:3) and its std (3:6). The std is
+    computed from the noisy intensities, as a real capture allows.
+
+    Args:
+        noflash: (3, H, W) noisy no-flash image (the frame whose geometry the network outputs).
+        second: (3, H, W) noisy flash image (``flash_noflash``), second no-flash frame
+            (``noflash_burst``), or None (``noflash``).
+        sig_read, sig_shot: noise parameters of both images.
+        mode: one of ``INPUT_MODES``.
+
+    Returns:
+        (C, H, W) float32 tensor, C from :func:`input_channels`.
+    """
+    _check_choice('input mode', mode, INPUT_MODES)
+    if mode == 'noflash':
+        if second is not None:
+            raise ValueError('input mode "noflash" takes no second image; pass None')
+        frames = [noflash]
+    else:
+        if second is None:
+            raise ValueError(f'input mode "{mode}" needs a second image (flash or second no-flash frame)')
+        if second.shape != noflash.shape:
+            raise ValueError(f'the two images must have the same shape, got {tuple(noflash.shape)} '
+                             f'and {tuple(second.shape)}')
+        frames = [noflash, second]
+    stds = [noise_std(frame, sig_read, sig_shot) for frame in frames]
+    return torch.cat(frames + stds, dim=0).float()
+
+
+def make_sample(ambient, flash_only, *, alpha, sig_read, sig_shot, homography, crop_size,
+                reference='noflash', mode='flash_noflash', generator=None):
+    """Simulate one noisy, misaligned low-light capture and its target.
+
+    The crop is the central ``crop_size`` square of the given window; the window's extra border
+    (at least :func:`~fnf_basicsr.data.homography.required_margin` pixels on every side) feeds
+    the warp, so no border artefact enters the crop.
+
+    Args:
+        ambient: (h, w, 3) float32 well-exposed ambient window, linear camera RGB.
+        flash_only: (h, w, 3) float32 flash-only window, same size.
+        alpha: dimming (exposure) factor of the ambient light, ``gain = 1 / alpha``.
+        sig_read, sig_shot: noise parameters (std of read noise; shot-noise scale).
+        homography: 3x3 warp (crop coordinates) from the reference to the other image.
+        crop_size: side of the output crop.
+        reference: ``'noflash'`` (the flash is warped) or ``'flash'`` (the no-flash is warped).
+        mode: ``'flash_noflash'``, ``'noflash'`` or ``'noflash_burst'`` (the second no-flash
+            frame is warped as the flash would be and has independent noise).
+        generator: ``torch.Generator`` for the noise.
+
+    Returns:
+        dict with ``lq`` (C, S, S) and ``gt`` (3, S, S) float32 tensors for S = ``crop_size``, and
+        floats ``gain``, ``sig_read``, ``sig_shot`` and ``displacement`` (mean Manhattan pixels).
+
+    Raises:
+        ValueError: unknown mode or reference, windows of different sizes, or a window too small
+            for the crop plus the margin the homography needs.
+    """
+    _check_choice('reference', reference, REFERENCES)
+    _check_choice('input mode', mode, INPUT_MODES)
+    if ambient.shape != flash_only.shape:
+        raise ValueError(f'ambient {ambient.shape} and flash_only {flash_only.shape} windows differ in size')
+    height, width = ambient.shape[:2]
+    margin = (min(height, width) - crop_size) // 2
+    needed = required_margin(homography, crop_size)
+    if margin < needed:
+        raise ValueError(f'a {height}x{width} window leaves a margin of {margin} px around the {crop_size} px crop, '
+                         f'but this homography reads {needed} px beyond the crop; pass a larger window')
+    top, left = (height - crop_size) // 2, (width - crop_size) // 2
+    center = (left + (crop_size - 1) / 2.0, top + (crop_size - 1) / 2.0)
+
+    def unwarped(image):
+        return _to_tensor(image[top:top + crop_size, left:left + crop_size])
+
+    def warped(image):
+        return _to_tensor(warp_image(image, homography, crop_size, center))
+
+    # The reference image is cropped as it is; the other one is warped.
+    at_noflash, at_flash = (unwarped, warped) if reference == 'noflash' else (warped, unwarped)
+    clean_noflash = alpha * at_noflash(ambient)
+    noflash = add_noise(clean_noflash, sig_read, sig_shot, generator)
+    if mode == 'noflash':
+        second = None
+    elif mode == 'noflash_burst':
+        second = add_noise(alpha * at_flash(ambient), sig_read, sig_shot, generator)
+    else:
+        clean_flash = FLASH_GAIN * at_flash(flash_only) + alpha * at_flash(ambient)
+        second = add_noise(clean_flash, sig_read, sig_shot, generator)
+    gt = clean_noflash if reference == 'noflash' else alpha * unwarped(ambient)
+    return {
+        'lq': assemble_input(noflash, second, sig_read, sig_shot, mode),
+        'gt': gt.float(),
+        'gain': 1.0 / alpha,
+        'sig_read': float(sig_read),
+        'sig_shot': float(sig_shot),
+        'displacement': mean_displacement(homography, crop_size, step=DISPLACEMENT_STEP),
+    }
+
+
+def _to_tensor(image_hwc):
+    return torch.from_numpy(np.ascontiguousarray(image_hwc.transpose(2, 0, 1), dtype=np.float32))
+
+
+def _check_choice(label, value, choices):
+    if value not in choices:
+        raise ValueError(f'{label} must be one of {list(choices)}, got {value!r}')

@@ -1,0 +1,598 @@
+"""FlashNoFlashDataset: FAID-format pairs (folder or LMDB) -> simulated low-light captures.
+
+Storage layouts read here (and written by ``scripts/create_lmdb.py`` and
+``scripts/freeze_testset.py``):
+
+* FAID folder: ``<Name>_ambient.png`` / ``<Name>_flash.png`` (:mod:`fnf_basicsr.data.faid`).
+* LMDB: two records per crop, keys ``<crop>_ambient`` and ``<crop>_flash``, holding the 16-bit
+  PNG bytes of a crop with the color metadata in their text chunks; ``<crop>`` is
+  ``<Name>_y<top>_x<left>`` (the crop's position in the original image, see :func:`crop_key`);
+  ``meta_info.txt`` lists ``<key>.png (h,w,c) <compression>`` as BasicSR's LMDB tools write it.
+* Frozen set: ``manifest.json`` plus one ``.npz`` per sample holding the noisy frames, the target
+  and the scalars; the network input is re-assembled from the frames on reading (the noise-std
+  channels are a deterministic function of them), so one frozen set serves all input modes.
+"""
+import hashlib
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from basicsr.utils import FileClient
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+
+from fnf_basicsr.data import faid
+from fnf_basicsr.data.degradation import INPUT_MODES, REFERENCES, assemble_input, make_sample
+from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, DEFAULT_SCALE_RANGE,
+                                         DEFAULT_TRANSLATION_PX, CameraMotion, homography_for_displacement,
+                                         image_origin_pivot, required_margin, sample_camera_motion)
+from fnf_basicsr.data.noise import (LOG_READ_RANGE, LOG_SHOT_RANGE, TEST_SIG_READ, TEST_SIG_SHOT, log_uniform,
+                                    sample_noise_params)
+
+LMDB_AMBIENT_SUFFIX = '_ambient'
+LMDB_FLASH_SUFFIX = '_flash'
+LMDB_META_INFO = 'meta_info.txt'
+_CROP_KEY = re.compile(r'^(?P<name>.+)_y(?P<top>\d+)_x(?P<left>\d+)$')
+
+_FILE_CLIENTS = {}  # see _shared_file_client
+
+FROZEN_MANIFEST = 'manifest.json'
+FROZEN_FORMAT = 'fnf-basicsr frozen test set'
+# The noisy frames each input mode needs, by their name in a frozen sample.
+FROZEN_FRAMES = {'flash_noflash': ('noflash', 'flash'), 'noflash': ('noflash',),
+                 'noflash_burst': ('noflash', 'noflash2')}
+
+# Paper protocol defaults.
+DEFAULT_CROP_SIZE = 448
+DEFAULT_MARGIN = 16  # covers every homography of the default distribution at crop 448 (needs <= 14)
+DEFAULT_DIMMING_RANGE = (2.0, 50.0)  # paper text: alpha in [1/50, 1/2]; released code: [5, 50]
+DEFAULT_DIMMING_FACTORS = (100.0, 50.0, 25.0, 12.5)
+DEFAULT_NUM_VAL = 128
+SUBSETS = ('all', 'train', 'val', 'test')
+SCALE_PIVOTS = ('crop_center', 'image_origin')
+MISALIGNMENT_KEYS = {'enabled', 'rotation_deg', 'scale_range', 'translation_px', 'fov_deg', 'scale_pivot'}
+NOISE_KEYS = {'log_read_range', 'log_shot_range', 'sig_read', 'sig_shot'}
+SYNTHETIC_KEYS = {'split', 'num_scenes', 'size', 'workers'}
+
+
+def crop_key(name, top, left):
+    """LMDB key of the crop of image ``name`` whose top-left pixel is at (``top``, ``left``)."""
+    return f'{name}_y{int(top):05d}_x{int(left):05d}'
+
+
+def parse_crop_key(key):
+    """``(name, top, left)`` of an LMDB crop key; a key without a position is a whole image at (0, 0)."""
+    match = _CROP_KEY.match(key)
+    if match is None:
+        return key, 0, 0
+    return match['name'], int(match['top']), int(match['left'])
+
+
+def lmdb_crop_keys(lmdb_path):
+    """Sorted crop keys listed in an LMDB's ``meta_info.txt`` (records ``<crop>_ambient.png``)."""
+    meta = Path(lmdb_path) / LMDB_META_INFO
+    if not meta.is_file():
+        raise FileNotFoundError(f'{meta} does not exist: {lmdb_path} is not an LMDB written by scripts/create_lmdb.py '
+                                f'(or BasicSR\'s LmdbMaker); build it with scripts/create_lmdb.py')
+    suffix = f'{LMDB_AMBIENT_SUFFIX}.png'
+    records = [line.split()[0] for line in meta.read_text().splitlines() if line.strip()]
+    keys = sorted(record[:-len(suffix)] for record in records if record.endswith(suffix))
+    if not keys:
+        raise ValueError(f'{meta} lists no <crop>{suffix} records ({len(records)} lines); rebuild the LMDB with '
+                         f'scripts/create_lmdb.py')
+    return keys
+
+
+def select_names(names, subset='all', exclude_test_split=True, num_val=DEFAULT_NUM_VAL, val_names=None):
+    """The scene names of a subset of a FAID-format collection.
+
+    Args:
+        names: all scene names available.
+        subset: ``'test'``: the paper's 128 test scenes (``faid.load_test_split``) that are
+            present; ``'all'``: every scene; ``'val'``: ``val_names`` if given, else ``num_val``
+            scenes chosen by a fixed-seed permutation of the sorted names (the same on every
+            machine); ``'train'``: all but the ``'val'`` scenes.
+        exclude_test_split: leave the test scenes out of ``'all'``, ``'train'`` and ``'val'``.
+        num_val: size of the deterministic validation selection.
+        val_names: explicit validation scene names (e.g. the released code's ``val.txt``).
+
+    Returns:
+        Sorted list of names.
+    """
+    if subset not in SUBSETS:
+        raise ValueError(f'subset must be one of {list(SUBSETS)}, got {subset!r}')
+    test_names = set(faid.load_test_split())
+    if subset == 'test':
+        return sorted(name for name in names if name in test_names)
+    pool = sorted(name for name in names if not (exclude_test_split and name in test_names))
+    if subset == 'all':
+        return pool
+    if val_names is not None:
+        validation = set(val_names) & set(pool)
+    else:
+        order = np.random.default_rng(0).permutation(len(pool))
+        validation = {pool[i] for i in order[:min(num_val, len(pool))]}
+    return [name for name in pool if (name in validation) == (subset == 'val')]
+
+
+def sample_key(name, dimming, displacement_bin=None):
+    """Unique, extension-free name of a validation sample, e.g. ``Toys_242_dim12p5``.
+
+    Dots are spelled ``p`` because BasicSR strips what follows the last dot of ``lq_path``.
+    """
+    parts = [name]
+    if displacement_bin is not None:
+        parts.append('disp{:g}-{:g}'.format(*displacement_bin))
+    parts.append(f'dim{dimming:g}')
+    return '_'.join(parts).replace('.', 'p')
+
+
+def read_frozen_manifest(root):
+    """The manifest of a frozen set, checked for format; raises with the fix when absent."""
+    path = Path(root) / FROZEN_MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f'{path} does not exist; write the frozen set with scripts/freeze_testset.py '
+                                f'--output {root}')
+    manifest = json.loads(path.read_text())
+    if manifest.get('format') != FROZEN_FORMAT:
+        raise ValueError(f'{path}: not a frozen set manifest (format {manifest.get("format")!r}, expected '
+                         f'{FROZEN_FORMAT!r})')
+    return manifest
+
+
+def file_sha256(data_bytes):
+    return hashlib.sha256(data_bytes).hexdigest()
+
+
+def load_frozen_sample(root, entry, verify=True):
+    """Arrays of one frozen sample (dict name -> numpy array), checked for checksum and finiteness."""
+    path = Path(root) / entry['file']
+    if not path.is_file():
+        raise FileNotFoundError(f'{path} is listed in {Path(root) / FROZEN_MANIFEST} but missing; resume '
+                                f'scripts/freeze_testset.py to write it again')
+    payload = path.read_bytes()
+    if verify and file_sha256(payload) != entry['sha256']:
+        raise ValueError(f'{path}: checksum differs from the manifest (corrupt or modified file); delete it and '
+                         f'resume scripts/freeze_testset.py')
+    with np.load(io.BytesIO(payload)) as arrays:
+        sample = {name: arrays[name] for name in arrays.files}
+    for name, array in sample.items():
+        if array.dtype.kind == 'f' and not np.all(np.isfinite(array)):
+            raise ValueError(f'{path}: array {name!r} holds NaN or Inf values; delete the file and resume '
+                             f'scripts/freeze_testset.py')
+    return sample
+
+
+@DATASET_REGISTRY.register()
+class FlashNoFlashDataset(data.Dataset):
+    """Simulated low-light flash/no-flash captures from FAID-format pairs (paper Sec. 4).
+
+    Training samples draw a random crop, homography, dimming factor, noise level and noise;
+    validation/test samples are deterministic per index (independent of worker count, process
+    and machine): a central crop, one homography per image shared by its dimming factors, fixed
+    noise levels and the listed dimming factors. See :mod:`fnf_basicsr.data.degradation`.
+
+    Options (YAML keys):
+        dataroot (str): FAID folder, or LMDB folder with ``io_backend: {type: lmdb}``; with
+            ``synthetic`` set, the root under which the synthetic split is generated.
+        io_backend (dict): ``{type: disk}`` (default) or ``{type: lmdb}`` (BasicSR's FileClient).
+        phase (str): ``train``, ``val`` or ``test`` (set by BasicSR from the dataset's key).
+        crop_size (int): side of the crops, default 448.
+        margin (int): pixels read around each crop for the warp, default 16; widened per sample
+            when a homography reaches further (the image border is then repeated, as the
+            released code does, where the image ends).
+        input_mode (str): ``flash_noflash`` (12 ch, default), ``noflash`` (6 ch) or
+            ``noflash_burst`` (12 ch).
+        reference (str): ``noflash`` (default; the flash is warped) or ``flash``.
+        dimming_range (list): train: dimming factor log-uniform in [low, high]; default
+            [2, 50] (paper text, alpha in [1/50, 1/2]); the released code used [5, 50].
+        dimming_factors (list): val/test dimming factors, default [100, 50, 25, 12.5]; the
+            dataset length is images x factors (x displacement bins).
+        noise (dict): ``log_read_range``, ``log_shot_range`` (train ranges of log10 sigma,
+            defaults from :mod:`fnf_basicsr.data.noise`); ``sig_read``, ``sig_shot`` (fixed
+            values: used in val/test, default 10^-2.6 and 10^-1.8; in train they replace the
+            ranges when given).
+        misalignment (dict): ``enabled`` (default true), ``rotation_deg`` (0.5),
+            ``scale_range`` ([0.98, 1.02]), ``translation_px`` ([-2, 2]; paper text [0, 2]),
+            ``fov_deg`` (90), ``scale_pivot``: ``crop_center`` (default) or ``image_origin``
+            (the released code scales about the whole image's top-left corner, which makes
+            displacements grow with the crop's position, ~3x larger for central crops of
+            1440x1080 images).
+        subset (str): which scenes: ``all`` (default), ``train``, ``val`` or ``test`` (see
+            :func:`select_names`); with ``num_val`` (128) and ``val_names_file`` (a text file,
+            one scene name per line).
+        exclude_test_split (bool): leave the paper's 128 test scenes out (default true, except
+            with ``subset: test``).
+        seed (int): val/test base seed, default 0; a sample depends only on the seed, its
+            image's name and its bin and dimming-factor indices (not on workers or machines).
+        displacement_bins (list): val/test sweep of paper Fig. 3: bin edges in pixels, e.g.
+            [0, 2, 4, 8, 12, 16, 20]; each image is used once per bin with a homography whose
+            mean displacement is drawn uniformly in the bin.
+        frozen_root (str): read a frozen set (scripts/freeze_testset.py) instead of degrading
+            on the fly; its manifest fixes every degradation option.
+        synthetic (dict): ``split``, ``num_scenes``, ``size``, ``workers``: generate (on first
+            use) and read the synthetic split under ``dataroot``.
+        max_images (int): use only the first N images (or LMDB crops).
+
+    Output dict: ``lq`` (C, S, S), ``gt`` (3, S, S), ``color_matrix`` (3, 3) float32 tensors;
+    0-dim float32 tensors ``gain`` (= ``dimming`` = 1 / alpha), ``sig_read``, ``sig_shot``,
+    ``displacement`` (mean Manhattan pixels), ``dimming``; strings ``key`` and ``lq_path`` (the
+    key; BasicSR names saved validation images after it).
+    """
+
+    def __init__(self, opt):
+        super().__init__()
+        self.opt = opt
+        self.phase = opt.get('phase', 'train')
+        self.is_train = self.phase == 'train'
+        self.crop_size = int(opt.get('crop_size', DEFAULT_CROP_SIZE))
+        self.margin = int(opt.get('margin', DEFAULT_MARGIN))
+        self.input_mode = opt.get('input_mode', 'flash_noflash')
+        self.reference = opt.get('reference', 'noflash')
+        _check_choice('input_mode', self.input_mode, INPUT_MODES)
+        _check_choice('reference', self.reference, REFERENCES)
+        self.seed = int(opt.get('seed', 0))
+        self.dimming_range = tuple(float(v) for v in opt.get('dimming_range', DEFAULT_DIMMING_RANGE))
+        self.dimming_factors = [float(v) for v in opt.get('dimming_factors', DEFAULT_DIMMING_FACTORS)]
+        low, high = self.dimming_range
+        if not 0 < low <= high or not self.dimming_factors or min(self.dimming_factors) <= 0:
+            raise ValueError(f'dimming_range must be [low, high] with 0 < low <= high and dimming_factors a '
+                             f'non-empty list of positive factors, got {list(self.dimming_range)} and '
+                             f'{self.dimming_factors}')
+        self._read_noise_options(opt.get('noise') or {})
+        self._read_misalignment_options(opt.get('misalignment') or {})
+        bins = opt.get('displacement_bins')
+        self.displacement_bins = None if bins is None else _bins_from_edges(bins)
+        self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})
+        self._cached = None
+        self._train_rng, self._train_rng_seed = None, None
+        if opt.get('frozen_root'):
+            self._init_frozen(opt['frozen_root'])
+        else:
+            self.frozen = None
+            self._init_source(opt)
+
+    # ----------------------------------------------------------------------------- options
+
+    def _read_noise_options(self, noise):
+        _check_keys('noise', noise, NOISE_KEYS)
+        self.log_read_range = tuple(noise.get('log_read_range', LOG_READ_RANGE))
+        self.log_shot_range = tuple(noise.get('log_shot_range', LOG_SHOT_RANGE))
+        fixed = 'sig_read' in noise or 'sig_shot' in noise
+        if self.is_train and fixed and not ('sig_read' in noise and 'sig_shot' in noise):
+            raise ValueError('noise: give both sig_read and sig_shot to fix the training noise, or neither')
+        self.fixed_noise = (float(noise.get('sig_read', TEST_SIG_READ)), float(noise.get('sig_shot', TEST_SIG_SHOT)))
+        self.sample_noise = self.is_train and not fixed
+
+    def _read_misalignment_options(self, options):
+        _check_keys('misalignment', options, MISALIGNMENT_KEYS)
+        self.misalign = bool(options.get('enabled', True))
+        self.motion_options = {
+            'rotation_deg': float(options.get('rotation_deg', DEFAULT_ROTATION_DEG)),
+            'scale_range': tuple(float(v) for v in options.get('scale_range', DEFAULT_SCALE_RANGE)),
+            'translation_px': tuple(float(v) for v in options.get('translation_px', DEFAULT_TRANSLATION_PX)),
+        }
+        self.fov_deg = float(options.get('fov_deg', DEFAULT_FOV_DEG))
+        self.scale_pivot = options.get('scale_pivot', 'crop_center')
+        _check_choice('misalignment.scale_pivot', self.scale_pivot, SCALE_PIVOTS)
+
+    def _init_source(self, opt):
+        backend = self.io_backend_opt.get('type', 'disk')
+        _check_choice('io_backend.type', backend, ('disk', 'lmdb'))
+        if 'dataroot' not in opt:
+            raise ValueError('FlashNoFlashDataset needs `dataroot` (a FAID folder or an LMDB) or `frozen_root`')
+        self.dataroot = str(opt['dataroot'])
+        if opt.get('synthetic'):
+            self.dataroot = self._ensure_synthetic(opt['synthetic'])
+        if backend == 'lmdb':
+            self.io_backend_opt['db_paths'] = [self.dataroot]
+            self.io_backend_opt['client_keys'] = ['default']
+            candidates = lmdb_crop_keys(self.dataroot)
+        else:
+            candidates = faid.list_faid_names(self.dataroot)
+        self.entries = self._select_entries(candidates, opt)
+        if not self.entries:
+            raise ValueError(f'{self.dataroot}: no images left for subset {opt.get("subset", "all")!r} '
+                             f'({len(candidates)} found before selection); check subset / exclude_test_split')
+
+    def _ensure_synthetic(self, options):
+        from fnf_basicsr.data.synthetic import ensure_synthetic_dataset
+        _check_keys('synthetic', options, SYNTHETIC_KEYS)
+        missing = {'split', 'num_scenes', 'size'} - set(options)
+        if missing:
+            raise ValueError(f'synthetic: missing {sorted(missing)}; e.g. {{split: train, num_scenes: 64, size: 512}}')
+        return ensure_synthetic_dataset(self.dataroot, options['split'], int(options['num_scenes']),
+                                        int(options['size']), workers=int(options.get('workers', 2)))
+
+    def _select_entries(self, candidates, opt):
+        subset = opt.get('subset', 'all')
+        val_names = None
+        if opt.get('val_names_file'):
+            val_names = Path(opt['val_names_file']).read_text().split()
+        exclude = bool(opt.get('exclude_test_split', subset != 'test'))
+        scene_of = {key: parse_crop_key(key)[0] for key in candidates}
+        chosen = set(select_names(sorted(set(scene_of.values())), subset, exclude,
+                                  int(opt.get('num_val', DEFAULT_NUM_VAL)), val_names))
+        entries = [key for key in candidates if scene_of[key] in chosen]
+        if opt.get('max_images'):
+            entries = entries[:int(opt['max_images'])]
+        return entries
+
+    def _init_frozen(self, root):
+        self.frozen_root = str(root)
+        self.frozen = read_frozen_manifest(root)
+        if not self.frozen.get('complete'):
+            raise ValueError(f'{Path(root) / FROZEN_MANIFEST}: the frozen set is incomplete (interrupted run); '
+                             f'run scripts/freeze_testset.py again with the same options to finish it')
+        stored = self.frozen['options']
+        if 'reference' in self.opt and self.opt['reference'] != stored['reference']:
+            raise ValueError(f'{root}: frozen with reference {stored["reference"]!r} but the options ask for '
+                             f'{self.opt["reference"]!r}; freeze another set with --reference')
+        self.reference = stored['reference']
+        if self.input_mode not in stored['input_modes']:
+            raise ValueError(f'{root}: frozen for input modes {stored["input_modes"]}, not {self.input_mode!r}; '
+                             f'freeze it again with --input-modes {self.input_mode}')
+        self.entries = self.frozen['samples']
+        if self.opt.get('max_images'):
+            self.entries = self.entries[:int(self.opt['max_images'])]
+
+    # ----------------------------------------------------------------------------- indexing
+
+    def __len__(self):
+        if self.frozen is not None or self.is_train:
+            return len(self.entries)
+        return len(self.entries) * self._num_bins() * len(self.dimming_factors)
+
+    def _num_bins(self):
+        return 1 if self.displacement_bins is None else len(self.displacement_bins)
+
+    def _split_index(self, index):
+        """(image, bin, dimming factor) indices of a val/test sample; images vary slowest."""
+        if not 0 <= index < len(self):
+            raise IndexError(f'index {index} out of range for a dataset of {len(self)} samples')
+        rest, factor_index = divmod(index, len(self.dimming_factors))
+        image_index, bin_index = divmod(rest, self._num_bins())
+        return image_index, bin_index, factor_index
+
+    def __getitem__(self, index):
+        if self.frozen is not None:
+            return self._frozen_item(index)
+        if self.is_train:
+            return self._train_item(index)
+        return self.simulate(index)
+
+    # ----------------------------------------------------------------------------- samples
+
+    def _train_item(self, index):
+        rng = self._worker_rng()
+        generator = torch.Generator().manual_seed(int(rng.integers(2 ** 63)))
+        entry = self.entries[index]
+        pair = self._load(entry)
+        motion = sample_camera_motion(rng, **self.motion_options) if self.misalign else CameraMotion()
+        top, left = self._random_crop_position(pair, rng)
+        homography = motion.matrix(self.crop_size, self.fov_deg, self._pivot(entry, top, left))
+        dimming = log_uniform(*self.dimming_range, generator=generator)
+        if self.sample_noise:
+            sig_read, sig_shot = sample_noise_params(generator, self.log_read_range, self.log_shot_range)
+        else:
+            sig_read, sig_shot = self.fixed_noise
+        return self._degrade(pair, top, left, homography, dimming, sig_read, sig_shot, generator, entry,
+                             self.input_mode)
+
+    def simulate(self, index, input_mode=None):
+        """The deterministic val/test sample ``index`` (as ``__getitem__``), in any input mode.
+
+        The noise of the no-flash frame does not depend on the input mode, so the frames of
+        the three modes can be stored together (scripts/freeze_testset.py).
+        """
+        image_index, bin_index, factor_index = self._split_index(index)
+        entry = self.entries[image_index]
+        pair = self._load(entry)
+        top, left = self._central_crop_position(pair)
+        # Seeds from the image's name, not its position, so adding or leaving out images changes
+        # no other image's sample. One homography per image (and bin), shared by its dimming factors.
+        name_seed = _name_seed(entry)
+        geometry_rng = np.random.default_rng([self.seed, name_seed, bin_index])
+        pivot = self._pivot(entry, top, left)
+        bin_edges = None
+        if self.displacement_bins is not None:
+            bin_edges = self.displacement_bins[bin_index]
+            homography = homography_for_displacement(
+                geometry_rng.uniform(*bin_edges), self.crop_size, geometry_rng, fov_deg=self.fov_deg,
+                scale_pivot=pivot, **self.motion_options)
+        elif self.misalign:
+            motion = sample_camera_motion(geometry_rng, **self.motion_options)
+            homography = motion.matrix(self.crop_size, self.fov_deg, pivot)
+        else:
+            homography = np.eye(3)
+        noise_seed = np.random.SeedSequence([self.seed, name_seed, bin_index, factor_index]).generate_state(1)[0]
+        generator = torch.Generator().manual_seed(int(noise_seed))
+        dimming = self.dimming_factors[factor_index]
+        sig_read, sig_shot = self.fixed_noise
+        key = sample_key(entry, dimming, bin_edges)
+        return self._degrade(pair, top, left, homography, dimming, sig_read, sig_shot, generator, key,
+                             input_mode or self.input_mode)
+
+    def _degrade(self, pair, top, left, homography, dimming, sig_read, sig_shot, generator, key, input_mode):
+        ambient, flash_only, color_matrix, source = pair
+        margin = max(self.margin, required_margin(homography, self.crop_size))
+        window = [_window(image, top - margin, left - margin, self.crop_size + 2 * margin)
+                  for image in (ambient, flash_only)]
+        sample = make_sample(*window, alpha=1.0 / dimming, sig_read=sig_read, sig_shot=sig_shot,
+                             homography=homography, crop_size=self.crop_size, reference=self.reference,
+                             mode=input_mode, generator=generator)
+        return self._output(sample['lq'], sample['gt'], color_matrix, sample['gain'], sig_read, sig_shot,
+                            sample['displacement'], dimming, key)
+
+    def _frozen_item(self, index):
+        entry = self.entries[index]
+        arrays = load_frozen_sample(self.frozen_root, entry)
+        noflash, *second = [torch.from_numpy(arrays[name]) for name in FROZEN_FRAMES[self.input_mode]]
+        sig_read, sig_shot = float(arrays['sig_read']), float(arrays['sig_shot'])
+        lq = assemble_input(noflash, second[0] if second else None, sig_read, sig_shot, self.input_mode)
+        return self._output(lq, torch.from_numpy(arrays['gt']), arrays['color_matrix'], float(arrays['gain']),
+                            sig_read, sig_shot, float(arrays['displacement']), float(arrays['dimming']),
+                            str(arrays['key']))
+
+    @staticmethod
+    def _output(lq, gt, color_matrix, gain, sig_read, sig_shot, displacement, dimming, key):
+        def scalar(value):
+            return torch.tensor(value, dtype=torch.float32)
+        return {
+            'lq': lq, 'gt': gt, 'color_matrix': torch.as_tensor(np.asarray(color_matrix, dtype=np.float32)),
+            'gain': scalar(gain), 'sig_read': scalar(sig_read), 'sig_shot': scalar(sig_shot),
+            'displacement': scalar(displacement), 'dimming': scalar(dimming), 'key': key, 'lq_path': key,
+        }
+
+    # ----------------------------------------------------------------------------- geometry
+
+    def _random_crop_position(self, pair, rng):
+        height, width = self._checked_size(pair)
+        top = int(rng.integers(self.margin, height - self.crop_size - self.margin + 1))
+        left = int(rng.integers(self.margin, width - self.crop_size - self.margin + 1))
+        return top, left
+
+    def _central_crop_position(self, pair):
+        height, width = self._checked_size(pair)
+        return (height - self.crop_size) // 2, (width - self.crop_size) // 2
+
+    def _checked_size(self, pair):
+        ambient, _, _, source = pair
+        height, width = ambient.shape[:2]
+        needed = self.crop_size + 2 * self.margin
+        if height < needed or width < needed:
+            raise ValueError(f'{source} is {width}x{height}, smaller than crop_size + 2 * margin = {needed} '
+                             f'({self.crop_size} + 2 * {self.margin}); use a smaller crop_size or margin, or pad '
+                             f'the image')
+        return height, width
+
+    def _pivot(self, entry, top, left):
+        if self.scale_pivot == 'crop_center':
+            return None
+        _, crop_top, crop_left = parse_crop_key(entry)
+        return image_origin_pivot(crop_top + top, crop_left + left)
+
+    # ----------------------------------------------------------------------------- reading
+
+    def _worker_rng(self):
+        """The training generator of this process: seeded from torch's seed, which BasicSR sets
+        per rank and the DataLoader per worker and epoch, so workers differ and runs repeat."""
+        seed = torch.initial_seed()
+        if self._train_rng_seed != seed:
+            self._train_rng, self._train_rng_seed = np.random.default_rng(seed), seed
+        return self._train_rng
+
+    def _load(self, entry):
+        """``(ambient_u16, flash_u16, color_matrix, source)`` of an image or LMDB crop (last one cached)."""
+        if self._cached is not None and self._cached[0] == entry:
+            return self._cached[1]
+        # Looked up on every call, not kept: a forked DataLoader worker must open its own LMDB handle.
+        file_client = _shared_file_client(self.io_backend_opt)
+        if file_client.backend == 'lmdb':
+            locations = [f'{entry}{LMDB_AMBIENT_SUFFIX}', f'{entry}{LMDB_FLASH_SUFFIX}']
+            sources = [f'{self.dataroot}:{key}' for key in locations]
+        else:
+            locations = [str(Path(self.dataroot) / f'{entry}{suffix}')
+                         for suffix in (faid.AMBIENT_SUFFIX, faid.FLASH_SUFFIX)]
+            sources = locations
+        payloads = []
+        for location in locations:
+            payload = file_client.get(location)
+            if payload is None:
+                raise LookupError(f'key {location!r} is not in the LMDB {self.dataroot}; rebuild it with '
+                                  f'scripts/create_lmdb.py or fix {LMDB_META_INFO}')
+            payloads.append(payload)
+        ambient, flash_only, metadata = decode_pair(*payloads, *sources)
+        pair = (ambient, flash_only, metadata.color_matrix, sources[0])
+        self._cached = (entry, pair)
+        return pair
+
+
+def _shared_file_client(io_backend_opt):
+    """One FileClient per process and backend options.
+
+    py-lmdb refuses to open an environment twice in a process (e.g. train and val datasets on
+    one LMDB), and an environment must not be used across fork(): a forked DataLoader worker
+    closes what it inherited (:func:`_close_inherited_clients`) and opens its own.
+    """
+    options = dict(io_backend_opt)
+    backend = options.pop('type', 'disk')
+    cache_key = (os.getpid(), backend, repr(sorted(options.items())))
+    if cache_key not in _FILE_CLIENTS:
+        _FILE_CLIENTS[cache_key] = FileClient(backend, **options)
+    return _FILE_CLIENTS[cache_key]
+
+
+def _close_inherited_clients():
+    """In a forked child: close the parent's LMDB environments (closing the child's copy leaves
+    the parent's intact); py-lmdb >= 2 would otherwise refuse to open them again here."""
+    for cache_key, client in list(_FILE_CLIENTS.items()):
+        if cache_key[0] != os.getpid():
+            if client.backend == 'lmdb':
+                for env in client.client._client.values():  # BasicSR's LmdbBackend: client key -> env
+                    env.close()
+            del _FILE_CLIENTS[cache_key]
+
+
+if hasattr(os, 'register_at_fork'):  # POSIX; with spawn, workers start with an empty cache anyway
+    os.register_at_fork(after_in_child=_close_inherited_clients)
+
+
+def decode_pair(ambient_bytes, flash_bytes, ambient_source, flash_source):
+    """Decode the two 16-bit PNGs of a pair and the ambient file's color metadata.
+
+    Args:
+        ambient_bytes, flash_bytes: the PNG files' bytes (from disk or an LMDB record).
+        ambient_source, flash_source: their file names or LMDB keys, named in errors.
+
+    Returns:
+        ``(ambient, flash_only, metadata)``: (H, W, 3) uint16 RGB arrays and ``faid.ColorMetadata``.
+
+    Raises:
+        faid.FaidFormatError: not 16-bit RGB, different sizes, missing or malformed metadata.
+    """
+    metadata = faid.ColorMetadata.from_text(faid.read_png_text(ambient_bytes), ambient_source)
+    ambient = faid.decode_png16(ambient_bytes, ambient_source)
+    flash_only = faid.decode_png16(flash_bytes, flash_source)
+    if ambient.shape != flash_only.shape:
+        raise faid.FaidFormatError(
+            f'{ambient_source} is {ambient.shape[1]}x{ambient.shape[0]} but {flash_source} is '
+            f'{flash_only.shape[1]}x{flash_only.shape[0]}; the two images of a pair must be the same size')
+    return ambient, flash_only, metadata
+
+
+def _window(image_u16, top, left, size):
+    """``size`` x ``size`` float32 window at (top, left); where it leaves the image the border repeats."""
+    height, width = image_u16.shape[:2]
+    inside = image_u16[max(top, 0):min(top + size, height), max(left, 0):min(left + size, width)]
+    pads = ((max(-top, 0), max(top + size - height, 0)), (max(-left, 0), max(left + size - width, 0)), (0, 0))
+    if any(before or after for before, after in pads[:2]):
+        inside = np.pad(inside, pads, mode='edge')
+    return inside.astype(np.float32) / faid.UINT16_MAX
+
+
+def _name_seed(name):
+    """A stable 64-bit integer for a name (Python's hash() changes between processes)."""
+    return int.from_bytes(hashlib.sha256(name.encode('utf-8')).digest()[:8], 'little')
+
+
+def _bins_from_edges(edges):
+    edges = [float(v) for v in edges]
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])) or edges[0] < 0:
+        raise ValueError(f'displacement_bins must be increasing edges >= 0 (at least two), got {edges}')
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _check_choice(label, value, choices):
+    if value not in choices:
+        raise ValueError(f'{label} must be one of {list(choices)}, got {value!r}')
+
+
+def _check_keys(label, options, allowed):
+    unknown = set(options) - allowed
+    if unknown:
+        raise ValueError(f'{label}: unknown option(s) {sorted(unknown)}; allowed: {sorted(allowed)}')

@@ -1,0 +1,269 @@
+"""FlashNoFlashDataset: sample layout, randomness and determinism, subsets, frozen sets, bad input."""
+import importlib.util
+import io
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import fnf_basicsr  # noqa: F401  (registers the dataset)
+from basicsr.utils.registry import DATASET_REGISTRY
+from fnf_basicsr.data import faid
+from fnf_basicsr.data.degradation import INPUT_MODES, input_channels
+from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset, file_sha256, select_names
+
+SCRIPTS_DIR = Path(__file__).resolve().parents[1] / 'scripts'
+CROP, MARGIN, IMAGE_SHAPE = 64, 8, (88, 100, 3)
+METADATA = faid.ColorMetadata(np.array([[0.9, 0.1, -0.1], [-0.3, 1.2, 0.1], [0.0, 0.2, 0.7]]), 21)
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS_DIR / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_scenes(folder, names, shape=IMAGE_SHAPE, seed=0):
+    rng = np.random.default_rng(seed)
+    for name in names:
+        faid.write_faid_pair(folder, name, rng.random(shape), rng.random(shape), METADATA)
+    return folder
+
+
+@pytest.fixture(scope='module')
+def faid_folder(tmp_path_factory):
+    return write_scenes(tmp_path_factory.mktemp('faid'), ['Scene_a', 'Scene_b', 'Scene_c'])
+
+
+def options(root, phase='val', **extra):
+    return {'phase': phase, 'dataroot': str(root), 'crop_size': CROP, 'margin': MARGIN, **extra}
+
+
+def assert_samples_equal(first, second):
+    assert first.keys() == second.keys()
+    for key, value in first.items():
+        if torch.is_tensor(value):
+            assert torch.equal(value, second[key]), key
+        else:
+            assert value == second[key], key
+
+
+def test_registered_with_basicsr():
+    assert DATASET_REGISTRY.get('FlashNoFlashDataset') is FlashNoFlashDataset
+
+
+@pytest.mark.parametrize('reference', ['noflash', 'flash'])
+@pytest.mark.parametrize('mode', INPUT_MODES)
+def test_train_sample_layout(faid_folder, mode, reference):
+    dataset = FlashNoFlashDataset(options(faid_folder, 'train', input_mode=mode, reference=reference))
+    sample = dataset[1]
+    assert len(dataset) == 3
+    assert sample['lq'].shape == (input_channels(mode), CROP, CROP) and sample['lq'].dtype == torch.float32
+    assert sample['gt'].shape == (3, CROP, CROP) and sample['gt'].dtype == torch.float32
+    torch.testing.assert_close(sample['color_matrix'], torch.from_numpy(METADATA.color_matrix))
+    for key in ('gain', 'sig_read', 'sig_shot', 'displacement', 'dimming'):
+        assert sample[key].shape == () and sample[key].dtype == torch.float32
+    assert sample['key'] == sample['lq_path'] == 'Scene_b'
+    assert sample['gain'] == sample['dimming']
+
+
+def test_train_parameters_follow_their_ranges(faid_folder):
+    dataset = FlashNoFlashDataset(options(faid_folder, 'train', dimming_range=[5, 50]))
+    samples = [dataset[i % 3] for i in range(20)]
+    gains = np.array([float(s['gain']) for s in samples])
+    log_read = np.log10([float(s['sig_read']) for s in samples])
+    log_shot = np.log10([float(s['sig_shot']) for s in samples])
+    assert gains.min() >= 5 and gains.max() <= 50 and len(set(gains)) == 20
+    assert log_read.min() >= -3 and log_read.max() <= -2
+    assert log_shot.min() >= -2 and log_shot.max() <= -1.3
+    assert all(0 < float(s['displacement']) < 4 for s in samples)  # crop 64: shifts dominate
+
+
+def test_train_samples_are_random_but_repeat_under_the_same_torch_seed(faid_folder):
+    torch.manual_seed(123)
+    dataset = FlashNoFlashDataset(options(faid_folder, 'train'))
+    first, second = dataset[0], dataset[0]
+    assert not torch.equal(first['lq'], second['lq'])
+    torch.manual_seed(123)
+    assert_samples_equal(first, FlashNoFlashDataset(options(faid_folder, 'train'))[0])
+
+
+def test_train_samples_differ_between_dataloader_workers(faid_folder):
+    torch.manual_seed(0)
+    dataset = FlashNoFlashDataset(options(faid_folder, 'train'))
+    # Index 0 four times: workers 0 and 1 take two batches each, in turn.
+    batches = list(DataLoader(dataset, batch_size=1, sampler=[0, 0, 0, 0], num_workers=2))
+    lqs = [batch['lq'][0] for batch in batches]
+    assert all(not torch.equal(lqs[i], lqs[j]) for i in range(4) for j in range(i + 1, 4))
+
+
+def test_val_samples_enumerate_images_and_dimming_factors(faid_folder):
+    dataset = FlashNoFlashDataset(options(faid_folder))
+    assert len(dataset) == 3 * 4
+    samples = [dataset[i] for i in range(4)]
+    assert [float(s['dimming']) for s in samples] == [100, 50, 25, 12.5]
+    assert [s['key'] for s in samples] == ['Scene_a_dim100', 'Scene_a_dim50', 'Scene_a_dim25', 'Scene_a_dim12p5']
+    # One homography per image, shared by its dimming factors; the test-protocol noise.
+    assert len({float(s['displacement']) for s in samples}) == 1
+    assert float(samples[0]['sig_read']) == pytest.approx(10 ** -2.6)
+    assert float(samples[0]['sig_shot']) == pytest.approx(10 ** -1.8)
+    # gt is the central crop of the ambient image, dimmed.
+    ambient = faid.read_faid_pair(faid_folder, 'Scene_a').ambient
+    top, left = (IMAGE_SHAPE[0] - CROP) // 2, (IMAGE_SHAPE[1] - CROP) // 2
+    central = torch.from_numpy(ambient[top:top + CROP, left:left + CROP].transpose(2, 0, 1).copy())
+    torch.testing.assert_close(samples[1]['gt'], central / 50)
+
+
+def test_val_is_identical_across_instances_and_worker_counts(faid_folder):
+    def collect(num_workers):
+        dataset = FlashNoFlashDataset(options(faid_folder, max_images=2))
+        return list(DataLoader(dataset, batch_size=1, num_workers=num_workers))
+
+    serial, parallel = collect(0), collect(2)
+    assert len(serial) == len(parallel) == 8
+    for first, second in zip(serial, parallel):
+        assert_samples_equal(first, second)
+    assert_samples_equal(FlashNoFlashDataset(options(faid_folder))[5], FlashNoFlashDataset(options(faid_folder))[5])
+    assert not torch.equal(FlashNoFlashDataset(options(faid_folder, seed=1))[5]['lq'], serial[5]['lq'][0])
+
+
+def test_val_sample_of_an_image_does_not_depend_on_the_other_images(faid_folder, tmp_path):
+    for suffix in ('_ambient.png', '_flash.png'):
+        shutil.copy(faid_folder / f'Scene_c{suffix}', tmp_path / f'Scene_c{suffix}')
+    alone, among_others = FlashNoFlashDataset(options(tmp_path)), FlashNoFlashDataset(options(faid_folder))
+    for index in range(4):
+        assert_samples_equal(alone[index], among_others[8 + index])
+
+
+def test_displacement_sweep_lands_in_each_bin(faid_folder):
+    dataset = FlashNoFlashDataset(options(faid_folder, displacement_bins=[0, 1, 3, 6], dimming_factors=[50],
+                                          margin=12))
+    assert len(dataset) == 3 * 3
+    for index, (low, high) in enumerate([(0, 1), (1, 3), (3, 6)] * 3):
+        sample = dataset[index]
+        assert low - 0.02 <= float(sample['displacement']) <= high + 0.02
+        assert f'disp{low:g}-{high:g}' in sample['key']
+
+
+def test_subsets_keep_the_test_split_apart(tmp_path):
+    test_name = faid.load_test_split()[0]
+    folder = write_scenes(tmp_path, [test_name, 'Other_1', 'Other_2'])
+    assert FlashNoFlashDataset(options(folder, 'train')).entries == ['Other_1', 'Other_2']
+    assert FlashNoFlashDataset(options(folder, subset='test')).entries == [test_name]
+    everything = FlashNoFlashDataset(options(folder, 'train', exclude_test_split=False)).entries
+    assert everything == sorted([test_name, 'Other_1', 'Other_2'])
+    names = [f'S{i:03d}' for i in range(300)]
+    train, val = select_names(names, 'train'), select_names(names, 'val')
+    assert len(val) == 128 and sorted(train + val) == names and select_names(names, 'val') == val
+    assert select_names(names, 'val', val_names=['S001', 'S002']) == ['S001', 'S002']
+
+
+def test_synthetic_split_is_generated_once_and_frozen_whole(tmp_path):
+    synthetic = {'split': 'test', 'num_scenes': 2, 'size': 80, 'workers': 1}
+    dataset = FlashNoFlashDataset(options(tmp_path, synthetic=synthetic))
+    assert dataset.entries == ['Synth_test_000000', 'Synth_test_000001'] and len(dataset) == 8
+    folder = Path(dataset.dataroot)
+    assert folder.parent == tmp_path
+    written = sorted(path.stat().st_mtime_ns for path in folder.iterdir())
+    assert_samples_equal(FlashNoFlashDataset(options(tmp_path, synthetic=synthetic))[3], dataset[3])
+    assert sorted(path.stat().st_mtime_ns for path in folder.iterdir()) == written  # reused, not rendered again
+    # Synthetic names are not FAID test names: the freeze script's 'auto' subset takes them all.
+    freeze = load_script('freeze_testset')
+    args = freeze.build_parser().parse_args(['--dataroot', str(folder), '--output', str(tmp_path / 'frozen')])
+    assert freeze.frozen_options(args)['subset'] == 'all'
+
+
+def test_frozen_set_reads_back_the_on_the_fly_samples(faid_folder, tmp_path):
+    freeze = load_script('freeze_testset')
+    args = freeze.build_parser().parse_args(['--dataroot', str(faid_folder), '--output', str(tmp_path / 'frozen'),
+                                             '--crop-size', str(CROP), '--margin', str(MARGIN), '--max-images', '2'])
+    frozen_options = freeze.frozen_options(args)
+    assert freeze.freeze(frozen_options, tmp_path / 'frozen', progress=False) == (8, 0)
+    for mode in INPUT_MODES:
+        frozen = FlashNoFlashDataset({'phase': 'test', 'frozen_root': str(tmp_path / 'frozen'), 'input_mode': mode})
+        live = FlashNoFlashDataset(options(faid_folder, 'test', input_mode=mode, max_images=2))
+        assert len(frozen) == len(live) == 8
+        for index in range(8):
+            assert_samples_equal(frozen[index], live[index])
+    # Resuming rewrites only what is missing; other options never touch the set.
+    next((tmp_path / 'frozen').glob('00003_*.npz')).unlink()
+    assert freeze.freeze(frozen_options, tmp_path / 'frozen', progress=False) == (1, 7)
+    with pytest.raises(FileExistsError, match="other options.*'seed'"):
+        freeze.freeze({**frozen_options, 'seed': 1}, tmp_path / 'frozen', progress=False)
+
+
+def test_frozen_set_errors_name_the_file(faid_folder, tmp_path):
+    freeze = load_script('freeze_testset')
+    root = tmp_path / 'frozen'
+    args = freeze.build_parser().parse_args(['--dataroot', str(faid_folder), '--output', str(root), '--crop-size',
+                                             str(CROP), '--margin', str(MARGIN), '--max-images', '1',
+                                             '--dimming-factors', '50', '--input-modes', 'noflash'])
+    freeze.freeze(freeze.frozen_options(args), root, progress=False)
+    with pytest.raises(ValueError, match='--input-modes flash_noflash'):
+        FlashNoFlashDataset({'phase': 'test', 'frozen_root': str(root)})
+    manifest = json.loads((root / 'manifest.json').read_text())
+    path = root / manifest['samples'][0]['file']
+    arrays = dict(np.load(path))
+    arrays['gt'][0, 0, 0] = np.nan
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    path.write_bytes(buffer.getvalue())
+    dataset = FlashNoFlashDataset({'phase': 'test', 'frozen_root': str(root), 'input_mode': 'noflash'})
+    with pytest.raises(ValueError, match=f'{path.name}: checksum differs'):
+        dataset[0]
+    manifest['samples'][0]['sha256'] = file_sha256(buffer.getvalue())
+    (root / 'manifest.json').write_text(json.dumps(manifest))
+    dataset = FlashNoFlashDataset({'phase': 'test', 'frozen_root': str(root), 'input_mode': 'noflash'})
+    with pytest.raises(ValueError, match=f"{path.name}: array 'gt' holds NaN or Inf"):
+        dataset[0]
+    with pytest.raises(FileNotFoundError, match='freeze_testset.py'):
+        FlashNoFlashDataset({'phase': 'test', 'frozen_root': str(tmp_path / 'nothing')})
+
+
+def write_pair_files(folder, name, ambient_u16, flash_u16, text):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f'{name}_ambient.png').write_bytes(faid.encode_png16(ambient_u16, text))
+    (folder / f'{name}_flash.png').write_bytes(faid.encode_png16(flash_u16, text))
+
+
+def test_bad_images_raise_errors_that_name_the_file(tmp_path):
+    image = np.full(IMAGE_SHAPE, 1000, np.uint16)
+    text = METADATA.to_text()
+    cases = {
+        'size': (image, image[:80], text, r'Bad_flash\.png is 100x80.*same size'),
+        'no_metadata': (image, image, {}, r'Bad_ambient\.png: missing PNG text chunk'),
+        'bad_metadata': (image, image, {**text, 'Comment': 'one two'}, r'Bad_ambient\.png: "Comment" must hold'),
+        'small': (image[:60], image[:60], text, r'Bad_ambient\.png is 100x60, smaller than crop_size \+ 2 \* margin'
+                                                r'.*use a smaller crop_size or margin, or pad'),
+    }
+    for case, (ambient, flash_only, chunks, message) in cases.items():
+        folder = tmp_path / case
+        write_pair_files(folder, 'Bad', ambient, flash_only, chunks)
+        for phase in ('train', 'val'):
+            with pytest.raises(ValueError, match=message):
+                FlashNoFlashDataset(options(folder, phase))[0]
+    folder = tmp_path / 'eight_bit'
+    write_pair_files(folder, 'Bad', image, image, text)
+    cv2.imwrite(str(folder / 'Bad_flash.png'), np.zeros(IMAGE_SHAPE, np.uint8))
+    with pytest.raises(faid.FaidFormatError, match=r'Bad_flash\.png: expected a 16-bit PNG'):
+        FlashNoFlashDataset(options(folder))[0]
+
+
+def test_bad_folders_and_options_are_refused(faid_folder, tmp_path):
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(faid.FaidFormatError, match='empty: no <Name>_ambient.png'):
+        FlashNoFlashDataset(options(tmp_path / 'empty'))
+    with pytest.raises(FileNotFoundError, match='meta_info.txt does not exist'):
+        FlashNoFlashDataset(options(tmp_path / 'empty', io_backend={'type': 'lmdb'}))
+    with pytest.raises(ValueError, match=r"misalignment: unknown option\(s\) \['rotation'\]"):
+        FlashNoFlashDataset(options(faid_folder, misalignment={'rotation': 1}))
+    with pytest.raises(ValueError, match="input_mode must be one of"):
+        FlashNoFlashDataset(options(faid_folder, input_mode='flash'))
+    with pytest.raises(ValueError, match='no images left'):
+        FlashNoFlashDataset(options(faid_folder, subset='test'))
