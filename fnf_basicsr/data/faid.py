@@ -1,0 +1,365 @@
+"""The FAID file format: read and write flash/no-flash pairs with their color metadata.
+
+A FAID folder is flat and holds, for every scene ``<Name>``:
+
+* ``<Name>_ambient.png``: the ambient (no-flash) image,
+* ``<Name>_flash.png``: the flash-only image (the ambient already subtracted),
+
+both 16-bit PNGs of linear camera RGB of the same size. The color metadata travels in PNG text
+chunks: ``Comment`` holds the 3x3 XYZ->camera color matrix (9 numbers, row-major, whitespace
+separated) and ``Description`` the EXIF code of its calibration illuminant (17 A, 19 C, 20 D55,
+21 D65, 23 D50; any other code renders as D65). The real dataset and the synthetic generator
+(:mod:`fnf_basicsr.data.synthetic`) both use this format, so all code after reading is shared.
+
+Pixels are decoded with OpenCV because Pillow cannot hold 16-bit RGB; text chunks are parsed
+here directly so that reading the metadata never decodes pixels.
+"""
+import os
+import struct
+import uuid
+import zlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fnf_basicsr.utils.rendering import camera_to_srgb_matrix
+
+AMBIENT_SUFFIX = '_ambient.png'
+FLASH_SUFFIX = '_flash.png'
+MATRIX_KEY = 'Comment'
+ILLUMINANT_KEY = 'Description'
+UINT16_MAX = 65535
+
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+_CHUNK_HEADER = struct.Struct('>I4s')
+# Largest condition number accepted for a color matrix (those of the Canon 5D Mark II / III and 6D
+# are 2.8 to 4.1); a singular or near-singular matrix cannot be inverted to render the image.
+MAX_MATRIX_CONDITION = 1e6
+
+
+class FaidFormatError(ValueError):
+    """A file exists but does not follow the FAID format (pixel type, size, metadata)."""
+
+
+@dataclass
+class ColorMetadata:
+    """Per-image color calibration of a FAID pair.
+
+    Args:
+        xyz_to_camera: (3, 3) XYZ -> camera RGB matrix (DNG ``ColorMatrix``), row-major.
+        illuminant: EXIF light-source code of the illuminant the matrix was calibrated under.
+    """
+    xyz_to_camera: np.ndarray
+    illuminant: int
+
+    def __post_init__(self):
+        matrix = np.asarray(self.xyz_to_camera, dtype=np.float64)
+        if matrix.size != 9:
+            raise FaidFormatError(f'xyz_to_camera needs 9 numbers (a 3x3 matrix), got shape {matrix.shape}')
+        matrix = matrix.reshape(3, 3)
+        if not np.all(np.isfinite(matrix)):
+            raise FaidFormatError(f'xyz_to_camera has non-finite entries: {matrix.tolist()}')
+        if np.linalg.cond(matrix) > MAX_MATRIX_CONDITION:
+            raise FaidFormatError(f'xyz_to_camera is singular (cannot map camera RGB back to XYZ): {matrix.tolist()}')
+        self.xyz_to_camera = matrix
+        self.illuminant = int(self.illuminant)
+
+    @property
+    def color_matrix(self):
+        """(3, 3) float32 matrix mapping linear camera RGB to linear sRGB (D65)."""
+        return camera_to_srgb_matrix(self.xyz_to_camera, self.illuminant).astype(np.float32)
+
+    def to_text(self):
+        """The PNG text chunks that store this metadata (repr of a float reads back exactly)."""
+        numbers = ' '.join(repr(float(value)) for value in self.xyz_to_camera.ravel())
+        return {MATRIX_KEY: numbers, ILLUMINANT_KEY: str(self.illuminant)}
+
+    @classmethod
+    def from_text(cls, chunks, source):
+        """Parse the metadata from PNG text chunks.
+
+        Args:
+            chunks: dict of PNG text chunks (keyword -> text), e.g. from :func:`read_png_text`.
+            source: the file the chunks came from, named in error messages.
+
+        Raises:
+            FaidFormatError: a chunk is missing or does not hold what FAID stores there.
+        """
+        fix = ('FAID files store the XYZ->camera matrix in the PNG text chunk "Comment" (9 numbers) '
+               'and the EXIF illuminant code in "Description"; rewrite the pair with '
+               'fnf_basicsr.data.faid.write_faid_pair')
+        missing = [key for key in (MATRIX_KEY, ILLUMINANT_KEY) if key not in chunks]
+        if missing:
+            raise FaidFormatError(f'{source}: missing PNG text chunk(s) {missing} (found {sorted(chunks)}). {fix}')
+        try:
+            numbers = [float(token) for token in chunks[MATRIX_KEY].replace(',', ' ').split()]
+        except ValueError:
+            raise FaidFormatError(
+                f'{source}: "Comment" must hold 9 numbers, got {chunks[MATRIX_KEY]!r}. {fix}') from None
+        if len(numbers) != 9:
+            raise FaidFormatError(
+                f'{source}: "Comment" must hold 9 numbers, got {len(numbers)}: {chunks[MATRIX_KEY]!r}. {fix}')
+        try:
+            illuminant = int(chunks[ILLUMINANT_KEY].strip())
+        except ValueError:
+            raise FaidFormatError(
+                f'{source}: "Description" must hold an integer EXIF illuminant code (e.g. 21 for D65), '
+                f'got {chunks[ILLUMINANT_KEY]!r}. {fix}') from None
+        try:
+            return cls(np.array(numbers).reshape(3, 3), illuminant)
+        except FaidFormatError as error:
+            raise FaidFormatError(f'{source}: {error}. {fix}') from None
+
+
+@dataclass
+class FaidPair:
+    """One scene: ambient and flash-only images, (H, W, 3) float32 linear camera RGB in [0, 1]."""
+    name: str
+    ambient: np.ndarray
+    flash_only: np.ndarray
+    metadata: ColorMetadata
+
+
+def list_faid_names(folder, exclude=()):
+    """Sorted names of the complete pairs in a FAID folder.
+
+    Args:
+        folder: the FAID folder.
+        exclude: names to leave out (e.g. :func:`load_test_split` when listing training scenes).
+
+    Raises:
+        FileNotFoundError: the folder does not exist.
+        FaidFormatError: a name has only one of its two files, or no pair is left.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f'FAID folder {folder} does not exist (or is not a folder); pass the folder '
+                                f'holding <Name>{AMBIENT_SUFFIX} / <Name>{FLASH_SUFFIX} files')
+    files = os.listdir(folder)
+    ambient = {f[:-len(AMBIENT_SUFFIX)] for f in files if f.endswith(AMBIENT_SUFFIX)}
+    flash = {f[:-len(FLASH_SUFFIX)] for f in files if f.endswith(FLASH_SUFFIX)}
+    excluded = set(exclude)
+    unpaired = sorted((ambient ^ flash) - excluded)
+    if unpaired:
+        lines = [f'{name}{AMBIENT_SUFFIX if name in ambient else FLASH_SUFFIX} has no '
+                 f'{FLASH_SUFFIX if name in ambient else AMBIENT_SUFFIX} partner' for name in unpaired]
+        raise FaidFormatError(f'{folder}: {len(unpaired)} incomplete pair(s): ' + '; '.join(lines)
+                              + '. Add the missing files or remove the orphans.')
+    names = sorted((ambient & flash) - excluded)
+    if not names:
+        detail = f' after excluding {len(excluded)} name(s)' if ambient else ''
+        raise FaidFormatError(f'{folder}: no <Name>{AMBIENT_SUFFIX} / <Name>{FLASH_SUFFIX} pairs{detail}; '
+                              f'download FAID there or generate synthetic scenes with scripts/generate_synthetic.py')
+    return names
+
+
+def decode_png16(data, source):
+    """Decode 16-bit RGB PNG bytes.
+
+    Args:
+        data: the PNG file's bytes.
+        source: the file name, used in error messages.
+
+    Returns:
+        (H, W, 3) uint16 array, channels in RGB order.
+    """
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise FaidFormatError(f'{source}: not a decodable PNG file (truncated or corrupt?); re-download or rewrite it')
+    if image.dtype != np.uint16:
+        raise FaidFormatError(f'{source}: expected a 16-bit PNG of linear camera RGB, got {image.dtype} pixels. '
+                              f'8-bit images are gamma-encoded and quantised; use the 16-bit FAID files')
+    if image.ndim != 3 or image.shape[2] != 3:
+        channels = 1 if image.ndim == 2 else image.shape[2]
+        raise FaidFormatError(f'{source}: expected 3 color channels (RGB), got {channels}; '
+                              f'save it as a 16-bit RGB PNG without alpha')
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def encode_png16(image_u16, text=None):
+    """Encode a lossless 16-bit RGB PNG with optional tEXt chunks.
+
+    Args:
+        image_u16: (H, W, 3) uint16 RGB image.
+        text: dict keyword -> text (Latin-1), written as tEXt chunks right after the header so
+            that readers find them without decoding pixels.
+
+    Returns:
+        The PNG file's bytes.
+    """
+    image_u16 = np.asarray(image_u16)
+    if image_u16.dtype != np.uint16 or image_u16.ndim != 3 or image_u16.shape[2] != 3:
+        raise ValueError(f'encode_png16 expects an (H, W, 3) uint16 RGB image, got {image_u16.dtype} '
+                         f'{image_u16.shape}')
+    ok, encoded = cv2.imencode('.png', cv2.cvtColor(image_u16, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError(f'OpenCV could not encode a {image_u16.shape} 16-bit PNG')
+    data = encoded.tobytes()
+    chunks = b''.join(_text_chunk(key, value) for key, value in (text or {}).items())
+    # The first chunk is always IHDR: 8-byte signature + 4 length + 4 type + 13 data + 4 CRC.
+    assert data[12:16] == b'IHDR', 'a PNG starts with its IHDR chunk'
+    header_end = len(PNG_SIGNATURE) + _CHUNK_HEADER.size + 13 + 4
+    return data[:header_end] + chunks + data[header_end:]
+
+
+def read_png_text(data_or_path):
+    """The tEXt / zTXt / iTXt chunks of a PNG, as a dict keyword -> text; pixels are not decoded.
+
+    Args:
+        data_or_path: PNG bytes or a path to a PNG file.
+    """
+    if isinstance(data_or_path, (bytes, bytearray, memoryview)):
+        data, source = bytes(data_or_path), '<PNG bytes>'
+    else:
+        data, source = Path(data_or_path).read_bytes(), str(data_or_path)
+    text = {}
+    for chunk_type, body in _iter_chunks(data, source):
+        if chunk_type in (b'tEXt', b'zTXt', b'iTXt'):
+            key, value = _parse_text_chunk(chunk_type, body, source)
+            text[key] = value
+    return text
+
+
+def read_faid_pair(folder, name):
+    """Read one scene of a FAID folder.
+
+    Returns:
+        FaidPair with float32 images (uint16 / 65535) and the ambient file's color metadata.
+
+    Raises:
+        FileNotFoundError: one of the two files is missing.
+        FaidFormatError: 8-bit or non-RGB pixels, different sizes, missing or malformed metadata.
+    """
+    ambient_path, flash_path = _pair_paths(folder, name)
+    for path in (ambient_path, flash_path):
+        if not path.is_file():
+            raise FileNotFoundError(f'{path} does not exist; a FAID scene needs both {ambient_path.name} '
+                                    f'and {flash_path.name} in {Path(folder)}')
+    ambient_bytes, flash_bytes = ambient_path.read_bytes(), flash_path.read_bytes()
+    # Both files carry the same camera's metadata; the ambient one is authoritative.
+    metadata = ColorMetadata.from_text(read_png_text(ambient_bytes), str(ambient_path))
+    ambient = decode_png16(ambient_bytes, str(ambient_path))
+    flash_only = decode_png16(flash_bytes, str(flash_path))
+    if ambient.shape != flash_only.shape:
+        raise FaidFormatError(f'{name}: {ambient_path.name} is {ambient.shape[1]}x{ambient.shape[0]} but '
+                              f'{flash_path.name} is {flash_only.shape[1]}x{flash_only.shape[0]}; the two '
+                              f'images of a pair must be the same size (same capture)')
+    return FaidPair(name, _to_float(ambient, ambient_path), _to_float(flash_only, flash_path), metadata)
+
+
+def write_faid_pair(folder, name, ambient, flash_only, metadata, overwrite=False):
+    """Write one scene in the FAID format (both files carry the metadata).
+
+    Each file is written to a temporary name in the same folder and moved into place, so a
+    reader never sees a half-written PNG.
+
+    Args:
+        folder: the FAID folder (created if missing).
+        name: the scene name (file stem without suffix).
+        ambient, flash_only: (H, W, 3) linear camera RGB, float in [0, 1] or uint16.
+        metadata: the pair's :class:`ColorMetadata`.
+        overwrite: replace existing files of the same name.
+
+    Raises:
+        FileExistsError: a file of the pair exists and ``overwrite`` is False.
+    """
+    folder = Path(folder)
+    paths = _pair_paths(folder, name)
+    if not overwrite:
+        existing = [str(path) for path in paths if path.exists()]
+        if existing:
+            raise FileExistsError(f'{existing} already exist; pass overwrite=True to replace them')
+    images = [_to_uint16(ambient, 'ambient'), _to_uint16(flash_only, 'flash_only')]
+    if images[0].shape != images[1].shape:
+        raise ValueError(f'{name}: ambient {images[0].shape} and flash_only {images[1].shape} differ in size')
+    folder.mkdir(parents=True, exist_ok=True)
+    text = metadata.to_text()
+    for path, image in zip(paths, images):
+        _atomic_write(path, encode_png16(image, text))
+
+
+def load_test_split():
+    """The 128 FAID scene names held out for testing by the paper (never train or validate on them)."""
+    text = resources.files('fnf_basicsr').joinpath('splits/faid_test.txt').read_text()
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _pair_paths(folder, name):
+    folder = Path(folder)
+    return folder / f'{name}{AMBIENT_SUFFIX}', folder / f'{name}{FLASH_SUFFIX}'
+
+
+def _to_float(image_u16, source):
+    image = image_u16.astype(np.float32) / UINT16_MAX
+    if not np.all(np.isfinite(image)):  # impossible from uint16, kept as a guard on the conversion
+        raise FaidFormatError(f'{source}: non-finite values after conversion to float')
+    return image
+
+
+def _to_uint16(image, label):
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f'{label} must be (H, W, 3) RGB, got shape {image.shape}')
+    if image.dtype == np.uint16:
+        return image
+    if not np.issubdtype(image.dtype, np.floating):
+        raise ValueError(f'{label} must be uint16 or float in [0, 1], got {image.dtype}')
+    if not np.all(np.isfinite(image)):
+        raise ValueError(f'{label} has NaN or Inf values; FAID stores finite intensities in [0, 1]')
+    low, high = float(image.min()), float(image.max())
+    if low < 0 or high > 1:
+        raise ValueError(f'{label} has values in [{low:.4g}, {high:.4g}], outside [0, 1]; clip or rescale it first')
+    return np.round(image.astype(np.float64) * UINT16_MAX).astype(np.uint16)
+
+
+def _atomic_write(path, data):
+    # The temporary name starts with a dot and does not end in a FAID suffix, so list_faid_names
+    # never sees it; os.replace is atomic within one file system.
+    tmp = path.with_name(f'.{path.name}.{uuid.uuid4().hex}.tmp')
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _text_chunk(key, value):
+    if not 1 <= len(key) <= 79:
+        raise ValueError(f'PNG text keywords have 1 to 79 characters, got {key!r}')
+    body = key.encode('latin-1') + b'\0' + value.encode('latin-1')
+    return (struct.pack('>I', len(body)) + b'tEXt' + body
+            + struct.pack('>I', zlib.crc32(b'tEXt' + body) & 0xFFFFFFFF))
+
+
+def _iter_chunks(data, source):
+    if not data.startswith(PNG_SIGNATURE):
+        raise FaidFormatError(f'{source}: not a PNG file (bad signature)')
+    position = len(PNG_SIGNATURE)
+    while position + _CHUNK_HEADER.size <= len(data):
+        length, chunk_type = _CHUNK_HEADER.unpack_from(data, position)
+        body_start = position + _CHUNK_HEADER.size
+        if body_start + length + 4 > len(data):
+            raise FaidFormatError(f'{source}: truncated PNG (chunk {chunk_type!r} runs past the end of the file)')
+        yield chunk_type, data[body_start:body_start + length]
+        if chunk_type == b'IEND':
+            return
+        position = body_start + length + 4
+
+
+def _parse_text_chunk(chunk_type, body, source):
+    try:
+        key, rest = body.split(b'\0', 1)
+        if chunk_type == b'tEXt':
+            return key.decode('latin-1'), rest.decode('latin-1')
+        if chunk_type == b'zTXt':  # compression method byte, then zlib data
+            return key.decode('latin-1'), zlib.decompress(rest[1:]).decode('latin-1')
+        # iTXt: compression flag, method, language tag \0, translated keyword \0, UTF-8 text.
+        compressed = rest[0] == 1
+        _language, _translated, value = rest[2:].split(b'\0', 2)
+        return key.decode('latin-1'), (zlib.decompress(value) if compressed else value).decode('utf-8')
+    except (ValueError, IndexError, zlib.error) as error:
+        raise FaidFormatError(f'{source}: malformed PNG {chunk_type.decode()} chunk ({error})') from None
