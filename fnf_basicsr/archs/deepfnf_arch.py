@@ -1,0 +1,114 @@
+"""DeepFnF: flash/no-flash denoising by a two-scale kernel basis and a scale map (Xia et al. 2021)."""
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from fnf_basicsr.archs.fnf_blocks import PaddedBasisUNet, global_average_features, init_like_release
+from fnf_basicsr.ops.kernel_filter import two_scale_filter
+
+COLOR_CHANNELS = 3
+
+
+@ARCH_REGISTRY.register()
+class DeepFnF(PaddedBasisUNet):
+    """The DeepFnF network: Y = F (.) G with F the no-flash image filtered by a kernel field.
+
+    Following the paper (Sec. 3.2) and the released code: a shared encoder feeds a coefficient
+    decoder, which outputs J per-pixel coefficients c_j and a 3-channel scale map G (linear, no
+    activation), and a basis decoder, which outputs from globally pooled features a per-image
+    basis of J pairs of K x K x 3 kernels (A_j, B_j), neither positive nor normalised. The no-flash
+    image X (channels 0:3 of the input) is filtered as in Eq. 4 (:func:`two_scale_filter`):
+    ``F = sum_j c_j * ((X * A_j) + (X^h *_d B_j))`` with X^h the tent-smoothed X and ``*_d`` a
+    convolution dilated by d, so B_j acts as a low-pass kernel spanning (K - 1) * d + 1 = 57
+    pixels (63 with the tent's interpolation); the output is ``F * G`` (Eq. 5). Basis channels are laid out as in the released code (color, A/B, j).
+
+    Options for the paper's baselines and ablations: ``use_scale_map=False`` is the no-flash-only
+    network of Table 1 (output F; give it the 6-channel no-flash input), ``use_lowpass=False``
+    the "15x15 only" ablation of Table 2 (no B_j). Our choices: see
+    :mod:`fnf_basicsr.archs.fnf_blocks` (padding to multiples of 32, bilinear convention, K other
+    than 15); the filtering is computed without per-pixel kernels and in float32 under autocast.
+
+    Args:
+        in_channels (int): 12 (no-flash, flash, their noise std) or 6 (no-flash, its std).
+        num_basis (int): J, the number of basis elements.
+        kernel_size (int): K, the size of A_j and B_j (odd).
+        upsample (int): d, the dilation of B_j.
+        width (float): multiplier on every channel count (1.0 = the paper's 64 ... 1024).
+        use_lowpass (bool): predict and apply the low-frequency kernels B_j.
+        use_scale_map (bool): predict G and output F * G; False outputs F.
+
+    Example:
+        >>> net = DeepFnF(width=0.0625, num_basis=4, kernel_size=5, upsample=2)
+        >>> net(torch.rand(1, 12, 37, 50)).shape
+        torch.Size([1, 3, 37, 50])
+    """
+
+    def __init__(self, in_channels=12, num_basis=90, kernel_size=15, upsample=4, width=1.0, use_lowpass=True,
+                 use_scale_map=True):
+        if kernel_size % 2 == 0:
+            raise ValueError(f'DeepFnF: kernel_size must be odd (kernels are centred), got {kernel_size}.')
+        self.num_basis = num_basis
+        self.kernel_size = kernel_size
+        self.upsample = upsample
+        self.use_lowpass = use_lowpass
+        self.use_scale_map = use_scale_map
+        self.kernels_per_element = 2 if use_lowpass else 1
+        coefficient_channels = num_basis + (COLOR_CHANNELS if use_scale_map else 0)
+        basis_channels = COLOR_CHANNELS * self.kernels_per_element * num_basis
+        super().__init__(in_channels, coefficient_channels, basis_channels, kernel_size, width)
+        init_like_release(self)
+
+    def basis_from_pooled(self, pooled):
+        """The basis (A, B) predicted from :meth:`pooled_features` (averaged over tiles if tiled).
+
+        Returns:
+            tuple: basis_a (B, J, 3, K, K) and basis_b (B, J, 3, K, K), or None without low-pass.
+        """
+        maps = self.basis_decoder(pooled)
+        batch, size = maps.shape[0], self.kernel_size
+        # Released layout: channel = (color * kernels_per_element + a_or_b) * J + j.
+        maps = maps.view(batch, COLOR_CHANNELS, self.kernels_per_element, self.num_basis, size, size)
+        maps = maps.permute(0, 2, 3, 1, 4, 5)  # (B, A/B, J, color, K, K)
+        basis_b = maps[:, 1] if self.use_lowpass else None
+        return maps[:, 0], basis_b
+
+    def forward(self, x, basis=None, return_intermediates=False):
+        """Denoise ``x``.
+
+        Args:
+            x (Tensor): network input (B, in_channels, H, W), any H and W.
+            basis (tuple, optional): (basis_a, basis_b) to use instead of predicting them, e.g.
+                from :meth:`basis_from_pooled` over all tiles of a large image.
+            return_intermediates (bool): return a dict instead of the image.
+
+        Returns:
+            Tensor (B, 3, H, W), float32; or a dict with ``output``, ``filtered`` (F),
+            ``scale_map`` (G, None without scale map), ``coeffs`` (B, J, H, W), ``basis_a`` and
+            ``basis_b`` (B, J, 3, K, K; basis_b None without low-pass).
+        """
+        size = x.shape[-2:]
+        bottleneck, skips = self.encode(x)
+        if basis is None:
+            basis = self.basis_from_pooled(global_average_features(bottleneck, skips))
+        basis_a, basis_b = self._check_basis(basis, x.shape[0])
+        maps = self.decode(bottleneck, skips, size)
+        coeffs = maps[:, :self.num_basis]
+        filtered = two_scale_filter(x[:, :COLOR_CHANNELS], coeffs, basis_a, basis_b, self.upsample,
+                                    use_lowpass=self.use_lowpass)
+        scale_map = maps[:, self.num_basis:].float() if self.use_scale_map else None
+        output = filtered * scale_map if self.use_scale_map else filtered
+        if not return_intermediates:
+            return output
+        return {'output': output, 'filtered': filtered, 'scale_map': scale_map, 'coeffs': coeffs,
+                'basis_a': basis_a, 'basis_b': basis_b}
+
+    def _check_basis(self, basis, batch):
+        expected = (batch, self.num_basis, COLOR_CHANNELS, self.kernel_size, self.kernel_size)
+        basis_a, basis_b = basis
+        shapes_ok = tuple(basis_a.shape) == expected and (
+            (basis_b is None) if not self.use_lowpass else (basis_b is not None and tuple(basis_b.shape) == expected))
+        if not shapes_ok:
+            got = tuple(None if b is None else tuple(b.shape) for b in basis)
+            raise ValueError(f'DeepFnF: basis must be (basis_a, basis_b) with shapes {expected} '
+                             f'(basis_b None when use_lowpass=False), got {got}; '
+                             'use basis_from_pooled of this network to make one.')
+        return basis_a, basis_b
+

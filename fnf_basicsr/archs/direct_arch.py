@@ -1,0 +1,35 @@
+"""Direct-prediction baseline: the shared U-Net regressing the denoised image."""
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from fnf_basicsr.archs.fnf_blocks import PaddedUNet, init_like_release
+
+COLOR_CHANNELS = 3
+
+
+@ARCH_REGISTRY.register()
+class DirectUNet(PaddedUNet):
+    """The paper's "direct prediction" baseline: the network simply regresses the output image.
+
+    It is DeepFnF's encoder and coefficient decoder (:mod:`fnf_basicsr.archs.fnf_blocks`; the
+    paper's baselines share the architecture) with a linear conv3x3 to 3 channels. By default the
+    output is that regression alone, as the paper describes the baseline; ``residual=True`` (our
+    option) adds the no-flash image (channels 0:3), so the network predicts a correction instead.
+
+    Args:
+        in_channels (int): input channels (12 for a flash/no-flash pair with noise maps).
+        width (float): multiplier on every channel count.
+        residual (bool): add channels 0:3 of the input to the prediction.
+
+    Shape:
+        forward(x): (B, in_channels, H, W) -> (B, 3, H, W), any H and W.
+    """
+
+    def __init__(self, in_channels=12, width=1.0, residual=False):
+        super().__init__(in_channels, COLOR_CHANNELS, width)
+        self.residual = residual
+        init_like_release(self)
+
+    def forward(self, x):
+        bottleneck, skips = self.encode(x)
+        output = self.decode(bottleneck, skips, x.shape[-2:]).float()
+        return output + x[:, :COLOR_CHANNELS] if self.residual else output

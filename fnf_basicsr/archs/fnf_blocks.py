@@ -1,0 +1,274 @@
+"""Encoder and decoders shared by DeepFnF, BPN, KPN and the direct U-Net.
+
+The layout is the one of the released DeepFnF / BPN code (Xia et al. 2020, 2021), which the paper
+uses for every baseline too ("the baselines share the architecture"):
+
+* :class:`Encoder`: conv3x3 to 64, five levels of [conv3x3, conv3x3, maxpool 2x2] with 64, 128,
+  256, 512, 1024 channels (the activation before each pooling is that level's skip), then a
+  bottleneck of two conv3x3 with 1024 channels, at 1/32 of the input size.
+* :class:`CoefficientDecoder`: five up blocks with 512, 256, 128, 64, 64 channels (bilinear x2,
+  conv3x3, concatenation with the skip of the same size, two conv3x3), two conv3x3 with 64
+  channels and a linear conv3x3 to the requested outputs, at full resolution.
+* :class:`BasisDecoder`: from the global averages of the bottleneck and of the level-5, 4, 3, 2
+  skips only, four up blocks (512, 256, 256, 128) from 1x1 to 16x16 whose skips are those
+  averages tiled to the current size, a 2x2 valid conv (128) to 15x15, a conv3x3 (128) and a
+  linear conv3x3: one K x K map per basis channel. Because it only sees global averages, the
+  basis of a large image can be predicted from averages accumulated over tiles.
+
+Every conv but the output ones is followed by a ReLU. ``width`` multiplies every channel count
+(for tests and CPU runs). Weights start as in the released code: uniform in
+``+-sqrt(3 / fan_in)`` with zero biases.
+
+Choices of ours, where the paper and the released code say nothing: PyTorch's bilinear
+upsampling (half-pixel centres; TensorFlow 1's ``resize_bilinear`` used corner alignment), and
+inputs whose size is not a multiple of 32 are reflect-padded at the bottom and right and the
+outputs cropped back (:func:`pad_to_multiple`).
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ENCODER_WIDTHS = (64, 128, 256, 512, 1024)
+COEFFICIENT_DECODER_WIDTHS = (512, 256, 128, 64, 64)
+COEFFICIENT_END_WIDTH = 64
+BASIS_DECODER_WIDTHS = (512, 256, 256, 128)
+BASIS_END_WIDTH = 128
+# Five 2x2 poolings: the encoder needs sizes divisible by 2 ** 5.
+SIZE_MULTIPLE = 2 ** len(ENCODER_WIDTHS)
+
+
+def scaled(channels, width):
+    """``channels`` multiplied by the width multiplier ``width`` (at least 1)."""
+    return max(1, int(round(channels * width)))
+
+
+def conv3x3(in_channels, out_channels):
+    """3x3 convolution, zero padding 1 (the released code's 'SAME' padding)."""
+    return nn.Conv2d(in_channels, out_channels, 3, padding=1)
+
+
+def conv_relu(in_channels, out_channels, kernel_size=3):
+    """Convolution followed by ReLU; 3x3 convs keep the size, 2x2 ones are 'valid'."""
+    padding = 1 if kernel_size == 3 else 0
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding), nn.ReLU(inplace=True))
+
+
+def init_like_release(module):
+    """Released-code initialisation of every conv: U(-sqrt(3/fan_in), sqrt(3/fan_in)), bias 0."""
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d):
+            fan_in = conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1]
+            bound = math.sqrt(3.0 / fan_in)
+            nn.init.uniform_(conv.weight, -bound, bound)
+            nn.init.zeros_(conv.bias)
+
+
+def pad_to_multiple(x, multiple=SIZE_MULTIPLE):
+    """Pad the bottom and right of ``x`` (B, C, H, W) up to multiples of ``multiple``.
+
+    Reflect padding keeps the image statistics (noise included) the network was trained on; it
+    needs the pad to be smaller than the image, so tiny inputs (16 px or less) are padded by
+    replication instead. Crop the result back with ``[..., :H, :W]``.
+    """
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if pad_h == 0 and pad_w == 0:
+        return x
+    mode = 'reflect' if pad_h < height and pad_w < width else 'replicate'
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+class Encoder(nn.Module):
+    """Five-level encoder with a bottleneck at 1/32 resolution.
+
+    Args:
+        in_channels (int): input channels (12 for a flash/no-flash pair with noise maps).
+        widths (sequence of int): channels of the five levels; the bottleneck uses the last.
+
+    Shape:
+        forward(x): x (B, in_channels, H, W), H and W multiples of 32 -> (bottleneck, skips) with
+        bottleneck (B, widths[-1], H/32, W/32) and skips[i] (B, widths[i], H/2**i, W/2**i), the
+        activations before each pooling, finest first.
+    """
+
+    def __init__(self, in_channels, widths=ENCODER_WIDTHS):
+        super().__init__()
+        self.stem = conv_relu(in_channels, widths[0])
+        previous = widths[0]
+        self.levels = nn.ModuleList()
+        for channels in widths:
+            self.levels.append(nn.Sequential(conv_relu(previous, channels), conv_relu(channels, channels)))
+            previous = channels
+        self.bottleneck = nn.Sequential(conv_relu(previous, previous), conv_relu(previous, previous))
+
+    def forward(self, x):
+        out = self.stem(x)
+        skips = []
+        for level in self.levels:
+            out = level(out)
+            skips.append(out)
+            out = F.max_pool2d(out, 2)
+        return self.bottleneck(out), skips
+
+
+class UpBlock(nn.Module):
+    """Bilinear x2, conv3x3, concatenation with a skip, two conv3x3 (all with ReLU)."""
+
+    def __init__(self, in_channels, skip_channels, out_channels):
+        super().__init__()
+        self.up_conv = conv_relu(in_channels, out_channels)
+        self.fuse = nn.Sequential(conv_relu(out_channels + skip_channels, out_channels),
+                                  conv_relu(out_channels, out_channels))
+
+    def forward(self, x, skip):
+        x = self.up_conv(F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False))
+        if skip.shape[-2:] != x.shape[-2:]:  # a global average (B, C, 1, 1), tiled as in the release
+            skip = skip.expand(-1, -1, *x.shape[-2:])
+        return self.fuse(torch.cat([x, skip], dim=1))
+
+
+class CoefficientDecoder(nn.Module):
+    """Full-resolution decoder: five up blocks, two conv3x3 and a linear conv3x3.
+
+    Args:
+        encoder_widths (sequence of int): the encoder's level widths (skip channels).
+        out_channels (int): output channels (no activation).
+        widths (sequence of int): channels of the five up blocks.
+        end_width (int): channels of the two convs before the output conv.
+
+    Shape:
+        forward(bottleneck, skips): the encoder's outputs -> (B, out_channels, H, W).
+    """
+
+    def __init__(self, encoder_widths, out_channels, widths=COEFFICIENT_DECODER_WIDTHS,
+                 end_width=COEFFICIENT_END_WIDTH):
+        super().__init__()
+        self.up_blocks = nn.ModuleList()
+        previous = encoder_widths[-1]
+        for channels, skip_channels in zip(widths, reversed(encoder_widths)):
+            self.up_blocks.append(UpBlock(previous, skip_channels, channels))
+            previous = channels
+        self.end = nn.Sequential(conv_relu(previous, end_width), conv_relu(end_width, end_width))
+        self.output = conv3x3(end_width, out_channels)
+
+    def forward(self, bottleneck, skips):
+        out = bottleneck
+        for block, skip in zip(self.up_blocks, reversed(skips)):
+            out = block(out, skip)
+        return self.output(self.end(out))
+
+
+def global_average_features(bottleneck, skips):
+    """The global averages the basis decoder reads: bottleneck, then level 5, 4, 3, 2 skips.
+
+    Returns:
+        list of Tensor: five tensors of shape (B, C_i).
+    """
+    features = [bottleneck] + [skips[level] for level in (4, 3, 2, 1)]
+    return [feature.mean(dim=(-2, -1)) for feature in features]
+
+
+class BasisDecoder(nn.Module):
+    """Predicts a per-image basis of K x K maps from globally averaged encoder features.
+
+    For K = 15 this is the released network exactly. Other K (small test configurations) resize
+    the 16x16 map to (K+1)x(K+1) before the 2x2 valid conv: our choice, so that K can vary
+    without changing the number of layers.
+
+    Args:
+        encoder_widths (sequence of int): the encoder's level widths.
+        out_channels (int): maps per basis (e.g. 6 * J for DeepFnF); the layout is the caller's.
+        kernel_size (int): K, the spatial size of the output maps.
+        widths (sequence of int): channels of the four up blocks.
+        end_width (int): channels of the 2x2 conv and of the conv3x3 after it.
+
+    Shape:
+        forward(pooled): :func:`global_average_features` output -> (B, out_channels, K, K).
+    """
+
+    def __init__(self, encoder_widths, out_channels, kernel_size, widths=BASIS_DECODER_WIDTHS,
+                 end_width=BASIS_END_WIDTH):
+        super().__init__()
+        self.kernel_size = kernel_size
+        skip_widths = [encoder_widths[level] for level in (4, 3, 2, 1)]
+        self.up_blocks = nn.ModuleList()
+        previous = encoder_widths[-1]
+        for channels, skip_channels in zip(widths, skip_widths):
+            self.up_blocks.append(UpBlock(previous, skip_channels, channels))
+            previous = channels
+        self.end = nn.Sequential(conv_relu(previous, end_width, kernel_size=2), conv_relu(end_width, end_width))
+        self.output = conv3x3(end_width, out_channels)
+
+    def forward(self, pooled):
+        bottleneck, *skips = pooled
+        out = bottleneck[..., None, None]
+        for block, skip in zip(self.up_blocks, skips):
+            out = block(out, skip[..., None, None])
+        if out.shape[-1] != self.kernel_size + 1:
+            size = (self.kernel_size + 1,) * 2
+            out = F.interpolate(out, size=size, mode='bilinear', align_corners=False)
+        return self.output(self.end(out))
+
+
+class PaddedUNet(nn.Module):
+    """Encoder + coefficient decoder on any input size; the base of all four networks.
+
+    Args:
+        in_channels (int): channels of the network input ``lq``.
+        out_channels (int): channels of the full-resolution output map.
+        width (float): multiplier on every channel count.
+    """
+
+    def __init__(self, in_channels, out_channels, width=1.0):
+        super().__init__()
+        self.in_channels = in_channels
+        self.encoder_widths = [scaled(c, width) for c in ENCODER_WIDTHS]
+        self.encoder = Encoder(in_channels, self.encoder_widths)
+        self.coefficient_decoder = CoefficientDecoder(
+            self.encoder_widths, out_channels, [scaled(c, width) for c in COEFFICIENT_DECODER_WIDTHS],
+            scaled(COEFFICIENT_END_WIDTH, width))
+
+    def encode(self, x):
+        """Check ``x``, pad it to a multiple of 32 and encode it: (bottleneck, skips)."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'{type(self).__name__} expects lq of shape (B, {self.in_channels}, H, W) '
+                             f'(see in_channels in the network options), got {tuple(x.shape)}.')
+        return self.encoder(pad_to_multiple(x))
+
+    def decode(self, bottleneck, skips, size):
+        """Full-resolution output map for the encoded input, cropped back to ``size`` (H, W)."""
+        return self.coefficient_decoder(bottleneck, skips)[..., :size[0], :size[1]]
+
+
+class PaddedBasisUNet(PaddedUNet):
+    """:class:`PaddedUNet` plus a :class:`BasisDecoder`: the basis-prediction networks.
+
+    Args:
+        in_channels (int): channels of the network input.
+        coefficient_channels (int): channels of the full-resolution map.
+        basis_channels (int): K x K maps predicted per image.
+        kernel_size (int): K.
+        width (float): multiplier on every channel count.
+    """
+
+    def __init__(self, in_channels, coefficient_channels, basis_channels, kernel_size, width=1.0):
+        super().__init__(in_channels, coefficient_channels, width)
+        self.basis_decoder = BasisDecoder(
+            self.encoder_widths, basis_channels, kernel_size, [scaled(c, width) for c in BASIS_DECODER_WIDTHS],
+            scaled(BASIS_END_WIDTH, width))
+
+    def pooled_features(self, x):
+        """Global averages of the encoder features of ``x`` that the basis decoder reads.
+
+        For tiled inference: average these over the tiles of an image (weighted by each tile's
+        area) and call ``basis_from_pooled`` on the result to get the image's basis.
+
+        Args:
+            x (Tensor): network input (B, in_channels, H, W), any size.
+
+        Returns:
+            list of Tensor: bottleneck, level-5, 4, 3, 2 skip averages, each (B, C_i).
+        """
+        return global_average_features(*self.encode(x))

@@ -1,0 +1,325 @@
+"""Kernel-field filtering: the one place where per-pixel kernels are applied to images.
+
+Two kinds of kernel fields are used by the networks of this package:
+
+* Basis kernels (DeepFnF, BPN; Xia et al. 2020, 2021): the kernel at pixel ``n`` is
+  ``sum_j coeffs[j, n] * basis[j]``, with a small per-image basis of ``J`` kernels.
+  :func:`basis_filter` never forms these per-pixel kernels. It filters the image with every
+  basis kernel (one grouped convolution) and mixes the filtered images with the per-pixel
+  coefficients. That holds ``J * C`` filtered images (fewer, in chunks, during inference)
+  instead of the ``H * W * C * K * K`` per-pixel kernels and equally large image patches that
+  the released TensorFlow code builds (``scripts/benchmark_filter.py`` compares the two).
+* Free per-pixel kernels (KPN; Mildenhall et al. 2018): :func:`per_pixel_filter` accumulates the
+  ``K * K`` shifted copies of the image, each weighted by its kernel tap, so memory stays at a
+  few images.
+
+All filters here are correlations, like ``torch.nn.functional.conv2d`` and the released code
+(``out[n] = sum_k kernel[k] * image[n + k]``), with reflect padding at the image border.
+Under ``torch.autocast`` they still compute in float32: half-precision sums of thousands of
+products lose the low bits that a denoised image is made of.
+"""
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+# Inference memory bound of basis_filter: without autograd, the basis kernels are filtered in
+# chunks whose filtered images take at most this many bytes (a 3000x2000 image with J = 90 would
+# otherwise hold 6.5 GB of them). Under autograd all of them are kept for the backward pass
+# anyway, so they are filtered in one call, which is the fastest.
+INFERENCE_CHUNK_BYTES = 256 * 2 ** 20
+
+
+def tent_kernel(d, dtype=torch.float32, device=None):
+    """The normalised (2d-1) x (2d-1) tent filter h of the paper's Eq. 4.
+
+    It is the outer product of ``[1, 2, ..., d, ..., 2, 1]`` with itself, divided by its sum
+    (``d ** 4``). Prefiltering with it and then convolving with a kernel dilated by ``d`` equals
+    convolving with that kernel bilinearly upsampled by ``d`` (and divided by ``d ** 2``).
+
+    Args:
+        d (int): upsampling factor of the low-frequency kernels (the paper's d), >= 1.
+
+    Returns:
+        Tensor: shape (2d-1, 2d-1), sums to 1; ``tent_kernel(1)`` is ``[[1.]]``.
+    """
+    d = _check_positive_int(d, 'd')
+    ramp = torch.cat([torch.arange(1, d + 1), torch.arange(d - 1, 0, -1)]).to(dtype=dtype, device=device)
+    tent = torch.outer(ramp, ramp)
+    return tent / tent.sum()
+
+
+def mirror_pad(image, pad):
+    """Reflect-pad the last two dimensions by ``pad`` pixels on every side.
+
+    Equals ``F.pad(image, (pad,) * 4, mode='reflect')`` whenever that is defined (``pad`` smaller
+    than the height and the width). Smaller images continue the same mirror-symmetric extension
+    periodically, like ``numpy.pad(mode='reflect')``; a 1-pixel dimension is repeated.
+
+    Args:
+        image (Tensor): shape (B, C, H, W).
+        pad (int): pixels to add on each side, >= 0.
+    """
+    height, width = image.shape[-2:]
+    if pad < height and pad < width:
+        return F.pad(image, (pad,) * 4, mode='reflect')
+    rows = _mirror_indices(height, pad, image.device)
+    columns = _mirror_indices(width, pad, image.device)
+    return image.index_select(-2, rows).index_select(-1, columns)
+
+
+def _mirror_indices(size, pad, device):
+    """Source index of each of the ``size + 2 * pad`` positions of a mirror-padded axis."""
+    if size == 1:
+        return torch.zeros(1 + 2 * pad, dtype=torch.long, device=device)
+    period = 2 * (size - 1)
+    index = torch.arange(-pad, size + pad, device=device) % period
+    return torch.where(index < size, index, period - index)
+
+
+def lowpass_prefilter(image, d):
+    """X^h of the paper's Eq. 4: each channel smoothed with :func:`tent_kernel` ``(d)``.
+
+    Args:
+        image (Tensor): shape (B, C, H, W).
+        d (int): upsampling factor of the low-frequency kernels; ``d = 1`` returns the image.
+
+    Returns:
+        Tensor: shape (B, C, H, W), computed in float32 (float64 stays float64).
+    """
+    _check_image(image, 'image')
+    with _full_precision(image) as dtype:
+        image = image.to(dtype)
+        if d == 1:
+            return image
+        channels = image.shape[1]
+        tent = tent_kernel(d, dtype=dtype, device=image.device)
+        weight = tent.expand(channels, 1, *tent.shape)
+        return F.conv2d(mirror_pad(image, d - 1), weight, groups=channels)
+
+
+def basis_filter(image, coeffs, basis, dilation=1, chunk_size=None):
+    """Filter each channel with the per-pixel kernel ``sum_j coeffs[:, j, n] * basis[:, j]``.
+
+    Computed as ``sum_j coeffs[:, j] * (image (*)_dilation basis[:, j])``: every basis kernel
+    filters the image once (a grouped convolution; the batch is folded into the groups because
+    the basis differs per image) and the filtered images are mixed with the coefficients. No
+    per-pixel kernel or image patch is materialised. Gradients flow to all three inputs.
+
+    Args:
+        image (Tensor): shape (B, C, H, W), the image to filter.
+        coeffs (Tensor): shape (B, J, H, W), per-pixel mixing coefficients.
+        basis (Tensor): shape (B, J, C, K, K), per-image basis, one KxK kernel per channel; K odd.
+        dilation (int): spacing of the kernel taps; the kernel spans ``(K - 1) * dilation + 1``.
+        chunk_size (int, optional): basis kernels filtered per call; bounds the temporary memory
+            to ``B * C * chunk_size`` images without changing the result. Default: all of them
+            when autograd records (they are saved for the backward pass anyway), otherwise as
+            many as fit in ``INFERENCE_CHUNK_BYTES``.
+
+    Returns:
+        Tensor: shape (B, C, H, W), float32 (float64 if an input is float64), also under autocast.
+
+    Example:
+        >>> image = torch.rand(1, 3, 32, 32)
+        >>> coeffs = torch.randn(1, 4, 32, 32)
+        >>> basis = torch.randn(1, 4, 3, 5, 5)
+        >>> basis_filter(image, coeffs, basis, dilation=2).shape
+        torch.Size([1, 3, 32, 32])
+    """
+    _check_basis_inputs(image, coeffs, basis)
+    dilation = _check_positive_int(dilation, 'dilation')
+    kernel_size = basis.shape[-1]
+    with _full_precision(image, coeffs, basis) as dtype:
+        if chunk_size is None:
+            chunk_size = _default_chunk_size(image, coeffs, basis, dtype)
+        chunk_size = _check_positive_int(chunk_size, 'chunk_size')
+        image, coeffs, basis = image.to(dtype), coeffs.to(dtype), basis.to(dtype)
+        padded = mirror_pad(image, (kernel_size - 1) * dilation // 2)
+        output = 0
+        for start in range(0, basis.shape[1], chunk_size):
+            chunk = slice(start, start + chunk_size)
+            filtered = _filter_with_each_kernel(padded, basis[:, chunk], dilation)
+            output = output + _MixFiltered.apply(filtered, coeffs[:, chunk])
+        return output
+
+
+def _filter_with_each_kernel(padded, basis, dilation):
+    """Correlate each channel of ``padded`` (B, C, H+2p, W+2p) with each of its basis kernels.
+
+    Returns (B, C, J, H, W). One grouped convolution: the groups are the B*C (image, channel)
+    pairs, each with its own J kernels, so the output channels come ordered (b, c, j).
+    """
+    batch, num_basis, channels, kernel_size = basis.shape[:4]
+    weight = basis.transpose(1, 2).reshape(batch * channels * num_basis, 1, kernel_size, kernel_size)
+    grouped = padded.reshape(1, batch * channels, *padded.shape[-2:])
+    filtered = F.conv2d(grouped, weight, dilation=dilation, groups=batch * channels)
+    return filtered.view(batch, channels, num_basis, *filtered.shape[-2:])
+
+
+class _MixFiltered(torch.autograd.Function):
+    """``sum_j filtered[:, :, j] * coeffs[:, None, j]``: (B, C, J, H, W), (B, J, H, W) -> (B, C, H, W).
+
+    Accumulates in place, one j (forward) or one channel (backward) at a time, so that no
+    temporary as large as ``filtered`` is made. On one CPU thread at 448x448 with J = 90 the
+    forward took a third of the time of ``(filtered * coeffs[:, None]).sum(2)`` and a quarter of
+    that of ``einsum`` (which copies ``filtered`` into a batched matmul over the pixels).
+    """
+
+    @staticmethod
+    def forward(ctx, filtered, coeffs):
+        ctx.save_for_backward(filtered, coeffs)
+        output = filtered[:, :, 0] * coeffs[:, None, 0]
+        for j in range(1, filtered.shape[2]):
+            output.addcmul_(filtered[:, :, j], coeffs[:, None, j])
+        return output
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output):
+        filtered, coeffs = ctx.saved_tensors
+        grad_filtered = grad_coeffs = None
+        if ctx.needs_input_grad[0]:
+            grad_filtered = grad_output[:, :, None] * coeffs[:, None]
+        if ctx.needs_input_grad[1]:
+            grad_coeffs = grad_output[:, 0, None] * filtered[:, 0]
+            for channel in range(1, filtered.shape[1]):
+                grad_coeffs.addcmul_(grad_output[:, channel, None], filtered[:, channel])
+        return grad_filtered, grad_coeffs
+
+
+def two_scale_filter(image, coeffs, basis_a, basis_b, d, use_lowpass=True):
+    """DeepFnF's two-scale basis filtering (paper Eq. 4).
+
+    ``F[n] = sum_j c_j[n] * ((X * A_j)[n] + (X^h *_d B_j)[n])``: the K x K kernels A_j act on the
+    image, the K x K kernels B_j, dilated by d, on the image smoothed by the (2d-1) x (2d-1) tent.
+    This equals filtering with ``A_j + (B_j bilinearly upsampled by d) / d**2`` (Eq. 3), whose
+    footprint is ``(K - 1) * d + 1`` samples of B_j (57 for K = 15, d = 4) widened by the tent's
+    ``d - 1`` on each side (63 nonzero taps, the outermost ones interpolating towards zero).
+
+    Args:
+        image (Tensor): shape (B, C, H, W), the no-flash image X.
+        coeffs (Tensor): shape (B, J, H, W), coefficients shared by A_j and B_j.
+        basis_a (Tensor): shape (B, J, C, K, K), the full-resolution kernels A_j.
+        basis_b (Tensor or None): shape (B, J, C, K, K), the low-frequency kernels B_j; ignored
+            (and may be None) when ``use_lowpass`` is False.
+        d (int): upsampling factor of B_j (4 in the paper).
+        use_lowpass (bool): False drops the B_j term, the paper's "15x15 only" ablation (Table 2).
+
+    Returns:
+        Tensor: shape (B, C, H, W), float32 (float64 if an input is float64).
+    """
+    filtered = basis_filter(image, coeffs, basis_a)
+    if not use_lowpass:
+        return filtered
+    if basis_b is None:
+        raise ValueError('two_scale_filter: basis_b is None but use_lowpass=True; pass the low-frequency '
+                         'kernels B_j (B, J, C, K, K), or use_lowpass=False for the 15x15-only ablation.')
+    return filtered + basis_filter(lowpass_prefilter(image, d), coeffs, basis_b, dilation=d)
+
+
+def per_pixel_filter(image, kernels):
+    """Filter with one K x K kernel per pixel, shared by all channels (KPN, Mildenhall et al. 2018).
+
+    ``out[:, c, n] = sum_k kernels[:, k, n] * image[:, c, n + k]``, accumulated in place over
+    the K*K offsets of the reflect-padded image (also in the backward pass), so that no K*K copy
+    of the image, and no per-offset gradient as large as ``kernels``, is ever held.
+
+    Args:
+        image (Tensor): shape (B, C, H, W).
+        kernels (Tensor): shape (B, K*K, H, W), taps in row-major (dy, dx) order; K odd.
+
+    Returns:
+        Tensor: shape (B, C, H, W), float32 (float64 if an input is float64).
+    """
+    _check_image(image, 'image')
+    _check_image(kernels, 'kernels')
+    kernel_size = round(kernels.shape[1] ** 0.5)
+    if kernel_size ** 2 != kernels.shape[1] or kernel_size % 2 == 0:
+        raise ValueError(f'per_pixel_filter: kernels must have K*K channels with K odd, got {kernels.shape[1]} '
+                         f'channels (shape {tuple(kernels.shape)}); reshape the predicted kernels to (B, K*K, H, W).')
+    if kernels.shape[0] != image.shape[0] or kernels.shape[-2:] != image.shape[-2:]:
+        raise ValueError(f'per_pixel_filter: kernels {tuple(kernels.shape)} do not match image {tuple(image.shape)}; '
+                         'expected the same batch size, height and width.')
+    with _full_precision(image, kernels) as dtype:
+        padded = mirror_pad(image.to(dtype), (kernel_size - 1) // 2)
+        return _PerPixelFilter.apply(padded, kernels.to(dtype))
+
+
+class _PerPixelFilter(torch.autograd.Function):
+    """Per-pixel K x K filtering of a padded image (B, C, H+K-1, W+K-1) with kernels (B, K*K, H, W).
+
+    A custom backward because autograd would give each of the K*K kernel slices a gradient the
+    size of all kernels, then add them up: K*K times the memory traffic of the kernels.
+    """
+
+    @staticmethod
+    def forward(ctx, padded, kernels):
+        ctx.save_for_backward(padded, kernels)
+        output = _tap_window(padded, 0, kernels) * kernels[:, 0:1]
+        for tap in range(1, kernels.shape[1]):
+            output.addcmul_(_tap_window(padded, tap, kernels), kernels[:, tap:tap + 1])
+        return output
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output):
+        padded, kernels = ctx.saved_tensors
+        grad_padded = torch.zeros_like(padded) if ctx.needs_input_grad[0] else None
+        grad_kernels = torch.empty_like(kernels) if ctx.needs_input_grad[1] else None
+        for tap in range(kernels.shape[1]):
+            if grad_kernels is not None:
+                torch.sum(grad_output * _tap_window(padded, tap, kernels), dim=1, out=grad_kernels[:, tap])
+            if grad_padded is not None:
+                _tap_window(grad_padded, tap, kernels).addcmul_(grad_output, kernels[:, tap:tap + 1])
+        return grad_padded, grad_kernels
+
+
+def _tap_window(padded, tap, kernels):
+    """The view of ``padded`` that kernel tap ``tap`` (row-major) weights at every output pixel."""
+    kernel_size = round(kernels.shape[1] ** 0.5)
+    dy, dx = divmod(tap, kernel_size)
+    return padded[..., dy:dy + kernels.shape[-2], dx:dx + kernels.shape[-1]]
+
+
+def _default_chunk_size(image, coeffs, basis, dtype):
+    num_basis = basis.shape[1]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (image, coeffs, basis)):
+        return num_basis
+    bytes_per_kernel = image.numel() * torch.finfo(dtype).bits // 8
+    return max(1, min(num_basis, INFERENCE_CHUNK_BYTES // bytes_per_kernel))
+
+
+@contextlib.contextmanager
+def _full_precision(*tensors):
+    """Turn autocast off; yield the dtype to compute in (float64 if any input is, else float32)."""
+    dtype = torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+    with torch.autocast(device_type=tensors[0].device.type, enabled=False):
+        yield dtype
+
+
+def _check_positive_int(value, name):
+    if int(value) != value or value < 1:
+        raise ValueError(f'{name} must be a positive integer, got {value!r}.')
+    return int(value)
+
+
+def _check_image(tensor, name):
+    if tensor.dim() != 4:
+        raise ValueError(f'{name} must have shape (B, C, H, W), got {tuple(tensor.shape)}.')
+
+
+def _check_basis_inputs(image, coeffs, basis):
+    _check_image(image, 'basis_filter: image')
+    _check_image(coeffs, 'basis_filter: coeffs')
+    if basis.dim() != 5:
+        raise ValueError(f'basis_filter: basis must have shape (B, J, C, K, K), got {tuple(basis.shape)}.')
+    batch, channels, height, width = image.shape
+    num_basis, kernel_size = basis.shape[1], basis.shape[-1]
+    expected_basis = (batch, num_basis, channels, kernel_size, kernel_size)
+    if tuple(basis.shape) != expected_basis or kernel_size % 2 == 0:
+        raise ValueError(f'basis_filter: basis has shape {tuple(basis.shape)}, expected {expected_basis} '
+                         f'(B, J, C, K, K with K odd) for image {tuple(image.shape)}.')
+    if tuple(coeffs.shape) != (batch, num_basis, height, width):
+        raise ValueError(f'basis_filter: coeffs have shape {tuple(coeffs.shape)}, expected '
+                         f'{(batch, num_basis, height, width)} (B, J, H, W) for image {tuple(image.shape)} '
+                         f'and a basis of J={num_basis} kernels.')
