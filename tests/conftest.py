@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -35,3 +36,14 @@ def run_python(args, cwd, extra_env=None, timeout=300):
 def write_yaml(path, content):
     path.write_text(yaml.safe_dump(content, sort_keys=False))
     return path
+
+
+@pytest.fixture(scope='session', autouse=True)
+def one_thread():
+    """Run the suite's tiny tensors on one thread: their small ops gain nothing from more, and on
+    a busy 2-core machine every OpenMP barrier can wait a scheduler time slice (measured: the
+    filter, arch and loss tests took 53 s with 2 threads, 9 s with 1)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

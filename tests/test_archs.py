@@ -35,18 +35,6 @@ def _tiny(name, **overrides):
     return build_network({**yaml.safe_load(TINY_OPTIONS[name]), **overrides})
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Run these tiny networks on one thread: their ~50 small ops per pass gain nothing from
-    more, and on a busy CPU every OpenMP barrier can wait a scheduler time slice (on the shared
-    2-core test machine this file and the filter and loss tests took 53 s with 2 threads, 9 s
-    with 1)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def deepfnf():
     """A tiny DeepFnF, an input for it and its intermediates on that input."""

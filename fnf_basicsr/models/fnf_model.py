@@ -1,0 +1,177 @@
+"""FnFModel: trains and validates any registered restorer on flash/no-flash batches.
+
+Everything the loss and the metrics see is rendered to sRGB first, with the per-sample gain and
+color transform of the batch (paper Sec. 3.3): the network works on linear camera RGB, people
+look at rendered pictures.
+"""
+import os
+from collections import OrderedDict
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from basicsr.losses import build_loss
+from basicsr.metrics import calculate_metric
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger, imwrite
+from basicsr.utils.registry import MODEL_REGISTRY
+from tqdm import tqdm
+
+from fnf_basicsr.utils.rendering import render_srgb
+
+AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+DEFAULT_PIXEL_LOSS = {'type': 'MSELoss', 'loss_weight': 1.0, 'reduction': 'mean'}
+
+
+def to_metric_image(srgb):
+    """(3, H, W) sRGB tensor -> float64 HWC BGR in [0, 255], the layout BasicSR's metrics expect."""
+    image = srgb.clamp(0, 1).permute(1, 2, 0).cpu().double().numpy()[:, :, ::-1] * 255.0
+    return np.ascontiguousarray(image)
+
+
+def to_uint8_bgr(srgb):
+    return np.round(to_metric_image(srgb)).astype(np.uint8)
+
+
+@MODEL_REGISTRY.register()
+class FnFModel(SRModel):
+    """BasicSR model for flash/no-flash denoising with losses and metrics on rendered sRGB.
+
+    Batches come from ``FlashNoFlashDataset``: ``lq`` (network input), ``gt`` (linear target),
+    ``gain`` and ``color_matrix`` (rendering). ``network_g`` is any registered network mapping
+    ``lq`` to a 3-channel linear image, ours or BasicSR's own.
+
+    Options beyond SRModel's:
+        train.pixel_opt: loss on rendered images (default MSELoss, the paper's L2).
+        train.gradient_opt: e.g. ``{type: GradientL1Loss, loss_weight: 1.0}`` (the paper's eta term).
+        train.perceptual_opt: optional, as in SRModel, on rendered images.
+        train.mixed_precision / val.mixed_precision: ``bf16`` or ``fp16`` autocast (default off).
+        val.tb_images: how many rendered validation images to send to TensorBoard (default 2).
+    """
+
+    def init_training_settings(self):
+        if not getattr(self.get_bare_model(self.net_g), 'trainable', True):
+            raise ValueError(f"network_g {self.opt['network_g']['type']} has no trainable parameters; "
+                             'use it with `basicsr test` or fnf-benchmark, not `basicsr train`.')
+        self.net_g.train()
+        train_opt = self.opt['train']
+        self.ema_decay = train_opt.get('ema_decay', 0)
+        if self.ema_decay > 0:
+            self._build_ema()
+        self.cri_pix = build_loss(train_opt.get('pixel_opt') or DEFAULT_PIXEL_LOSS).to(self.device)
+        self.cri_grad = build_loss(train_opt['gradient_opt']).to(self.device) if train_opt.get('gradient_opt') else None
+        perceptual = train_opt.get('perceptual_opt')
+        self.cri_perceptual = build_loss(perceptual).to(self.device) if perceptual else None
+        self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=train_opt.get('mixed_precision') == 'fp16')
+        self.setup_optimizers()
+        self.setup_schedulers()
+
+    def _build_ema(self):
+        from basicsr.archs import build_network
+        get_root_logger().info(f'Use Exponential Moving Average with decay: {self.ema_decay}')
+        self.net_g_ema = build_network(self.opt['network_g']).to(self.device)
+        self.model_ema(0)
+        self.net_g_ema.eval()
+
+    def autocast(self, phase):
+        mode = (self.opt.get(phase) or {}).get('mixed_precision')
+        if not mode:
+            return nullcontext()
+        if mode not in AUTOCAST_DTYPES:
+            raise ValueError(f"{phase}.mixed_precision must be one of {sorted(AUTOCAST_DTYPES)} or null, got {mode!r}")
+        return torch.autocast(device_type=self.device.type, dtype=AUTOCAST_DTYPES[mode])
+
+    def feed_data(self, data):
+        self.lq = data['lq'].to(self.device)
+        self.gain = data['gain'].to(self.device)
+        self.color_matrix = data['color_matrix'].to(self.device)
+        if 'gt' in data:
+            self.gt = data['gt'].to(self.device)
+
+    def render(self, linear):
+        return render_srgb(linear, self.gain, self.color_matrix)
+
+    def compute_losses(self, output_srgb, gt_srgb):
+        losses = OrderedDict(l_pix=self.cri_pix(output_srgb, gt_srgb))
+        if self.cri_grad:
+            losses['l_grad'] = self.cri_grad(output_srgb, gt_srgb)
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(output_srgb, gt_srgb)
+            losses.update({k: v for k, v in (('l_percep', l_percep), ('l_style', l_style)) if v is not None})
+        return losses
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad()
+        with self.autocast('train'):
+            self.output = self.net_g(self.lq)
+        losses = self.compute_losses(self.render(self.output), self.render(self.gt))
+        l_total = sum(losses.values())
+        self.grad_scaler.scale(l_total).backward()
+        self.grad_scaler.step(self.optimizer_g)
+        self.grad_scaler.update()
+        self.log_dict = self.reduce_loss_dict(losses)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def test(self):
+        net = getattr(self, 'net_g_ema', self.net_g)
+        was_training = net.training
+        net.eval()
+        with torch.no_grad(), self.autocast('val'):
+            self.output = net(self.lq).float()
+        net.train(was_training)
+
+    def get_current_visuals(self):
+        """Rendered, clipped sRGB: the denoised result, the noisy no-flash input, the target."""
+        visuals = OrderedDict(lq=self.render(self.lq[:, :3]).clamp(0, 1).cpu(),
+                              result=self.render(self.output).clamp(0, 1).cpu())
+        if hasattr(self, 'gt'):
+            visuals['gt'] = self.render(self.gt).clamp(0, 1).cpu()
+        return visuals
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        """Float PSNR/SSIM on rendered, clipped images; also those of the noisy input for reference.
+
+        Per-image values are kept in ``self.image_metrics`` (list of dicts) for reports.
+        """
+        dataset_name = dataloader.dataset.opt['name']
+        metric_opts = self.opt['val'].get('metrics') or {}
+        if metric_opts:
+            self._initialize_best_metric_results(dataset_name)
+        self.image_metrics = []
+        for index, val_data in enumerate(tqdm(dataloader, desc=f'Validate {dataset_name}', unit='image',
+                                              disable=not self.opt['val'].get('pbar', False))):
+            name = os.path.splitext(os.path.basename(val_data['key'][0]))[0]
+            self.feed_data(val_data)
+            self.test()
+            visuals = self.get_current_visuals()
+            row = {'name': name}
+            if 'gt' in visuals:
+                gt = to_metric_image(visuals['gt'][0])
+                for metric, metric_opt in metric_opts.items():
+                    row[metric] = calculate_metric({'img': to_metric_image(visuals['result'][0]), 'img2': gt}, metric_opt)
+                    row[f'{metric}_input'] = calculate_metric({'img': to_metric_image(visuals['lq'][0]), 'img2': gt},
+                                                              metric_opt)
+            self.image_metrics.append(row)
+            if save_img:
+                self._save_visuals(visuals, name, dataset_name, current_iter)
+            if tb_logger and index < self.opt['val'].get('tb_images', 2):
+                tb_logger.add_image(f'{dataset_name}/{name}', torch.cat(list(visuals.values()), dim=3)[0], current_iter)
+            del self.lq, self.output
+            self.__dict__.pop('gt', None)
+        if metric_opts and self.image_metrics:
+            self.metric_results = {m: float(np.mean([r[m] for r in self.image_metrics])) for m in metric_opts}
+            for metric, value in self.metric_results.items():
+                self._update_best_metric_result(dataset_name, metric, value, current_iter)
+            self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+            inputs = {m: float(np.mean([r[f'{m}_input'] for r in self.image_metrics])) for m in metric_opts}
+            get_root_logger().info('Noisy input rendered the same way: '
+                                   + ', '.join(f'{m}: {v:.4f}' for m, v in inputs.items()))
+
+    def _save_visuals(self, visuals, name, dataset_name, current_iter):
+        if self.opt['is_train']:
+            path = os.path.join(self.opt['path']['visualization'], name, f'{name}_{current_iter}.png')
+        else:
+            suffix = self.opt['val'].get('suffix') or self.opt['name']
+            path = os.path.join(self.opt['path']['visualization'], dataset_name, f'{name}_{suffix}.png')
+        imwrite(to_uint8_bgr(visuals['result'][0]), path)

@@ -1,0 +1,121 @@
+"""FnFModel: losses on rendered sRGB, validation metrics and images, any registered network."""
+import copy
+import math
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import fnf_basicsr  # noqa: F401  (first: it makes basicsr importable on today's torchvision)
+from basicsr.data import build_dataset
+from basicsr.models import build_model
+from fnf_basicsr.data.synthetic import generate_split
+
+TINY_DEEPFNF = {'type': 'DeepFnF', 'width': 0.0625, 'num_basis': 4, 'kernel_size': 5, 'upsample': 2}
+# One of BasicSR's own restorers configured 12 -> 3 channels at scale 1 (pixel-unshuffle by 4 inside).
+BASICSR_RRDB = {'type': 'RRDBNet', 'num_in_ch': 12, 'num_out_ch': 3, 'scale': 1, 'num_feat': 8, 'num_block': 1,
+                'num_grow_ch': 4}
+
+
+@pytest.fixture(scope='module')
+def scenes(tmp_path_factory):
+    root = tmp_path_factory.mktemp('scenes')
+    generate_split(root, 'train', num_scenes=2, size=64, workers=1, progress=False)
+    return root
+
+
+def dataset(scenes, phase, **extra):
+    opt = {'name': f'synthetic_{phase}', 'type': 'FlashNoFlashDataset', 'phase': phase, 'dataroot': str(scenes),
+           'crop_size': 32, 'margin': 8, 'dimming_factors': [20], 'exclude_test_split': False, **extra}
+    return build_dataset(opt)
+
+
+def model_options(tmp_path, network, is_train=True, **train_extra):
+    experiments = tmp_path / 'experiments' / 'unit'
+    return {
+        'name': 'unit', 'model_type': 'FnFModel', 'is_train': is_train, 'num_gpu': 0, 'dist': False, 'rank': 0,
+        'world_size': 1, 'network_g': copy.deepcopy(network),
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'experiments_root': str(experiments),
+                 'models': str(experiments / 'models'), 'training_states': str(experiments / 'training_states'),
+                 'visualization': str(experiments / 'visualization'), 'log': str(experiments)},
+        'train': {'optim_g': {'type': 'Adam', 'lr': 1e-3}, 'scheduler': {'type': 'MultiStepLR', 'milestones': [1000],
+                                                                        'gamma': 0.5},
+                  'gradient_opt': {'type': 'GradientL1Loss', 'loss_weight': 1.0}, **train_extra},
+        'val': {'save_img': True, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0},
+                                              'ssim': {'type': 'calculate_ssim', 'crop_border': 0}}},
+    }
+
+
+def batch(scenes, size=2):
+    return next(iter(DataLoader(dataset(scenes, 'val'), batch_size=size)))
+
+
+class RecordingTensorBoard:
+
+    def __init__(self):
+        self.images, self.scalars = {}, {}
+
+    def add_image(self, tag, image, step):
+        self.images[tag] = image
+
+    def add_scalar(self, tag, value, step):
+        self.scalars[tag] = value
+
+
+@pytest.mark.parametrize('network', [TINY_DEEPFNF, BASICSR_RRDB], ids=['DeepFnF', 'basicsr-RRDBNet'])
+def test_training_step_updates_weights_with_rendered_losses(scenes, tmp_path, network):
+    model = build_model(model_options(tmp_path, network))
+    before = [p.detach().clone() for p in model.net_g.parameters()]
+    model.feed_data(batch(scenes))
+    model.optimize_parameters(1)
+    assert set(model.log_dict) == {'l_pix', 'l_grad'}
+    assert all(math.isfinite(v) and v > 0 for v in model.log_dict.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.net_g.parameters()))
+
+
+@pytest.mark.parametrize('network', [TINY_DEEPFNF, BASICSR_RRDB], ids=['DeepFnF', 'basicsr-RRDBNet'])
+def test_validation_reports_finite_metrics_and_writes_images(scenes, tmp_path, network):
+    model = build_model(model_options(tmp_path, network))
+    loader = DataLoader(dataset(scenes, 'val', dimming_factors=[20, 50]), batch_size=1)
+    tb = RecordingTensorBoard()
+    model.validation(loader, current_iter=3, tb_logger=tb, save_img=True)
+    assert len(model.image_metrics) == 4
+    for row in model.image_metrics:
+        assert 0 < row['psnr'] < 60 and 0 < row['psnr_input'] < 60 and -1 <= row['ssim'] <= 1
+    assert set(model.metric_results) == {'psnr', 'ssim'}
+    assert tb.scalars and len(tb.images) == 2
+    assert next(iter(tb.images.values())).shape == (3, 32, 96)  # input | result | target
+    saved = sorted(p.name for p in (tmp_path / 'experiments' / 'unit' / 'visualization').rglob('*.png'))
+    assert len(saved) == 4 and all(name.endswith('_3.png') for name in saved)
+
+
+def test_tiny_deepfnf_overfits_one_batch(scenes, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(model_options(tmp_path, TINY_DEEPFNF))
+    model.feed_data(batch(scenes))
+    losses = []
+    for step in range(1, 301):
+        model.optimize_parameters(step)
+        losses.append(model.log_dict['l_pix'])
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < first / 10, f'pixel loss fell only from {first:.4g} to {last:.4g} in 300 steps'
+
+
+def test_bf16_autocast_training_step_is_finite(scenes, tmp_path):
+    model = build_model(model_options(tmp_path, TINY_DEEPFNF, mixed_precision='bf16'))
+    model.feed_data(batch(scenes))
+    model.optimize_parameters(1)
+    assert all(torch.isfinite(torch.tensor(v)) for v in model.log_dict.values())
+    assert all(torch.isfinite(p).all() for p in model.net_g.parameters())
+
+
+def test_unknown_precision_is_refused(scenes, tmp_path):
+    model = build_model(model_options(tmp_path, TINY_DEEPFNF, mixed_precision='fp8'))
+    model.feed_data(batch(scenes))
+    with pytest.raises(ValueError, match='mixed_precision'):
+        model.optimize_parameters(1)
+
+
+def test_parameter_free_reference_cannot_be_trained(tmp_path):
+    with pytest.raises(ValueError, match='no trainable parameters'):
+        build_model(model_options(tmp_path, {'type': 'JointBilateralFnF'}))
