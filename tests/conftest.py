@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import yaml
 TESTS_DIR = Path(__file__).resolve().parent
 PLUGINS_DIR = TESTS_DIR / 'plugins'
 REPO_DIR = TESTS_DIR.parent
+SCRIPTS_DIR = REPO_DIR / 'scripts'
 
 
 def free_port():
@@ -47,3 +49,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def load_script(name):
+    """Import ``scripts/<name>.py`` as a module (scripts are not part of the package)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS_DIR / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,5 +1,4 @@
 """FlashNoFlashDataset: sample layout, randomness and determinism, subsets, frozen sets, bad input."""
-import importlib.util
 import io
 import json
 import shutil
@@ -16,17 +15,10 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from fnf_basicsr.data import faid
 from fnf_basicsr.data.degradation import INPUT_MODES, input_channels
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset, file_sha256, select_names
+from conftest import load_script
 
-SCRIPTS_DIR = Path(__file__).resolve().parents[1] / 'scripts'
 CROP, MARGIN, IMAGE_SHAPE = 64, 8, (88, 100, 3)
 METADATA = faid.ColorMetadata(np.array([[0.9, 0.1, -0.1], [-0.3, 1.2, 0.1], [0.0, 0.2, 0.7]]), 21)
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS_DIR / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_scenes(folder, names, shape=IMAGE_SHAPE, seed=0):

@@ -1,6 +1,4 @@
 """scripts/create_lmdb.py: bit-exact 16-bit round trip, per-key metadata, meta_info, refusals."""
-import importlib.util
-from pathlib import Path
 
 import lmdb
 import numpy as np
@@ -11,16 +9,9 @@ from torch.utils.data import DataLoader
 import fnf_basicsr  # noqa: F401
 from fnf_basicsr.data import faid
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset, crop_key, parse_crop_key
+from conftest import load_script
 
-SCRIPTS_DIR = Path(__file__).resolve().parents[1] / 'scripts'
 SHAPE = (70, 90, 3)  # crops of 48 every 32 px: rows at 0, 22; columns at 0, 32, 42
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS_DIR / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
