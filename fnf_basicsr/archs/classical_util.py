@@ -1,0 +1,199 @@
+"""Shared pieces of the classical (non-learned) references: input checks, variance stabilisation,
+bilateral-grid filtering.
+
+The inputs of this project are linear and very noisy, with heteroscedastic noise of variance
+``sig_read^2 + sig_shot^2 * max(0, x)`` (:mod:`fnf_basicsr.data.noise`). Classical filters assume
+noise of one known level, so the references work in the domain of a variance-stabilising
+transform (a generalised Anscombe transform for this noise model) where the noise has unit std
+everywhere, and every threshold is stated in units of that std: no parameter depends on the
+brightness of one image.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+# The bilateral grid has at most this many cells along the range axis; a guide spanning more range
+# sigmas (a nearly noise-free image has a huge range in noise stds) gets a proportionally larger
+# range sigma, which bounds the memory at about 64 * (H / sigma_space) * (W / sigma_space) cells.
+MAX_RANGE_CELLS = 64
+
+# Layout of the 12-channel flash/no-flash input `lq` (see the common conventions).
+FNF_CHANNELS = 12
+NO_FLASH, FLASH, NO_FLASH_STD, FLASH_STD = slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 12)
+
+
+def check_fnf_input(lq, owner):
+    """Raise a ValueError unless ``lq`` is a (B, 12, H, W) flash/no-flash input.
+
+    Args:
+        lq: the network input.
+        owner: name of the calling class, quoted in the message.
+    """
+    if lq.dim() != 4 or lq.shape[1] != FNF_CHANNELS:
+        raise ValueError(
+            f'{owner} expects the 12-channel flash/no-flash input (B, 12, H, W): noisy no-flash 0:3, '
+            f'noisy flash 3:6, their noise std maps 6:9 and 9:12; got shape {tuple(lq.shape)}. '
+            'Use a dataset in flash/no-flash mode (12 channels), not the no-flash-only or burst modes.')
+
+
+def fit_noise_model(noisy, std):
+    """Recover the noise parameters of one image from its noise-std map.
+
+    The std channels are ``sqrt(sig_read^2 + sig_shot^2 * max(0, noisy))`` (:func:`fnf_basicsr.data.noise.noise_std`),
+    so a least-squares line of ``std^2`` against ``max(0, noisy)`` returns both parameters exactly.
+    An image with no spread of intensities (e.g. constant) cannot separate them; then all the
+    variance is attributed to the read term.
+
+    Args:
+        noisy: (C, H, W) noisy linear image.
+        std: (C, H, W) its noise std map.
+
+    Returns:
+        (read_var, shot_var): floats, ``sig_read^2`` (> 0) and ``sig_shot^2`` (>= 0).
+    """
+    x = noisy.detach().clamp(min=0).flatten().double()
+    v = std.detach().flatten().double() ** 2
+    x_spread = x - x.mean()
+    denom = (x_spread ** 2).sum()
+    shot_var = ((x_spread * (v - v.mean())).sum() / denom).clamp(min=0) if denom > 0 else x.new_zeros(())
+    read_var = (v.mean() - shot_var * x.mean()).clamp(min=torch.finfo(torch.float32).tiny)
+    return read_var.item(), shot_var.item()
+
+
+def stabilize_variance(x, read_var, shot_var):
+    """Generalised Anscombe transform: maps the noise of ``x`` to unit std everywhere.
+
+    Its derivative is ``1 / std(x)`` with ``std(x)^2 = read_var + shot_var * max(0, x)``: above
+    zero ``2 / shot_var * (sqrt(shot_var * x + read_var) - sqrt(read_var))``, written in a form
+    that stays finite when ``shot_var`` is 0; below zero linear with slope ``1 / sqrt(read_var)``.
+    The transform maps 0 to 0 and is inverted exactly by :func:`unstabilize_variance`.
+    """
+    sqrt_read = math.sqrt(read_var)
+    positive, negative = x.clamp(min=0), x.clamp(max=0)
+    return 2 * positive / (torch.sqrt(shot_var * positive + read_var) + sqrt_read) + negative / sqrt_read
+
+
+def unstabilize_variance(z, read_var, shot_var):
+    """Algebraic inverse of :func:`stabilize_variance`.
+
+    Averaging in the stabilised domain and inverting underestimates by ``shot_var / 4`` to first
+    order (the transform is concave). Adding that back changed the PSNR of the non-local means
+    reference by -0.75 to +0.3 dB on our scenes (a denoiser is not a pure average), so the plain
+    inverse is kept.
+    """
+    return z * math.sqrt(read_var) + shot_var * z.clamp(min=0) ** 2 / 4
+
+
+def stabilized_pair(image, std):
+    """The image in the stabilised domain plus the fitted (read_var, shot_var) to invert it."""
+    read_var, shot_var = fit_noise_model(image, std)
+    return stabilize_variance(image, read_var, shot_var), (read_var, shot_var)
+
+
+def gaussian_blur(x, sigma):
+    """Separable Gaussian blur with reflect padding, truncated at 3 sigma.
+
+    Args:
+        x: (N, C, H, W) tensor.
+        sigma: std in pixels; values below 0.3 return ``x`` unchanged.
+    """
+    if sigma < 0.3:
+        return x
+    radius = max(1, min(math.ceil(3 * sigma), min(x.shape[-2:]) - 1))
+    taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    channels = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode='reflect')
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+def bilateral_grid_filter(values, guide, sigma_space, sigma_range):
+    """Joint bilateral filter of ``values`` with edges from ``guide``, on a bilateral grid.
+
+    The bilateral grid (Chen, Paris, Durand, SIGGRAPH 2007): pixels are splatted with trilinear
+    weights into a coarse (range, y, x) grid with one cell per ``sigma_space`` pixels and per
+    ``sigma_range`` guide units, the grid is blurred with a [1, 4, 6, 4, 1] / 16 kernel along its
+    three axes, and the result is read back at every pixel by trilinear interpolation and
+    normalised by the splatted weights. The effective kernel is close to a Gaussian of std
+    1.15 ``sigma_space`` pixels and 1.15 ``sigma_range`` guide units (the trilinear splat and read
+    add a variance of 1/3 cell^2 to the blur's 1). Cost O(H * W) whatever the sigmas. A
+    guide spanning more than :data:`MAX_RANGE_CELLS` range sigmas is filtered with a range sigma of
+    span / MAX_RANGE_CELLS, which bounds the memory.
+    With ``guide`` equal to one channel of ``values`` this is the ordinary bilateral filter.
+
+    Args:
+        values: (C, H, W) image to smooth (any domain; it is only averaged).
+        guide: (H, W) edge image; differences in it are compared with ``sigma_range``.
+        sigma_space: spatial std in pixels (>= 1).
+        sigma_range: range std in guide units (> 0).
+
+    Shape:
+        Output: (C, H, W), like ``values``.
+
+    The splat uses ``index_add_``, which is deterministic on CPU only.
+    """
+    if values.dim() != 3 or guide.shape != values.shape[1:]:
+        raise ValueError(f'bilateral_grid_filter expects values (C, H, W) and guide (H, W) of the same size, '
+                         f'got {tuple(values.shape)} and {tuple(guide.shape)}')
+    if sigma_space < 1 or sigma_range <= 0:
+        raise ValueError(f'bilateral_grid_filter needs sigma_space >= 1 px and sigma_range > 0, '
+                         f'got {sigma_space} and {sigma_range}')
+    channels, height, width = values.shape
+    sigma_range = max(sigma_range, (guide.max() - guide.min()).item() / MAX_RANGE_CELLS)
+    pad = 2  # cells on each side, so that the blur never reaches the border of the grid
+    ys = torch.arange(height, dtype=values.dtype, device=values.device) / sigma_space + pad
+    xs = torch.arange(width, dtype=values.dtype, device=values.device) / sigma_space + pad
+    rs = (guide - guide.min()) / sigma_range + pad
+    coords = torch.stack(torch.broadcast_tensors(rs, ys[:, None], xs[None, :])).reshape(3, -1)
+    dims = [int(coords[axis].max().floor().item()) + 2 + pad for axis in range(3)]
+
+    homogeneous = torch.cat([values, torch.ones_like(values[:1])]).reshape(channels + 1, -1)
+    grid = _splat(homogeneous, coords, dims)
+    grid = _blur_grid(grid)
+    sliced = _slice(grid, coords, dims).reshape(channels + 1, height, width)
+    return sliced[:channels] / sliced[channels:].clamp(min=1e-12)
+
+
+def _splat(homogeneous, coords, dims):
+    """Accumulate (C+1, N) samples into a (C+1, D, Hg, Wg) grid with trilinear weights."""
+    base = coords.floor()
+    upper_weight = coords - base  # per axis: weight of the upper neighbour cell
+    base = base.long()
+    flat_base = (base[0] * dims[1] + base[1]) * dims[2] + base[2]
+    strides = (dims[1] * dims[2], dims[2], 1)
+    grid = homogeneous.new_zeros(homogeneous.shape[0], dims[0] * dims[1] * dims[2])
+    for corner in range(8):
+        upper = [(corner >> axis) & 1 for axis in range(3)]
+        weight = math.prod(upper_weight[axis] if upper[axis] else 1 - upper_weight[axis] for axis in range(3))
+        shift = sum(stride for stride, up in zip(strides, upper) if up)
+        grid.index_add_(1, flat_base + shift, homogeneous * weight)
+    return grid.reshape(-1, *dims)
+
+
+def _blur_grid(grid):
+    """Blur a (C+1, D, Hg, Wg) grid with [1, 4, 6, 4, 1] / 16 along each of its three axes.
+
+    Written as shifted sums: on CPU this is far faster than conv3d with a 1-D kernel. The grid's
+    border cells are empty, so zero padding changes nothing.
+    """
+    for axis in (1, 2, 3):
+        size = grid.shape[axis]
+        padding = [0] * 6
+        padding[2 * (3 - axis)] = padding[2 * (3 - axis) + 1] = 2
+        padded = F.pad(grid, padding)
+        taps = [padded.narrow(axis, shift, size) for shift in range(5)]
+        grid = (taps[0] + taps[4] + 4 * (taps[1] + taps[3]) + 6 * taps[2]) / 16
+    return grid
+
+
+def _slice(grid, coords, dims):
+    """Trilinear read of a (C+1, D, Hg, Wg) grid at the (3, N) grid coordinates."""
+    # grid_sample wants (x, y, r) normalised to [-1, 1] with align_corners=True.
+    scale = torch.tensor([dims[2] - 1, dims[1] - 1, dims[0] - 1], dtype=coords.dtype, device=coords.device)
+    normalised = coords.flip(0).T / scale * 2 - 1
+    sampled = F.grid_sample(grid.unsqueeze(0), normalised.view(1, 1, 1, -1, 3), mode='bilinear',
+                            padding_mode='border', align_corners=True)
+    return sampled.view(grid.shape[0], -1)
