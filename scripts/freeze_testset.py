@@ -26,10 +26,9 @@ Example:
 import argparse
 import io
 import json
-import os
 import shutil
 import sys
-import uuid
+
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +41,7 @@ from fnf_basicsr.data.degradation import INPUT_MODES, REFERENCES
 from fnf_basicsr.data.fnf_dataset import (DEFAULT_DIMMING_FACTORS, DEFAULT_MARGIN, FROZEN_FORMAT, FROZEN_FRAMES,
                                           FROZEN_MANIFEST, SCALE_PIVOTS, SUBSETS, FlashNoFlashDataset, file_sha256)
 from fnf_basicsr.data.noise import TEST_SIG_READ, TEST_SIG_SHOT
+from fnf_basicsr.utils.files import write_atomically
 
 FIG3_DIMMING = 50.0
 FIG3_NUM_IMAGES = 64
@@ -107,18 +107,8 @@ def encode_npz(arrays):
     return buffer.getvalue()
 
 
-def write_atomic(path, payload):
-    tmp = path.with_name(f'.{path.name}.{uuid.uuid4().hex}.tmp')
-    try:
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_manifest(output, manifest):
-    write_atomic(output / FROZEN_MANIFEST, json.dumps(manifest, indent=1).encode())
+    write_atomically(output / FROZEN_MANIFEST, json.dumps(manifest, indent=1).encode(), overwrite=True)
 
 
 def prepare_output(output, options, overwrite):
@@ -164,7 +154,7 @@ def freeze(options, output, overwrite=False, progress=True):
         key = str(arrays['key'])
         payload = encode_npz(arrays)
         entry = {'index': index, 'key': key, 'file': f'{index:05d}_{key}.npz', 'sha256': file_sha256(payload)}
-        write_atomic(output / entry['file'], payload)
+        write_atomically(output / entry['file'], payload, overwrite=True)
         done[index] = entry
         manifest['samples'] = [done[i] for i in sorted(done)]
         write_manifest(output, manifest)

@@ -1,0 +1,265 @@
+"""fnf-denoise: the clean ambient picture from a no-flash and a flash photo, with a trained checkpoint.
+
+Reads a capture pair (linear 16-bit PNG/TIFF as FAID stores it, 8/16-bit sRGB PNG/JPEG, or DNG
+raw with the ``raw`` extra), estimates the sensor noise from the no-flash photo unless given,
+denoises it at full resolution tile by tile (:mod:`fnf_basicsr.inference.tiling`) and writes an
+sRGB PNG brightened by an exposure gain. ``python -m fnf_basicsr.denoise`` is the same command.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fnf_basicsr.data.degradation import assemble_input
+from fnf_basicsr.data.faid import FaidFormatError
+from fnf_basicsr.data.noise_estimation import NoiseEstimationError, estimate_noise
+from fnf_basicsr.inference.capture_io import (ENCODINGS, CaptureError, check_output_paths, encode_float_tiff,
+                                              encode_srgb_png, find_pairs, read_capture_pair, write_atomically)
+from fnf_basicsr.inference.checkpoint import CheckpointError, load_network
+from fnf_basicsr.inference.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, check_tiling, denoise_tiled, denoise_whole
+from fnf_basicsr.utils.rendering import render_srgb, srgb_degamma
+
+PROG = 'fnf-denoise'
+# Automatic gain: this percentile of the rendered (linear sRGB) luminance is mapped to the sRGB
+# value AUTO_GAIN_TARGET, i.e. the brightest 1% of the picture sits at or above 0.9.
+AUTO_GAIN_PERCENTILE = 99.0
+AUTO_GAIN_TARGET = 0.9
+LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)  # linear sRGB (Rec. 709) -> Y
+MAX_GAIN_SAMPLES = 4_000_000  # the percentile is taken on at most this many pixels (strided)
+DENOISED_SUFFIX = '_denoised.png'
+LINEAR_SUFFIX = '_linear.tiff'
+USER_ERRORS = (FileNotFoundError, FileExistsError, CaptureError, CheckpointError, FaidFormatError,
+               NoiseEstimationError)
+
+EPILOG = f"""inputs:
+  16-bit PNG/TIFF (or float32 TIFF): linear camera RGB, FAID style; a PNG's FAID color metadata
+    (text chunks Comment/Description) gives the color transform. FAID's _flash.png holds the flash
+    light alone: pass --flash-only-input for such files (default: a real flash photo).
+  8-bit PNG/JPEG (or 16-bit with --encoding srgb): sRGB pictures, linearised with the sRGB curve.
+  DNG: camera raw via rawpy (pip install "fnf-basicsr[raw]").
+  Folder mode pairs <Name>_noflash.<ext> + <Name>_flash.<ext>, or FAID's <Name>_ambient.png +
+  <Name>_flash.png, and writes <out-dir>/<Name>{DENOISED_SUFFIX}.
+
+outputs:
+  an sRGB PNG (--bits 8 or 16) of the denoised no-flash photo times --gain; with --save-linear
+  also <output stem>{LINEAR_SUFFIX}: float32 RGB TIFF of the network output, linear camera RGB at
+  the no-flash photo's exposure (no gain, no color transform, not clipped).
+
+examples:
+  {PROG} --noflash scene_noflash.png --flash scene_flash.png \\
+      --weights experiments/train_fnf/models/net_g_latest.pth --out scene_denoised.png
+  {PROG} --input-dir captures/ --out-dir denoised/ --weights net_g_latest.pth --opt options/train_fnf.yml
+  {PROG} --noflash a.dng --flash b.dng --weights net_g_latest.pth --out a.png --bits 16 --device cuda
+"""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0], epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    single = parser.add_argument_group('one pair')
+    single.add_argument('--noflash', type=Path, metavar='FILE', help='the no-flash (ambient) photo.')
+    single.add_argument('--flash', type=Path, metavar='FILE', help='the flash photo of the same scene.')
+    single.add_argument('--out', type=Path, metavar='FILE.png', help='the output PNG.')
+    folder = parser.add_argument_group('a folder of pairs')
+    folder.add_argument('--input-dir', type=Path, metavar='DIR', help='folder of capture pairs (naming below).')
+    folder.add_argument('--out-dir', type=Path, metavar='DIR', help=f'folder for <Name>{DENOISED_SUFFIX}.')
+
+    model = parser.add_argument_group('model')
+    model.add_argument('--weights', type=Path, required=True, metavar='CKPT',
+                       help='BasicSR checkpoint, experiments/<name>/models/net_g_<iter>.pth.')
+    model.add_argument('--opt', type=Path, metavar='FILE',
+                       help='training option file (network_g); default: the .yml in the experiment folder.')
+    model.add_argument('--param-key', choices=['auto', 'params', 'params_ema'], default='auto',
+                       help='weights to use: auto = params_ema when saved, else params.')
+    model.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
+                       help='auto: CUDA when available, else CPU.')
+    model.add_argument('--tile', type=int, default=DEFAULT_TILE,
+                       help=f'tile size in pixels, a multiple of 32 (default {DEFAULT_TILE}); 0: the whole '
+                       'image at once (memory grows with the image).')
+    model.add_argument('--overlap', type=int, default=DEFAULT_OVERLAP,
+                       help=f'minimum overlap of neighbouring tiles in pixels (default {DEFAULT_OVERLAP}).')
+
+    capture = parser.add_argument_group('capture')
+    capture.add_argument('--encoding', choices=ENCODINGS, default='auto',
+                         help='pixel encoding of PNG/TIFF/JPEG inputs: auto = 8-bit sRGB, 16-bit/float linear.')
+    capture.add_argument('--flash-only-input', action='store_true',
+                         help='the flash file holds the flash light alone (FAID); the no-flash photo is added.')
+    capture.add_argument('--exposure-ratio', type=float, metavar='R',
+                         help='no-flash exposure / flash exposure (time x ISO); the flash photo is multiplied '
+                         'by R. Default: from both files\' EXIF, else 1.')
+    capture.add_argument('--sig-read', type=float, metavar='S',
+                         help='read-noise std (linear [0, 1] units); with --sig-shot. Default: estimated.')
+    capture.add_argument('--sig-shot', type=float, metavar='S',
+                         help='shot-noise scale: variance = sig_read^2 + sig_shot^2 * intensity.')
+    capture.add_argument('--color-matrix', type=float, nargs=9, metavar='M',
+                         help='camera RGB -> linear sRGB, 9 numbers row-major; overrides the file metadata.')
+
+    output = parser.add_argument_group('output')
+    output.add_argument('--gain', type=float,
+                        help=f'exposure gain applied before the sRGB curve; default: automatic (the '
+                        f'{AUTO_GAIN_PERCENTILE:g}th percentile of luminance maps to sRGB {AUTO_GAIN_TARGET}).')
+    output.add_argument('--bits', type=int, choices=[8, 16], default=8, help='bits per sample of the PNG.')
+    output.add_argument('--save-linear', action='store_true',
+                        help=f'also write <output stem>{LINEAR_SUFFIX} (float32 linear camera RGB).')
+    output.add_argument('--overwrite', action='store_true', help='replace existing outputs (never an input).')
+    output.add_argument('--no-progress', action='store_true', help='no progress bars.')
+    return parser
+
+
+def main(argv=None):
+    """Run the command; returns 0, or exits with a message naming the problem and the fix."""
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    _check_arguments(parser, args)
+    try:
+        run(args)
+    except USER_ERRORS as error:
+        raise SystemExit(f'{PROG}: error: {_message(error)}') from None
+    return 0
+
+
+def run(args):
+    device = _device(args.device)
+    loaded = load_network(args.weights, args.opt, args.param_key, device)
+    print(f'network: {loaded.describe()} on {device}')
+    if loaded.input_mode == 'noflash_burst':
+        raise CheckpointError(f'{args.weights} was trained on 2-frame no-flash bursts (input_mode noflash_burst); '
+                              f'{PROG} denoises flash/no-flash pairs: use a flash_noflash checkpoint')
+    uses_flash = loaded.input_mode == 'flash_noflash'
+    jobs = _jobs(args, uses_flash)
+    inputs = [path for _, noflash, flash, _ in jobs for path in (noflash, flash)]
+    outputs = [path for *_, out in jobs for path in (out, _linear_path(out) if args.save_linear else None) if path]
+    check_output_paths(outputs, inputs, args.overwrite)
+    for name, noflash_path, flash_path, out in jobs:
+        print(f'{name}:')
+        pair = read_capture_pair(noflash_path, flash_path if uses_flash else None, args.encoding,
+                                 args.flash_only_input, args.exposure_ratio, args.color_matrix)
+        for note in pair.notes:
+            print(f'  {note}')
+        linear = denoise_capture(loaded.net, pair, loaded.input_mode, args, device)
+        gain = args.gain if args.gain is not None else auto_gain(linear, pair.color_matrix)
+        print(f'  gain {gain:.4g}' + (' (--gain)' if args.gain is not None else ' (automatic)'))
+        srgb = render_srgb(linear[None], gain, torch.from_numpy(pair.color_matrix))[0].permute(1, 2, 0).numpy()
+        write_atomically(out, encode_srgb_png(srgb, args.bits), args.overwrite)
+        print(f'  wrote {out} ({args.bits}-bit sRGB, {srgb.shape[1]}x{srgb.shape[0]})')
+        if args.save_linear:
+            write_atomically(_linear_path(out), encode_float_tiff(linear.permute(1, 2, 0).numpy()), args.overwrite)
+            print(f'  wrote {_linear_path(out)} (float32 linear camera RGB)')
+
+
+def denoise_capture(net, pair, input_mode, args, device):
+    """The network's (3, H, W) linear estimate of the no-flash photo, tiled as the options say."""
+    sig_read, sig_shot = noise_parameters(pair, args.sig_read, args.sig_shot)
+    noflash = torch.from_numpy(pair.noflash).permute(2, 0, 1)
+    flash = torch.from_numpy(pair.flash).permute(2, 0, 1) if pair.flash is not None else None
+
+    def read_tile(tile):
+        second = flash[:, tile.rows, tile.cols] if flash is not None else None
+        return assemble_input(noflash[:, tile.rows, tile.cols], second, sig_read, sig_shot, input_mode)[None]
+
+    height, width = pair.noflash.shape[:2]
+    if args.tile == 0:
+        return denoise_whole(net, assemble_input(noflash, flash, sig_read, sig_shot, input_mode)[None], device)
+    return denoise_tiled(net, read_tile, height, width, args.tile, args.overlap, device,
+                         progress=not args.no_progress)
+
+
+def noise_parameters(pair, sig_read=None, sig_shot=None):
+    """The given noise parameters, else the file's (DNG NoiseProfile), else estimated (printed).
+
+    The estimate uses the no-flash photo, and the flash photo too when it was taken with the same
+    exposure settings: its bright regions show the shot noise that a dark no-flash photo hides.
+    """
+    if sig_read is not None and sig_shot is not None:
+        print(f'  noise: sig_read={sig_read:.4g} sig_shot={sig_shot:.4g} (given)')
+        return sig_read, sig_shot
+    if pair.noise is not None:
+        print(f'  noise: sig_read={pair.noise[0]:.4g} sig_shot={pair.noise[1]:.4g} (DNG NoiseProfile of '
+              f'{pair.noflash_path.name})')
+        return pair.noise
+    images = (pair.noflash, pair.flash) if pair.flash_shares_noise else (pair.noflash,)
+    estimate = estimate_noise(*images)
+    source = 'the no-flash and flash photos' if len(images) == 2 else 'the no-flash photo'
+    print(f'  noise: {estimate} (estimated from {source})')
+    return estimate.sig_read, estimate.sig_shot
+
+
+def auto_gain(linear, color_matrix, percentile=AUTO_GAIN_PERCENTILE, target=AUTO_GAIN_TARGET):
+    """The exposure gain that maps the ``percentile`` of rendered luminance to sRGB ``target``.
+
+    Args:
+        linear: (3, H, W) linear camera RGB.
+        color_matrix: (3, 3) camera -> linear sRGB.
+
+    Raises:
+        CaptureError: the image is black at that percentile (no gain can brighten it); pass a gain.
+    """
+    weights = torch.tensor(LUMINANCE_WEIGHTS) @ torch.as_tensor(color_matrix, dtype=torch.float32)
+    luminance = torch.einsum('c,chw->hw', weights, linear.float()).flatten()
+    step = max(1, luminance.numel() // MAX_GAIN_SAMPLES)
+    level = float(np.percentile(luminance[::step].numpy(), percentile))
+    if not level > 0:
+        raise CaptureError(f'the denoised image is black at its {percentile:g}th luminance percentile ({level:.3g}); '
+                         'no automatic gain exists: pass --gain')
+    return float(srgb_degamma(torch.tensor(target))) / level
+
+
+def _check_arguments(parser, args):
+    single, folder = args.noflash is not None, args.input_dir is not None
+    if single == folder:
+        parser.error('give either --noflash FILE [--flash FILE] --out FILE.png, or --input-dir DIR --out-dir DIR')
+    if single and (args.out is None or args.out_dir is not None):
+        parser.error('with --noflash, give the output file with --out FILE.png (--out-dir is for --input-dir)')
+    if folder and (args.out_dir is None or args.out is not None or args.flash is not None):
+        parser.error('with --input-dir, give --out-dir DIR (the pairs are found in the folder; no --out/--flash)')
+    if single and args.out.suffix.lower() != '.png':
+        parser.error(f'the output is written as PNG: give --out a .png path, got {args.out}')
+    if (args.sig_read is None) != (args.sig_shot is None):
+        parser.error('give both --sig-read and --sig-shot, or neither (then they are estimated)')
+    for name in ('sig_read', 'sig_shot', 'gain'):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            parser.error(f'--{name.replace("_", "-")} must be positive, got {value}')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: no CUDA device is available here; use --device cpu (or auto)')
+    if args.tile != 0:
+        try:
+            check_tiling(args.tile, args.overlap)
+        except ValueError as error:
+            parser.error(str(error))
+
+
+def _jobs(args, uses_flash):
+    """(name, noflash, flash, output) for every pair to denoise."""
+    if args.input_dir is None:
+        if uses_flash and args.flash is None:
+            raise CaptureError('this checkpoint takes a flash/no-flash pair: give the flash photo with --flash FILE')
+        if not uses_flash and args.flash is not None:
+            print(f'note: the checkpoint is a no-flash-only network; {args.flash} is not used')
+        return [(args.noflash.stem, args.noflash, args.flash, args.out)]
+    pairs = find_pairs(args.input_dir)
+    if not args.flash_only_input and any(path.stem.endswith('_ambient') for _, path, _ in pairs):
+        print('note: FAID naming (<Name>_ambient.png); if these are FAID files, their _flash.png holds the flash '
+              'light alone: pass --flash-only-input')
+    return [(name, noflash, flash, args.out_dir / f'{name}{DENOISED_SUFFIX}') for name, noflash, flash in pairs]
+
+
+def _linear_path(out):
+    return out.with_name(f'{out.stem}{LINEAR_SUFFIX}')
+
+
+def _device(choice):
+    if choice == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    return torch.device(choice)
+
+
+def _message(error):
+    # KeyError-style quoting aside, the exceptions here carry complete messages.
+    return str(error.args[0]) if error.args else str(error)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

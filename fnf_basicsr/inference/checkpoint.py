@@ -1,0 +1,272 @@
+"""Build a trained network from a BasicSR checkpoint and the option file it was trained with.
+
+BasicSR saves ``experiments/<name>/models/net_g_<iter>.pth`` as ``{'params': state_dict}`` (plus
+``'params_ema'`` when training keeps an exponential moving average) and copies the training
+option file to ``experiments/<name>/<option file>.yml``; its ``network_g`` entry holds the
+network's type and constructor arguments. :func:`load_network` finds that option file from the
+checkpoint's path (or takes one explicitly), builds the network and loads the weights, and
+every failure names the file, what was expected, and the fix.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+# The parent package's __init__ has run first: basicsr is patched and every network registered.
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from fnf_basicsr.data.degradation import INPUT_MODES, input_channels
+
+PARAM_KEYS = ('params_ema', 'params')  # preference order when the checkpoint holds both
+OPTION_SUFFIXES = ('.yml', '.yaml')
+MAX_LISTED = 3  # mismatching tensors named in an error message
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or option file that cannot be turned into the network it should hold."""
+
+
+@dataclass
+class LoadedNetwork:
+    """A network ready for inference and where it came from.
+
+    Attributes:
+        net: the network, in eval mode, on the requested device.
+        network_opt: the ``network_g`` options it was built from.
+        input_mode: ``flash_noflash``, ``noflash`` or ``noflash_burst`` (the ``lq`` layout).
+        checkpoint: the weights file.
+        option_file: the option file ``network_g`` was read from.
+        param_key: ``params_ema`` or ``params`` (``None`` for a bare state dict).
+    """
+    net: torch.nn.Module
+    network_opt: dict
+    input_mode: str
+    checkpoint: Path
+    option_file: Path
+    param_key: str
+
+    def describe(self):
+        options = ', '.join(f'{key}={value}' for key, value in self.network_opt.items() if key != 'type')
+        key = f'[{self.param_key}]' if self.param_key else ''
+        return f'{self.network_opt["type"]}({options}) from {self.checkpoint}{key}, options {self.option_file}'
+
+
+def load_network(checkpoint, option_file=None, param_key='auto', device='cpu'):
+    """Build the network of a BasicSR checkpoint and load its weights.
+
+    Args:
+        checkpoint: path of ``net_g_<iter>.pth`` (or any ``{'params': state_dict}`` / bare state dict).
+        option_file: the training option file; default: the one :func:`find_option_file` finds.
+        param_key: ``'auto'`` (``params_ema`` if present, else ``params``), ``'params'`` or ``'params_ema'``.
+        device: where to put the network.
+
+    Returns:
+        LoadedNetwork.
+
+    Raises:
+        FileNotFoundError: the checkpoint or option file does not exist.
+        CheckpointError: no option file found, no ``network_g``, unknown network type, unreadable
+            checkpoint, missing parameter key, or weights of another architecture or size.
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist; pass the net_g_<iter>.pth of a trained '
+                                f'experiment, e.g. --weights experiments/<name>/models/net_g_latest.pth')
+    option_file = Path(option_file) if option_file else find_option_file(checkpoint)
+    opt = read_option_file(option_file)
+    network_opt = dict(opt['network_g'])
+    arch_type = network_opt.pop('type')
+    try:
+        arch = ARCH_REGISTRY.get(arch_type)
+    except KeyError:
+        raise CheckpointError(f'{option_file}: network_g type {arch_type!r} is not a registered network; '
+                              f'known: {sorted(name for name, _ in ARCH_REGISTRY)}') from None
+    try:
+        net = arch(**network_opt)
+    except TypeError as error:
+        raise CheckpointError(f'{option_file}: cannot build {arch_type} from network_g {network_opt}: {error}; '
+                              'fix the network_g keys (they are the constructor arguments)') from None
+    state_dict, used_key = read_state_dict(checkpoint, param_key)
+    _load_weights(net, state_dict, checkpoint, option_file, arch_type, network_opt)
+    input_mode = input_mode_of(opt, option_file, getattr(net, 'in_channels', None))
+    return LoadedNetwork(net.to(device).eval(), {'type': arch_type, **network_opt}, input_mode, checkpoint,
+                         option_file, used_key)
+
+
+def experiment_folder(checkpoint):
+    """``experiments/<name>`` for ``experiments/<name>/models/<file>.pth``; otherwise the file's folder."""
+    folder = Path(checkpoint).resolve().parent
+    return folder.parent if folder.name == 'models' else folder
+
+
+def find_option_file(checkpoint):
+    """The option file BasicSR copied into the checkpoint's experiment folder.
+
+    Among the ``.yml`` files of the folder holding a ``network_g`` entry: the only one, or the one
+    whose stem is the folder's name (the experiment ``name``).
+
+    Raises:
+        CheckpointError: none, or several and none named after the experiment.
+    """
+    folder = experiment_folder(checkpoint)
+    candidates = [path for path in sorted(folder.iterdir()) if path.suffix in OPTION_SUFFIXES and _has_network(path)]
+    if len(candidates) == 1:
+        return candidates[0]
+    named = [path for path in candidates if path.stem == folder.name]
+    if len(named) == 1:
+        return named[0]
+    if not candidates:
+        raise CheckpointError(f'no option file with a network_g entry in {folder} (BasicSR copies the training '
+                              f'option file there); pass it with --opt FILE, e.g. the options/*.yml the '
+                              f'checkpoint {Path(checkpoint).name} was trained with')
+    raise CheckpointError(f'several option files with network_g in {folder}: {[p.name for p in candidates]}; '
+                          'choose one with --opt FILE')
+
+
+def read_option_file(path):
+    """The option mapping of a YAML file, checked to hold a ``network_g`` with a ``type``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'option file {path} does not exist; pass the YAML file the checkpoint was '
+                                'trained with (--opt), or leave --opt out to use the copy in its experiment folder')
+    try:
+        opt = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except yaml.YAMLError as error:
+        raise CheckpointError(f'{path} is not valid YAML: {error}') from None
+    network_opt = opt.get('network_g') if isinstance(opt, dict) else None
+    if not isinstance(network_opt, dict) or 'type' not in network_opt:
+        raise CheckpointError(f'{path} has no network_g mapping with a type (e.g. network_g: {{type: DeepFnF}}); '
+                              'pass the training option file of the checkpoint')
+    return opt
+
+
+def read_state_dict(checkpoint, param_key='auto'):
+    """The state dict of a checkpoint and the key it was stored under.
+
+    Returns:
+        (dict name -> Tensor without any ``module.`` prefix, key or None for a bare state dict).
+    """
+    try:
+        saved = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    except Exception as error:  # pickle, zip and torch errors all mean "not a weights file"
+        raise CheckpointError(f'{checkpoint} is not a readable PyTorch checkpoint ({type(error).__name__}: '
+                              f'{error}); pass a net_g_<iter>.pth saved by BasicSR') from None
+    if not isinstance(saved, dict):
+        raise CheckpointError(f'{checkpoint} holds a {type(saved).__name__}, not a state dict; '
+                              "pass a net_g_<iter>.pth saved by BasicSR ({'params': state_dict})")
+    if param_key == 'auto':
+        key = next((k for k in PARAM_KEYS if k in saved), None)
+    elif param_key in saved:
+        key = param_key
+    else:
+        raise CheckpointError(f'{checkpoint} has no {param_key!r} entry (it has {sorted(saved)[:8]}); '
+                              'use --param-key auto')
+    state_dict = saved[key] if key else saved
+    if not state_dict or not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
+        raise CheckpointError(f'{checkpoint} holds no network weights (keys {sorted(saved)[:8]}); pass a '
+                              'net_g_<iter>.pth from experiments/<name>/models, not a training state')
+    return {name[len('module.'):] if name.startswith('module.') else name: value
+            for name, value in state_dict.items()}, key
+
+
+def input_mode_of(opt, option_file, in_channels):
+    """The ``lq`` layout the network was trained on: the datasets' ``input_mode``, checked.
+
+    Falls back to the network's input channels (6: ``noflash``, else ``flash_noflash``).
+    """
+    modes = {dataset.get('input_mode') for dataset in (opt.get('datasets') or {}).values()
+             if isinstance(dataset, dict) and dataset.get('input_mode')}
+    if len(modes) > 1:
+        raise CheckpointError(f'{option_file}: the datasets use different input_mode values {sorted(modes)}; '
+                              'the network takes one layout')
+    mode = modes.pop() if modes else ('noflash' if in_channels == 6 else 'flash_noflash')
+    if mode not in INPUT_MODES:
+        raise CheckpointError(f'{option_file}: input_mode {mode!r} is not one of {list(INPUT_MODES)}')
+    if in_channels is not None and input_channels(mode) != in_channels:
+        raise CheckpointError(f'{option_file}: input_mode {mode} gives {input_channels(mode)} input channels but '
+                              f'network_g takes in_channels={in_channels}; fix one of them')
+    return mode
+
+
+def _load_weights(net, state_dict, checkpoint, option_file, arch_type, network_opt):
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    resized = [(name, tuple(state_dict[name].shape), tuple(expected[name].shape)) for name in expected
+               if name in state_dict and state_dict[name].shape != expected[name].shape]
+    if not (missing or unexpected or resized):
+        net.load_state_dict(state_dict)
+        return
+    lines = [f'checkpoint {checkpoint} does not fit the network of {option_file}: '
+             f'expected {arch_type}({", ".join(f"{k}={v}" for k, v in network_opt.items())}).',
+             f'  The checkpoint seems to be for: {_guess_architecture(state_dict, checkpoint, option_file)}.']
+    if missing:
+        lines.append(f'  {len(missing)} parameter(s) missing from the checkpoint (e.g. {missing[:MAX_LISTED]}).')
+    if unexpected:
+        lines.append(f'  {len(unexpected)} parameter(s) the network does not have (e.g. {unexpected[:MAX_LISTED]}).')
+    if resized:
+        shown = '; '.join(f'{name}: checkpoint {got}, network {want}' for name, got, want in resized[:MAX_LISTED])
+        lines.append(f'  {len(resized)} parameter(s) of another size ({shown}): the network options differ '
+                     '(e.g. width, num_basis, kernel_size, in_channels).')
+    lines.append('  Fix: pass the option file the checkpoint was trained with (--opt experiments/<name>/<name>.yml), '
+                 'or a checkpoint trained with this option file.')
+    raise CheckpointError('\n'.join(lines))
+
+
+def _guess_architecture(state_dict, checkpoint, option_file):
+    """A description of the network a state dict was saved from.
+
+    First the option file in the checkpoint's own experiment folder, when it is not the one
+    used; then the registered network of this package whose parameter names match best (built
+    with default options on the meta device, which allocates nothing); the first layer's shape
+    tells the input channels and width.
+    """
+    first_name, first = next(((name, value) for name, value in state_dict.items() if value.dim() == 4),
+                             (None, None))
+    shape = f'first conv {first_name} {tuple(first.shape)}' if first is not None else 'no conv layer'
+    try:
+        own = find_option_file(checkpoint)
+    except CheckpointError:
+        own = None
+    if own is not None and own.resolve() != Path(option_file).resolve():
+        return f'network_g {read_option_file(own)["network_g"]} (from {own}, next to it); {shape}'
+    scores = {}
+    for name, arch in _own_architectures():
+        try:
+            with torch.device('meta'):
+                layout = arch().state_dict()
+        except Exception:  # an architecture without defaults for every argument: skip it
+            continue
+        scores[name] = _layout_similarity(state_dict, layout)
+    best = max(scores.values(), default=(0.0, 0))
+    if best[0] < 0.5:
+        return f'an unknown network ({len(state_dict)} tensors, {shape})'
+    names = sorted(name for name, score in scores.items() if score == best)
+    which = names[0] if len(names) == 1 else f'one of {", ".join(names)}'
+    return f'{which} ({best[0]:.0%} of parameter names match the default layout; {shape})'
+
+
+def _layout_similarity(state_dict, layout):
+    """(share of parameter names in common, count of common tensors with the same output channels).
+
+    Names tell the family; the output channels break ties between networks of the same layers,
+    e.g. KPN and DirectUNet, whose last convs have K*K*frames and 3 channels whatever the width.
+    """
+    common = set(state_dict) & set(layout)
+    names = len(common) / len(set(state_dict) | set(layout))
+    same_outputs = sum(1 for name in common if state_dict[name].shape[:1] == layout[name].shape[:1])
+    return names, same_outputs
+
+
+def _own_architectures():
+    """(name, class) of the networks this package registers (BasicSR's own may download weights when built)."""
+    return sorted((name, arch) for name, arch in ARCH_REGISTRY if arch.__module__.startswith('fnf_basicsr.'))
+
+
+def _has_network(path):
+    """True for a readable YAML mapping with a ``network_g`` entry (other files are skipped)."""
+    try:
+        opt = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        return False
+    return isinstance(opt, dict) and 'network_g' in opt
