@@ -66,6 +66,7 @@ def test_train_sample_layout(faid_folder, mode, reference):
 
 
 def test_train_parameters_follow_their_ranges(faid_folder):
+    torch.manual_seed(0)  # train randomness derives from torch's seed; a fresh process draws its own
     dataset = FlashNoFlashDataset(options(faid_folder, 'train', dimming_range=[5, 50]))
     samples = [dataset[i % 3] for i in range(20)]
     gains = np.array([float(s['gain']) for s in samples])
@@ -74,7 +75,10 @@ def test_train_parameters_follow_their_ranges(faid_folder):
     assert gains.min() >= 5 and gains.max() <= 50 and len(set(gains)) == 20
     assert log_read.min() >= -3 and log_read.max() <= -2
     assert log_shot.min() >= -2 and log_shot.max() <= -1.3
-    assert all(0 < float(s['displacement']) < 4 for s in samples)  # crop 64: shifts dominate
+    # Crop 64: the +-2 px shifts dominate (Manhattan up to 4); rotations (f = 32 px, 0.5 degrees:
+    # up to ~0.3 px per axis, ~0.4 px at the corners for roll) and scale (+-2 %: up to 0.64 px at
+    # the corners) add at most ~1.7 px, so the mean displacement stays below 6 px.
+    assert all(0 < float(s['displacement']) < 6 for s in samples)
 
 
 def test_train_samples_are_random_but_repeat_under_the_same_torch_seed(faid_folder):
