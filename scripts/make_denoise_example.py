@@ -60,6 +60,9 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    # the command runs from the repository root: paths given relative to here must still hold
+    args.weights, args.work_dir, args.figure = (Path(p).resolve() for p in (args.weights, args.work_dir, args.figure))
+    args.opt = Path(args.opt).resolve() if args.opt else None
     if not args.weights.is_file():
         raise SystemExit(f'{args.weights} does not exist: train the quickstart first (basicsr train -opt '
                          'options/synthetic/train_fnf.yml) or pass --weights')
