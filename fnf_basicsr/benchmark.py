@@ -125,7 +125,7 @@ def save_strip_parts(path, result, parts, gain, matrix):
     from fnf_basicsr.utils.rendering import render_srgb
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {'result': result.numpy()}
-    if parts is not None:
+    if parts is not None and parts.get('scale_map') is not None:  # DeepFnF's F and G, as in Figure 4
         arrays['filtered'] = render_srgb(parts['filtered'], gain, matrix).clamp(0, 1)[0].cpu().numpy()
         arrays['scale_map'] = parts['scale_map'][0].float().cpu().numpy()
     np.savez_compressed(path, **arrays)
