@@ -126,8 +126,13 @@ def save_strip_parts(path, result, parts, gain, matrix):
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {'result': result.numpy()}
     if parts is not None and parts.get('scale_map') is not None:  # DeepFnF's F and G, as in Figure 4
-        arrays['filtered'] = render_srgb(parts['filtered'], gain, matrix).clamp(0, 1)[0].cpu().numpy()
-        arrays['scale_map'] = parts['scale_map'][0].float().cpu().numpy()
+        # F and G are only defined up to a per-channel factor (Y = F * G, either may be negative):
+        # show F at the output's level and G relative to its mean, channel by channel
+        filtered, scale_map = parts['filtered'].float(), parts['scale_map'].float()
+        level = scale_map.mean(dim=(2, 3), keepdim=True)
+        level = torch.where(level.abs() < 1e-12, torch.ones_like(level), level)
+        arrays['filtered'] = render_srgb(filtered * level, gain, matrix).clamp(0, 1)[0].cpu().numpy()
+        arrays['scale_map'] = (scale_map / level)[0].cpu().numpy()
     np.savez_compressed(path, **arrays)
 
 
@@ -208,13 +213,16 @@ def write_strip(key, test_root, methods, strip_dir, out_path):
         panels.append((method.label, parts['result']))
         if 'filtered' in parts and not extras:
             extras = [(f'{method.label}: filtered F', parts['filtered']),
-                      (f'{method.label}: scale map G / 2', np.clip(parts['scale_map'] / 2, 0, 1))]
+                      (f'{method.label}: scale map G / (2 mean G)', np.clip(parts['scale_map'] / 2, 0, 1))]
     panels += extras + [('ground truth', render(sample['gt']))]
-    figure, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6), dpi=110)
-    for axis, (title, image) in zip(axes, panels):
+    columns = min(len(panels), 7)
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.5 * rows), dpi=110, squeeze=False)
+    for axis in axes.flat:
+        axis.axis('off')
+    for axis, (title, image) in zip(axes.flat, panels):
         axis.imshow(np.transpose(image, (1, 2, 0)))
         axis.set_title(title, fontsize=7)
-        axis.axis('off')
     figure.suptitle(f'{key}', fontsize=8)
     figure.tight_layout()
     figure.savefig(out_path)
