@@ -31,14 +31,9 @@ def add_noise(clean, sig_read, sig_shot, generator=None):
     return clean + gauss * torch.sqrt(noise_variance(clean, sig_read, sig_shot))
 
 
-def _log_uniform(low_high, generator):
-    low, high = low_high
-    return 10 ** (low + (high - low) * torch.rand((), generator=generator).item())
-
-
 def sample_noise_params(generator=None, log_read_range=LOG_READ_RANGE, log_shot_range=LOG_SHOT_RANGE):
-    """Draw (sig_read, sig_shot) log-uniformly from the training ranges."""
-    return _log_uniform(log_read_range, generator), _log_uniform(log_shot_range, generator)
+    """Draw (sig_read, sig_shot) log-uniformly from the training ranges (given as log10 sigma)."""
+    return tuple(log_uniform(10 ** low, 10 ** high, generator) for low, high in (log_read_range, log_shot_range))
 
 
 def log_uniform(low, high, generator=None):
