@@ -7,6 +7,7 @@ resumes where it stopped; finished reports are never overwritten unless ``--over
 """
 import argparse
 import csv
+import inspect
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -59,8 +60,9 @@ class Method:
         return cls(label, net.to(device).eval(), 'flash_noflash', 'reference', opt['type'])
 
     def run(self, lq):
+        """The output and, for networks that expose them (DeepFnF), the intermediates."""
         with torch.no_grad():
-            if 'DeepFnF' in type(self.net).__name__:
+            if 'return_intermediates' in inspect.signature(self.net.forward).parameters:
                 parts = self.net(lq, return_intermediates=True)
                 return parts['output'], parts
             return self.net(lq), None
@@ -200,10 +202,13 @@ def write_strip(key, test_root, methods, strip_dir, out_path):
     import matplotlib.pyplot as plt
 
     from fnf_basicsr.utils.rendering import render_srgb
-    sample = frozen_dataset(test_root, 'flash_noflash')[[e['key'] for e in frozen_dataset(
-        test_root, 'flash_noflash').entries].index(key)]
+    dataset = frozen_dataset(test_root, 'flash_noflash')
+    sample = dataset[[entry['key'] for entry in dataset.entries].index(key)]
     gain, matrix = sample['gain'][None], sample['color_matrix'][None]
-    render = lambda x: render_srgb(x[None], gain, matrix).clamp(0, 1)[0].numpy()  # noqa: E731
+
+    def render(linear):
+        return render_srgb(linear[None], gain, matrix).clamp(0, 1)[0].numpy()
+
     panels = [('no-flash input', render(sample['lq'][:3])),
               # the flash frame is well exposed at the input scale (2 x flash-only + dimmed ambient)
               ('flash input', render_srgb(sample['lq'][None, 3:6], torch.tensor([0.5]), matrix).clamp(0, 1)[0].numpy())]

@@ -93,7 +93,8 @@ def import_plugins(opt):
 
 def run_pipeline(phase, argv):
     """Parse ``argv`` for ``phase`` ('train' or 'test') and run BasicSR's pipeline."""
-    parser = argparse.ArgumentParser(prog=f'basicsr {phase}')
+    parser = argparse.ArgumentParser(prog=f'basicsr {phase}', description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_pipeline_arguments(parser, phase)
     args = parser.parse_args(argv)
     opt = load_option_file(args.opt)
