@@ -39,8 +39,10 @@ _CHUNK_HEADER = struct.Struct('>I4s')
 # are 2.8 to 4.1); a singular or near-singular matrix cannot be inverted to render the image.
 MAX_MATRIX_CONDITION = 1e6
 
+
 class FaidFormatError(ValueError):
     """A file exists but does not follow the FAID format (pixel type, size, metadata)."""
+
 
 @dataclass
 class ColorMetadata:
@@ -111,6 +113,7 @@ class ColorMetadata:
         except FaidFormatError as error:
             raise FaidFormatError(f'{source}: {error}. {fix}') from None
 
+
 @dataclass
 class FaidPair:
     """One scene: ambient and flash-only images, (H, W, 3) float32 linear camera RGB in [0, 1]."""
@@ -118,6 +121,7 @@ class FaidPair:
     ambient: np.ndarray
     flash_only: np.ndarray
     metadata: ColorMetadata
+
 
 def list_faid_names(folder, exclude=()):
     """Sorted names of the complete pairs in a FAID folder.
@@ -151,6 +155,7 @@ def list_faid_names(folder, exclude=()):
                               f'download FAID there or generate synthetic scenes with scripts/generate_synthetic.py')
     return names
 
+
 def decode_png16(data, source):
     """Decode 16-bit RGB PNG bytes.
 
@@ -172,6 +177,7 @@ def decode_png16(data, source):
         raise FaidFormatError(f'{source}: expected 3 color channels (RGB), got {channels}; '
                               f'save it as a 16-bit RGB PNG without alpha')
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
 
 def encode_png16(image_u16, text=None):
     """Encode a lossless 16-bit RGB PNG with optional tEXt chunks.
@@ -198,6 +204,7 @@ def encode_png16(image_u16, text=None):
     header_end = len(PNG_SIGNATURE) + _CHUNK_HEADER.size + 13 + 4
     return data[:header_end] + chunks + data[header_end:]
 
+
 def read_png_text(data_or_path):
     """The tEXt / zTXt / iTXt chunks of a PNG, as a dict keyword -> text; pixels are not decoded.
 
@@ -214,6 +221,7 @@ def read_png_text(data_or_path):
             key, value = _parse_text_chunk(chunk_type, body, source)
             text[key] = value
     return text
+
 
 def read_faid_pair(folder, name):
     """Read one scene of a FAID folder.
@@ -240,6 +248,7 @@ def read_faid_pair(folder, name):
                               f'{flash_path.name} is {flash_only.shape[1]}x{flash_only.shape[0]}; the two '
                               f'images of a pair must be the same size (same capture)')
     return FaidPair(name, _to_float(ambient, ambient_path), _to_float(flash_only, flash_path), metadata)
+
 
 def write_faid_pair(folder, name, ambient, flash_only, metadata, overwrite=False):
     """Write one scene in the FAID format (both files carry the metadata).
@@ -272,20 +281,24 @@ def write_faid_pair(folder, name, ambient, flash_only, metadata, overwrite=False
         # the temporary name starts with a dot and has no FAID suffix: list_faid_names never sees it
         write_atomically(path, encode_png16(image, text), overwrite=True)
 
+
 def load_test_split():
     """The 128 FAID scene names held out for testing by the paper (never train or validate on them)."""
     text = resources.files('fnf_basicsr').joinpath('splits/faid_test.txt').read_text()
     return [line.strip() for line in text.splitlines() if line.strip()]
 
+
 def _pair_paths(folder, name):
     folder = Path(folder)
     return folder / f'{name}{AMBIENT_SUFFIX}', folder / f'{name}{FLASH_SUFFIX}'
+
 
 def _to_float(image_u16, source):
     image = image_u16.astype(np.float32) / UINT16_MAX
     if not np.all(np.isfinite(image)):  # impossible from uint16, kept as a guard on the conversion
         raise FaidFormatError(f'{source}: non-finite values after conversion to float')
     return image
+
 
 def _to_uint16(image, label):
     image = np.asarray(image)
@@ -302,12 +315,14 @@ def _to_uint16(image, label):
         raise ValueError(f'{label} has values in [{low:.4g}, {high:.4g}], outside [0, 1]; clip or rescale it first')
     return np.round(image.astype(np.float64) * UINT16_MAX).astype(np.uint16)
 
+
 def _text_chunk(key, value):
     if not 1 <= len(key) <= 79:
         raise ValueError(f'PNG text keywords have 1 to 79 characters, got {key!r}')
     body = key.encode('latin-1') + b'\0' + value.encode('latin-1')
     return (struct.pack('>I', len(body)) + b'tEXt' + body
             + struct.pack('>I', zlib.crc32(b'tEXt' + body) & 0xFFFFFFFF))
+
 
 def _iter_chunks(data, source):
     if not data.startswith(PNG_SIGNATURE):
@@ -322,6 +337,7 @@ def _iter_chunks(data, source):
         if chunk_type == b'IEND':
             return
         position = body_start + length + 4
+
 
 def _parse_text_chunk(chunk_type, body, source):
     try:
