@@ -31,7 +31,7 @@ from tqdm import tqdm
 import fnf_basicsr  # noqa: F401  (first: makes basicsr importable on current torchvision)
 from basicsr.utils.lmdb_util import LmdbMaker
 from fnf_basicsr.data import faid
-from fnf_basicsr.data.fnf_dataset import (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX, SUBSETS, crop_key, decode_pair,
+from fnf_basicsr.data.fnf_dataset import (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX, SUBSETS, crop_key,
                                           lmdb_crop_keys, select_names)
 
 DEFAULT_CROP_SIZE = 512  # a 448 training crop plus a 32-pixel margin on every side
@@ -75,7 +75,7 @@ def plan_crops(input_dir, names, crop_size, stride):
 def read_pair_u16(input_dir, name):
     """``(ambient_u16, flash_u16, metadata)`` of one scene of a FAID folder."""
     paths = [Path(input_dir) / f'{name}{suffix}' for suffix in (faid.AMBIENT_SUFFIX, faid.FLASH_SUFFIX)]
-    return decode_pair(paths[0].read_bytes(), paths[1].read_bytes(), str(paths[0]), str(paths[1]))
+    return faid.decode_pair(paths[0].read_bytes(), paths[1].read_bytes(), str(paths[0]), str(paths[1]))
 
 
 def iter_crops(input_dir, plan):
@@ -165,7 +165,7 @@ def verify_lmdb(input_dir, lmdb_path, plan, progress=True):
                     problems.append(f'{key}: record missing')
                     continue
                 sources = [f'{lmdb_path}:{key}{suffix}' for suffix in (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX)]
-                read_ambient, read_flash, read_metadata = decode_pair(*records, *sources)
+                read_ambient, read_flash, read_metadata = faid.decode_pair(*records, *sources)
                 if not (np.array_equal(read_ambient, ambient) and np.array_equal(read_flash, flash_only)):
                     problems.append(f'{key}: pixels differ')
                 if read_metadata.to_text() != metadata.to_text():

@@ -238,16 +238,33 @@ def read_faid_pair(folder, name):
         if not path.is_file():
             raise FileNotFoundError(f'{path} does not exist; a FAID scene needs both {ambient_path.name} '
                                     f'and {flash_path.name} in {Path(folder)}')
-    ambient_bytes, flash_bytes = ambient_path.read_bytes(), flash_path.read_bytes()
-    # Both files carry the same camera's metadata; the ambient one is authoritative.
-    metadata = ColorMetadata.from_text(read_png_text(ambient_bytes), str(ambient_path))
-    ambient = decode_png16(ambient_bytes, str(ambient_path))
-    flash_only = decode_png16(flash_bytes, str(flash_path))
-    if ambient.shape != flash_only.shape:
-        raise FaidFormatError(f'{name}: {ambient_path.name} is {ambient.shape[1]}x{ambient.shape[0]} but '
-                              f'{flash_path.name} is {flash_only.shape[1]}x{flash_only.shape[0]}; the two '
-                              f'images of a pair must be the same size (same capture)')
+    ambient, flash_only, metadata = decode_pair(ambient_path.read_bytes(), flash_path.read_bytes(),
+                                                str(ambient_path), str(flash_path))
     return FaidPair(name, _to_float(ambient, ambient_path), _to_float(flash_only, flash_path), metadata)
+
+
+def decode_pair(ambient_bytes, flash_bytes, ambient_source, flash_source):
+    """Decode the two 16-bit PNGs of a pair (from files or LMDB records) and the color metadata.
+
+    Args:
+        ambient_bytes, flash_bytes: the PNG files' bytes.
+        ambient_source, flash_source: their paths or LMDB keys, named in errors.
+
+    Returns:
+        ``(ambient, flash_only, metadata)``: (H, W, 3) uint16 RGB arrays and :class:`ColorMetadata`.
+
+    Raises:
+        FaidFormatError: not 16-bit RGB, different sizes, missing or malformed metadata.
+    """
+    # Both files carry the same camera's metadata; the ambient one is authoritative.
+    metadata = ColorMetadata.from_text(read_png_text(ambient_bytes), ambient_source)
+    ambient = decode_png16(ambient_bytes, ambient_source)
+    flash_only = decode_png16(flash_bytes, flash_source)
+    if ambient.shape != flash_only.shape:
+        raise FaidFormatError(f'{ambient_source} is {ambient.shape[1]}x{ambient.shape[0]} but {flash_source} is '
+                              f'{flash_only.shape[1]}x{flash_only.shape[0]}; the two images of a pair must be the '
+                              f'same size (same capture)')
+    return ambient, flash_only, metadata
 
 
 def write_faid_pair(folder, name, ambient, flash_only, metadata, overwrite=False):

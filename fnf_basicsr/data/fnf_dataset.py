@@ -506,7 +506,7 @@ class FlashNoFlashDataset(data.Dataset):
                 raise LookupError(f'key {location!r} is not in the LMDB {self.dataroot}; rebuild it with '
                                   f'scripts/create_lmdb.py or fix {LMDB_META_INFO}')
             payloads.append(payload)
-        ambient, flash_only, metadata = decode_pair(*payloads, *sources)
+        ambient, flash_only, metadata = faid.decode_pair(*payloads, *sources)
         pair = (ambient, flash_only, metadata.color_matrix, sources[0])
         self._cached = (entry, pair)
         return pair
@@ -540,29 +540,6 @@ def _close_inherited_clients():
 
 if hasattr(os, 'register_at_fork'):  # POSIX; with spawn, workers start with an empty cache anyway
     os.register_at_fork(after_in_child=_close_inherited_clients)
-
-
-def decode_pair(ambient_bytes, flash_bytes, ambient_source, flash_source):
-    """Decode the two 16-bit PNGs of a pair and the ambient file's color metadata.
-
-    Args:
-        ambient_bytes, flash_bytes: the PNG files' bytes (from disk or an LMDB record).
-        ambient_source, flash_source: their file names or LMDB keys, named in errors.
-
-    Returns:
-        ``(ambient, flash_only, metadata)``: (H, W, 3) uint16 RGB arrays and ``faid.ColorMetadata``.
-
-    Raises:
-        faid.FaidFormatError: not 16-bit RGB, different sizes, missing or malformed metadata.
-    """
-    metadata = faid.ColorMetadata.from_text(faid.read_png_text(ambient_bytes), ambient_source)
-    ambient = faid.decode_png16(ambient_bytes, ambient_source)
-    flash_only = faid.decode_png16(flash_bytes, flash_source)
-    if ambient.shape != flash_only.shape:
-        raise faid.FaidFormatError(
-            f'{ambient_source} is {ambient.shape[1]}x{ambient.shape[0]} but {flash_source} is '
-            f'{flash_only.shape[1]}x{flash_only.shape[0]}; the two images of a pair must be the same size')
-    return ambient, flash_only, metadata
 
 
 def _window(image_u16, top, left, size):
