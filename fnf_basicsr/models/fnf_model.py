@@ -147,11 +147,10 @@ class FnFModel(SRModel):
             visuals = self.get_current_visuals()
             row = {'name': name}
             if 'gt' in visuals:
-                gt = to_metric_image(visuals['gt'][0])
+                result, noisy, gt = (to_metric_image(visuals[k][0]) for k in ('result', 'lq', 'gt'))
                 for metric, metric_opt in metric_opts.items():
-                    row[metric] = calculate_metric({'img': to_metric_image(visuals['result'][0]), 'img2': gt}, metric_opt)
-                    row[f'{metric}_input'] = calculate_metric({'img': to_metric_image(visuals['lq'][0]), 'img2': gt},
-                                                              metric_opt)
+                    row[metric] = calculate_metric({'img': result, 'img2': gt}, metric_opt)
+                    row[f'{metric}_input'] = calculate_metric({'img': noisy, 'img2': gt}, metric_opt)
             self.image_metrics.append(row)
             if save_img:
                 self._save_visuals(visuals, name, dataset_name, current_iter)
