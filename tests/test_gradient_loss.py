@@ -31,6 +31,20 @@ def test_sum_and_none_reductions():
     torch.testing.assert_close(per_pixel, torch.tensor([[[[1.0 + 1.0, 2.0 + 2.0, 0.0 + 4.0], [0.0, 0.0, 0.0]]]]))
 
 
+def test_common_region_keeps_the_differences_of_the_top_left_h1_by_w1_pixels():
+    # (H-1) x (W-1) = 1 x 2: x differences [1, 2], y differences [-1, -2].
+    assert GradientL1Loss(region='common')(PRED, TARGET).item() == pytest.approx(3 / 2 + 3 / 2)
+    assert GradientL1Loss(region='common', reduction='sum')(PRED, TARGET).item() == pytest.approx(6.0)
+    per_pixel = GradientL1Loss(region='common', reduction='none')(PRED, TARGET)
+    torch.testing.assert_close(per_pixel, torch.tensor([[[[2.0, 4.0, 0.0], [0.0, 0.0, 0.0]]]]))
+
+
+def test_released_code_convention_is_one_mean_over_both_half_scaled_differences():
+    # Released code: mean(|[0.5 dy, 0.5 dx]|) over the common region = mean(|-0.5, -1, 0.5, 1|).
+    loss = GradientL1Loss(loss_weight=0.5, difference_scale=0.5, region='common')(PRED, TARGET)
+    assert loss.item() == pytest.approx(0.75)
+
+
 def test_constant_offsets_cost_nothing():
     target = torch.rand(2, 3, 5, 6)
     assert GradientL1Loss()(target + 0.3, target).item() == pytest.approx(0.0, abs=1e-6)
@@ -52,6 +66,8 @@ def test_builds_from_options_through_basicsr():
 def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="unsupported reduction 'average'"):
         GradientL1Loss(reduction='average')
+    with pytest.raises(ValueError, match="unsupported region 'valid'"):
+        GradientL1Loss(region='valid')
     with pytest.raises(ValueError, match='same shape'):
         GradientL1Loss()(PRED, TARGET[..., :2])
     with pytest.raises(ValueError, match='H, W >= 2'):
