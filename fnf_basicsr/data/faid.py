@@ -14,6 +14,7 @@ separated) and ``Description`` the EXIF code of its calibration illuminant (17 A
 Pixels are decoded with OpenCV because Pillow cannot hold 16-bit RGB; text chunks are parsed
 here directly so that reading the metadata never decodes pixels.
 """
+import json
 import os
 import struct
 import zlib
@@ -24,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fnf_basicsr.errors import DataError, MissingInputError
 from fnf_basicsr.utils.files import write_atomically
 from fnf_basicsr.utils.rendering import camera_to_srgb_matrix
 
@@ -38,10 +40,12 @@ _CHUNK_HEADER = struct.Struct('>I4s')
 # Largest condition number accepted for a color matrix (those of the Canon 5D Mark II / III and 6D
 # are 2.8 to 4.1); a singular or near-singular matrix cannot be inverted to render the image.
 MAX_MATRIX_CONDITION = 1e6
+# A folder being written (synthetic scenes) holds this file until it is complete; readers refuse it.
+INCOMPLETE_MARKER = '.fnf_incomplete.json'
 
 
-class FaidFormatError(ValueError):
-    """A file exists but does not follow the FAID format (pixel type, size, metadata)."""
+class FaidFormatError(DataError):
+    """A file exists but does not follow the FAID format (pixel type, size, metadata); a ValueError."""
 
 
 @dataclass
@@ -131,13 +135,15 @@ def list_faid_names(folder, exclude=()):
         exclude: names to leave out (e.g. :func:`load_test_split` when listing training scenes).
 
     Raises:
-        FileNotFoundError: the folder does not exist.
-        FaidFormatError: a name has only one of its two files, or no pair is left.
+        MissingInputError: the folder does not exist (a FileNotFoundError).
+        FaidFormatError: the folder is still being written (or its writer was killed), a name has
+            only one of its two files, or no pair is left.
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f'FAID folder {folder} does not exist (or is not a folder); pass the folder '
+        raise MissingInputError(f'FAID folder {folder} does not exist (or is not a folder); pass the folder '
                                 f'holding <Name>{AMBIENT_SUFFIX} / <Name>{FLASH_SUFFIX} files')
+    check_complete(folder)
     files = os.listdir(folder)
     ambient = {f[:-len(AMBIENT_SUFFIX)] for f in files if f.endswith(AMBIENT_SUFFIX)}
     flash = {f[:-len(FLASH_SUFFIX)] for f in files if f.endswith(FLASH_SUFFIX)}
@@ -156,6 +162,44 @@ def list_faid_names(folder, exclude=()):
     return names
 
 
+def mark_incomplete(folder, resume_command):
+    """Mark ``folder`` as being written; :func:`list_faid_names` refuses it until :func:`mark_complete`."""
+    write_atomically(Path(folder) / INCOMPLETE_MARKER, json.dumps({'resume': resume_command}).encode(), overwrite=True)
+
+
+def mark_complete(folder):
+    """Remove the mark of :func:`mark_incomplete` (the last step of writing a folder)."""
+    (Path(folder) / INCOMPLETE_MARKER).unlink(missing_ok=True)
+
+
+def check_complete(folder):
+    """Raise FaidFormatError if ``folder`` carries the mark of an unfinished write, with the command that finishes it."""
+    marker = Path(folder) / INCOMPLETE_MARKER
+    if not marker.exists():
+        return
+    try:
+        resume = json.loads(marker.read_text())['resume']
+    except (OSError, ValueError, KeyError, TypeError):
+        resume = None  # a damaged marker still marks the folder unfinished
+    fix = f'run `{resume}` to finish it' if resume else 'rerun the command that wrote it'
+    raise FaidFormatError(f'{folder} is incomplete: the run that wrote it stopped before the end ({marker} '
+                          f'exists); {fix}, or delete the folder')
+
+
+def read_file_bytes(path):
+    """The bytes of an input file; unreadable, empty or missing files raise one-line errors naming it."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise MissingInputError(f'{path} does not exist') from None
+    except OSError as error:
+        raise DataError(f'{path}: cannot read it ({error.strerror or error}); check the file and its permissions') from None
+    if not data:
+        raise DataError(f'{path}: empty file (0 bytes), e.g. from an interrupted copy; copy or download it again')
+    return data
+
+
 def decode_png16(data, source):
     """Decode 16-bit RGB PNG bytes.
 
@@ -166,7 +210,14 @@ def decode_png16(data, source):
     Returns:
         (H, W, 3) uint16 array, channels in RGB order.
     """
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if not data:
+        raise FaidFormatError(f'{source}: empty (0 bytes), e.g. from an interrupted copy; copy or download it again')
+    if not bytes(data[:len(PNG_SIGNATURE)]) == PNG_SIGNATURE:
+        raise FaidFormatError(f'{source}: not a decodable PNG file (no PNG signature); FAID images are 16-bit RGB PNGs')
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # OpenCV raises on some damaged headers instead of returning None
+        image = None
     if image is None:
         raise FaidFormatError(f'{source}: not a decodable PNG file (truncated or corrupt?); re-download or rewrite it')
     if image.dtype != np.uint16:
@@ -205,16 +256,20 @@ def encode_png16(image_u16, text=None):
     return data[:header_end] + chunks + data[header_end:]
 
 
-def read_png_text(data_or_path):
+def read_png_text(data_or_path, source=None):
     """The tEXt / zTXt / iTXt chunks of a PNG, as a dict keyword -> text; pixels are not decoded.
 
     Args:
         data_or_path: PNG bytes or a path to a PNG file.
+        source: the name of the bytes in error messages (default: the path, or ``<PNG bytes>``).
+
+    Raises:
+        FaidFormatError: not a PNG, truncated, or a malformed text chunk.
     """
     if isinstance(data_or_path, (bytes, bytearray, memoryview)):
-        data, source = bytes(data_or_path), '<PNG bytes>'
+        data, source = bytes(data_or_path), source or '<PNG bytes>'
     else:
-        data, source = Path(data_or_path).read_bytes(), str(data_or_path)
+        data, source = read_file_bytes(data_or_path), source or str(data_or_path)
     text = {}
     for chunk_type, body in _iter_chunks(data, source):
         if chunk_type in (b'tEXt', b'zTXt', b'iTXt'):
@@ -230,15 +285,17 @@ def read_faid_pair(folder, name):
         FaidPair with float32 images (uint16 / 65535) and the ambient file's color metadata.
 
     Raises:
-        FileNotFoundError: one of the two files is missing.
-        FaidFormatError: 8-bit or non-RGB pixels, different sizes, missing or malformed metadata.
+        MissingInputError: one of the two files is missing (a FileNotFoundError).
+        DataError: a file cannot be read or is empty.
+        FaidFormatError: 8-bit or non-RGB pixels, different sizes, missing or malformed metadata,
+            an undecodable or truncated file.
     """
     ambient_path, flash_path = _pair_paths(folder, name)
     for path in (ambient_path, flash_path):
         if not path.is_file():
-            raise FileNotFoundError(f'{path} does not exist; a FAID scene needs both {ambient_path.name} '
+            raise MissingInputError(f'{path} does not exist; a FAID scene needs both {ambient_path.name} '
                                     f'and {flash_path.name} in {Path(folder)}')
-    ambient, flash_only, metadata = decode_pair(ambient_path.read_bytes(), flash_path.read_bytes(),
+    ambient, flash_only, metadata = decode_pair(read_file_bytes(ambient_path), read_file_bytes(flash_path),
                                                 str(ambient_path), str(flash_path))
     return FaidPair(name, _to_float(ambient, ambient_path), _to_float(flash_only, flash_path), metadata)
 
@@ -256,10 +313,11 @@ def decode_pair(ambient_bytes, flash_bytes, ambient_source, flash_source):
     Raises:
         FaidFormatError: not 16-bit RGB, different sizes, missing or malformed metadata.
     """
-    # Both files carry the same camera's metadata; the ambient one is authoritative.
-    metadata = ColorMetadata.from_text(read_png_text(ambient_bytes), ambient_source)
+    # Pixels first: a truncated, 8-bit or gray file is reported as such, not as missing metadata.
     ambient = decode_png16(ambient_bytes, ambient_source)
     flash_only = decode_png16(flash_bytes, flash_source)
+    # Both files carry the same camera's metadata; the ambient one is authoritative.
+    metadata = ColorMetadata.from_text(read_png_text(ambient_bytes, ambient_source), ambient_source)
     if ambient.shape != flash_only.shape:
         raise FaidFormatError(f'{ambient_source} is {ambient.shape[1]}x{ambient.shape[0]} but {flash_source} is '
                               f'{flash_only.shape[1]}x{flash_only.shape[0]}; the two images of a pair must be the '
@@ -354,6 +412,7 @@ def _iter_chunks(data, source):
         if chunk_type == b'IEND':
             return
         position = body_start + length + 4
+    raise FaidFormatError(f'{source}: truncated PNG (it ends before its IEND chunk); copy or download it again')
 
 
 def _parse_text_chunk(chunk_type, body, source):

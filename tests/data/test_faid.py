@@ -194,3 +194,46 @@ def test_test_split():
     names = load_test_split()
     assert len(names) == 128 and len(set(names)) == 128
     assert 'Toys_242' in names
+
+
+# --- damaged files: one-line errors naming the file (before: raw cv2.error, or a wrong diagnosis) ---------------
+
+def _damage(scene, how):
+    path = scene / f'Toys_001{AMBIENT_SUFFIX}'
+    good = path.read_bytes()
+    iend = good.rindex(b'IEND') - 4  # start of the IEND chunk
+    damaged = {'empty': b'', 'signature_only': good[:8], 'half': good[:len(good) // 2],
+               'before_iend': good[:iend], 'not_png': b'GIF89a' + good[6:],
+               'eight_bit': cv2.imencode('.png', np.zeros((9, 7, 3), np.uint8))[1].tobytes(),
+               'gray': cv2.imencode('.png', np.zeros((9, 7), np.uint16))[1].tobytes()}[how]
+    path.write_bytes(damaged)
+    return path
+
+
+@pytest.mark.parametrize('how, message', [
+    ('empty', 'empty file \\(0 bytes\\)'), ('signature_only', 'not a decodable PNG'),
+    ('half', 'not a decodable PNG'), ('before_iend', 'truncated|not a decodable'),
+    ('not_png', 'not a decodable PNG'), ('eight_bit', 'expected a 16-bit PNG'),
+    ('gray', 'expected 3 color channels')])
+def test_damaged_file_names_the_file_and_the_problem(scene, how, message):
+    from fnf_basicsr.errors import DataError
+    path = _damage(scene, how)
+    with pytest.raises(DataError, match=message) as raised:
+        read_faid_pair(scene, 'Toys_001')
+    assert str(path) in str(raised.value) and '\n' not in str(raised.value)
+
+
+def test_text_chunks_of_bytes_truncated_at_a_chunk_boundary_are_refused(scene):
+    good = (scene / f'Toys_001{AMBIENT_SUFFIX}').read_bytes()
+    with pytest.raises(FaidFormatError, match='lmdb:key.*truncated'):
+        read_png_text(good[:good.rindex(b'IEND') - 4], 'lmdb:key')
+
+
+def test_folder_marked_incomplete_is_refused_with_the_command_that_finishes_it(scene):
+    from fnf_basicsr.data.faid import check_complete, mark_complete, mark_incomplete
+    mark_incomplete(scene, 'python scripts/generate_synthetic.py --root x')
+    with pytest.raises(FaidFormatError, match='incomplete.*`python scripts/generate_synthetic.py --root x`'):
+        list_faid_names(scene)
+    mark_complete(scene)
+    assert list_faid_names(scene) == ['Toys_001']
+    check_complete(scene)
