@@ -5,9 +5,13 @@ Every image pair is cut into ``--crop-size`` squares every ``--stride`` pixels (
 column of crops are moved in to end at the image border, so the whole image is covered; an
 image smaller than a crop is stored whole). Each crop becomes two records, ``<crop>_ambient``
 and ``<crop>_flash``, lossless 16-bit PNG bytes carrying the pair's color metadata in their text
-chunks, with ``<crop> = <Name>_y<top>_x<left>``. BasicSR's ``LmdbMaker`` writes the records and
-``meta_info.txt``. Afterwards every record is read back and compared bit for bit with the
+chunks, with ``<crop> = <Name>_y<top>_x<left>``; ``meta_info.txt`` lists them as BasicSR's
+``LmdbMaker`` does. Afterwards every record is read back and compared bit for bit with the
 source pixels and metadata.
+
+The LMDB is built in a temporary folder beside ``--output`` and renamed to it only once complete
+and verified, so a killed or failed run leaves nothing that training would accept; the next run
+removes what dead runs left and starts again. ``--output``'s parent folders are created.
 
 Scene selection (``--split``): ``all`` (default), ``train``, ``val`` or ``test``; the paper's 128
 test scenes never enter ``all``, ``train`` or ``val``. The validation scenes are those of
@@ -16,28 +20,31 @@ test scenes never enter ``all``, ``train`` or ``val``. The validation scenes are
 selection as FlashNoFlashDataset's ``subset: val`` (``select_names``).
 
 Example:
-    python scripts/create_lmdb.py --input datasets/FAID --output datasets/faid_train.lmdb --split train
+    python scripts/create_lmdb.py --input datasets/FAID --output datasets/FAID_lmdb/train.lmdb --split train
 """
 import argparse
+import json
 import os
 import shutil
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 import fnf_basicsr  # noqa: F401  (first: makes basicsr importable on current torchvision)
-from basicsr.utils.lmdb_util import LmdbMaker
-from fnf_basicsr.data import faid
-from fnf_basicsr.data.fnf_dataset import (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX, SUBSETS, crop_key,
+from fnf_basicsr.data import faid, lmdb_store
+from fnf_basicsr.data.fnf_dataset import (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX, LMDB_META_INFO, SUBSETS, crop_key,
                                           lmdb_crop_keys, select_names)
+from fnf_basicsr.errors import ConfigError, DataError, OutputError, OutputExistsError, report_errors
+from fnf_basicsr.utils.files import (fault_point, prepare_output_folder, remove_stale_temporaries, temporary_path,
+                                     write_atomically)
 
 DEFAULT_CROP_SIZE = 512  # a 448 training crop plus a 32-pixel margin on every side
 DEFAULT_STRIDE = 256
 PNG_COMPRESSION = 1  # OpenCV's default PNG compression, used by faid.encode_png16; recorded in meta_info
 MAP_SIZE_SLACK = 1.25  # LMDB map size over the raw 16-bit bytes (PNG can exceed raw by a few bytes per row)
+COMMIT_EVERY = 2500  # crops per LMDB transaction (BasicSR's LmdbMaker: 5000 records)
 
 
 def crop_positions(length, crop_size, stride):
@@ -52,11 +59,19 @@ def crop_positions(length, crop_size, stride):
 
 def png_size(path):
     """(height, width) from a PNG header, without decoding pixels."""
-    with open(path, 'rb') as file:
-        header = file.read(24)
-    if not header.startswith(faid.PNG_SIGNATURE):
-        raise faid.FaidFormatError(f'{path}: not a PNG file')
+    try:
+        with open(path, 'rb') as file:
+            header = file.read(24)
+    except OSError as error:
+        raise DataError(f'{path}: cannot read it ({error.strerror or error})') from None
+    if not header:
+        raise faid.FaidFormatError(f'{path}: empty file (0 bytes), e.g. from an interrupted copy; copy it again')
+    if len(header) < 24 or not header.startswith(faid.PNG_SIGNATURE) or header[12:16] != b'IHDR':
+        raise faid.FaidFormatError(f'{path}: not a decodable PNG file (truncated header or not a PNG); copy or '
+                                   'download it again')
     width, height = struct.unpack('>II', header[16:24])
+    if not (width and height):
+        raise faid.FaidFormatError(f'{path}: PNG header says {width}x{height} pixels; copy or download it again')
     return height, width
 
 
@@ -75,7 +90,7 @@ def plan_crops(input_dir, names, crop_size, stride):
 def read_pair_u16(input_dir, name):
     """``(ambient_u16, flash_u16, metadata)`` of one scene of a FAID folder."""
     paths = [Path(input_dir) / f'{name}{suffix}' for suffix in (faid.AMBIENT_SUFFIX, faid.FLASH_SUFFIX)]
-    return faid.decode_pair(paths[0].read_bytes(), paths[1].read_bytes(), str(paths[0]), str(paths[1]))
+    return faid.decode_pair(*(faid.read_file_bytes(path) for path in paths), str(paths[0]), str(paths[1]))
 
 
 def iter_crops(input_dir, plan):
@@ -89,18 +104,30 @@ def iter_crops(input_dir, plan):
         yield crop_key(name, top, left), ambient[window], flash_only[window], metadata
 
 
+def check_numbers(crop_size, stride, num_val, max_images):
+    """Refuse crop sizes, strides and counts that cannot make a dataset (before any work)."""
+    for label, value, low in (('--crop-size', crop_size, 1), ('--stride', stride, 1), ('--num-val', num_val, 0),
+                              ('--max-images', max_images, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise ConfigError(f'{label} must be an integer >= {low}, got {value!r}')
+
+
 def create_lmdb(input_dir, lmdb_path, split='all', crop_size=DEFAULT_CROP_SIZE, stride=DEFAULT_STRIDE,
                 num_val=128, val_names=None, max_images=None, overwrite=False, progress=True):
-    """Write the LMDB, then verify it.
+    """Write the LMDB in a temporary sibling folder, verify it, then give it its final name.
+
+    A killed or failed run therefore never leaves anything under ``lmdb_path``; the next run
+    removes the temporaries of dead runs and starts again. The last file written before the
+    rename is the completion record that readers require (:func:`fnf_basicsr.data.lmdb_store.check_lmdb`).
 
     Args:
         input_dir: FAID-format folder.
-        lmdb_path: output folder, must end with ``.lmdb`` (BasicSR's convention).
+        lmdb_path: output folder, must end with ``.lmdb`` (BasicSR's convention); parents are created.
         split: ``all``, ``train``, ``val`` or ``test`` (see the module docstring).
         crop_size, stride: crop side and step in pixels.
         num_val, val_names: validation selection (see ``select_names``).
         max_images: keep only the first N selected scenes (quick tests).
-        overwrite: replace an existing ``lmdb_path``.
+        overwrite: replace an existing ``lmdb_path`` (only once the new one is complete).
         progress: show tqdm progress bars.
 
     Returns:
@@ -108,51 +135,111 @@ def create_lmdb(input_dir, lmdb_path, split='all', crop_size=DEFAULT_CROP_SIZE, 
         ``verified`` (records read back equal).
 
     Raises:
-        FileExistsError: ``lmdb_path`` exists and ``overwrite`` is False.
-        RuntimeError: a record read back differs from its source.
+        ConfigError: invalid numbers or an output name without ``.lmdb``.
+        OutputExistsError: ``lmdb_path`` exists and ``overwrite`` is False.
+        OutputError: the output folder cannot be created or written (also a full disk).
+        DataError: an input is damaged, or a record read back differs from its source.
     """
-    lmdb_path = str(lmdb_path)
-    if not lmdb_path.endswith('.lmdb'):
-        raise ValueError(f'the LMDB path must end with .lmdb (BasicSR convention), got {lmdb_path}')
-    if os.path.exists(lmdb_path):
-        if not overwrite:
-            raise FileExistsError(f'{lmdb_path} already exists; pass --overwrite to replace it')
-        shutil.rmtree(lmdb_path)
+    check_numbers(crop_size, stride, num_val, max_images)
+    lmdb_path = Path(lmdb_path)
+    if lmdb_path.suffix != '.lmdb':
+        raise ConfigError(f'the LMDB path must end with .lmdb (BasicSR convention), got {lmdb_path}')
+    if lmdb_path.exists() and not overwrite:
+        raise OutputExistsError(f'{lmdb_path} already exists; pass --overwrite to replace it')
+    prepare_output_folder(lmdb_path.parent, 'LMDB')
+    remove_stale_temporaries(lmdb_path)
     names = select_names(faid.list_faid_names(input_dir), split, num_val=num_val, val_names=val_names)
     if max_images:
         names = names[:max_images]
     if not names:
-        raise ValueError(f'{input_dir}: no scenes in split {split!r}; check --split and the folder')
+        raise ConfigError(f'{input_dir}: no scenes in split {split!r}; check --split and the folder')
     plan = plan_crops(input_dir, names, crop_size, stride)
-    raw_bytes = sum(2 * height * width * 3 * 2 for *_, height, width in plan)
-    maker = LmdbMaker(lmdb_path, map_size=int(raw_bytes * MAP_SIZE_SLACK) + 2 ** 24, compress_level=PNG_COMPRESSION)
-    stored = 0
+    tmp = temporary_path(lmdb_path)
     try:
-        for key, ambient, flash_only, metadata in tqdm(iter_crops(input_dir, plan), total=len(plan), unit='crop',
-                                                      desc=f'write {Path(lmdb_path).name}', disable=not progress):
-            text = metadata.to_text()
-            for suffix, image in ((LMDB_AMBIENT_SUFFIX, ambient), (LMDB_FLASH_SUFFIX, flash_only)):
-                payload = faid.encode_png16(np.ascontiguousarray(image), text)
-                maker.put(payload, f'{key}{suffix}', image.shape)
-                stored += len(payload)
+        stored = write_records(input_dir, tmp, plan, progress, lmdb_path.name)
+        verified = verify_lmdb(input_dir, tmp, plan, progress)
+        record = {'format': 'fnf-basicsr crops', 'scenes': len(names), 'crops': len(plan), 'records': 2 * len(plan),
+                  'crop_size': crop_size, 'stride': stride, 'data_bytes': (tmp / lmdb_store.DATA_FILE).stat().st_size}
+        write_atomically(tmp / lmdb_store.COMPLETE_MARKER, json.dumps(record, indent=1).encode())
+        fault_point('lmdb_publish')
+        publish(tmp, lmdb_path, overwrite)
     finally:
-        maker.close()
-    verified = verify_lmdb(input_dir, lmdb_path, plan, progress)
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     return {'scenes': len(names), 'crops': len(plan), 'records': 2 * len(plan), 'bytes': stored,
             'verified': verified}
+
+
+def write_records(input_dir, lmdb_path, plan, progress=True, label=None):
+    """Write every crop of ``plan`` into a new LMDB at ``lmdb_path``, then ``meta_info.txt``.
+
+    Returns:
+        The number of PNG bytes stored.
+
+    Raises:
+        OutputError: LMDB or the disk refused a write (full disk, map full, ...).
+    """
+    import lmdb
+    raw_bytes = sum(2 * height * width * 3 * 2 for *_, height, width in plan)
+    meta_lines, stored = [], 0
+    try:
+        env = lmdb.open(str(lmdb_path), map_size=int(raw_bytes * MAP_SIZE_SLACK) + 2 ** 24)
+        try:
+            txn = env.begin(write=True)
+            crops = tqdm(iter_crops(input_dir, plan), total=len(plan), unit='crop', desc=f'write {label or lmdb_path}',
+                         disable=not progress)
+            for count, (key, ambient, flash_only, metadata) in enumerate(crops, 1):
+                text = metadata.to_text()
+                for suffix, image in ((LMDB_AMBIENT_SUFFIX, ambient), (LMDB_FLASH_SUFFIX, flash_only)):
+                    payload = faid.encode_png16(np.ascontiguousarray(image), text)
+                    txn.put(f'{key}{suffix}'.encode('ascii'), payload)
+                    meta_lines.append(f'{key}{suffix}.png ({image.shape[0]},{image.shape[1]},3) {PNG_COMPRESSION}\n')
+                    stored += len(payload)
+                    fault_point('lmdb_put')
+                if count % COMMIT_EVERY == 0:
+                    txn.commit()
+                    txn = env.begin(write=True)
+            txn.commit()
+            env.sync(True)
+        finally:
+            env.close()
+    except (lmdb.Error, OSError) as error:
+        raise OutputError(f'cannot write the LMDB {lmdb_path}: {error}; free disk space or choose another '
+                          'output folder') from None
+    write_atomically(Path(lmdb_path) / LMDB_META_INFO, ''.join(meta_lines).encode())
+    return stored
+
+
+def publish(tmp, lmdb_path, overwrite):
+    """Rename the finished LMDB ``tmp`` to ``lmdb_path``; an old one is moved aside first, then deleted."""
+    if not overwrite:
+        try:
+            os.rename(tmp, lmdb_path)  # fails if lmdb_path appeared meanwhile (a non-empty folder)
+        except OSError:
+            raise OutputExistsError(f'{lmdb_path} already exists; pass --overwrite to replace it') from None
+        return
+    old = temporary_path(lmdb_path)
+    if lmdb_path.exists():
+        os.rename(lmdb_path, old)
+    try:
+        os.rename(tmp, lmdb_path)
+    finally:
+        if old.exists():
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
 
 
 def verify_lmdb(input_dir, lmdb_path, plan, progress=True):
     """Read every record back and compare pixels (bit-exact) and metadata with the source.
 
     Returns:
-        The number of records verified; raises RuntimeError listing the first mismatches.
+        The number of records verified; raises DataError listing the first mismatches.
     """
     import lmdb
+    lmdb_path = str(lmdb_path)
     expected_keys = [crop_key(name, top, left) for name, top, left, *_ in plan]
-    listed = lmdb_crop_keys(lmdb_path)
+    listed = lmdb_crop_keys(lmdb_path, require_complete=False)
     if listed != sorted(expected_keys):
-        raise RuntimeError(f'{lmdb_path}/meta_info.txt lists {len(listed)} crops, expected {len(expected_keys)}')
+        raise DataError(f'{lmdb_path}/meta_info.txt lists {len(listed)} crops, expected {len(expected_keys)}')
     problems, checked = [], 0
     env = lmdb.open(lmdb_path, readonly=True, lock=False, readahead=False)
     try:
@@ -174,7 +261,7 @@ def verify_lmdb(input_dir, lmdb_path, plan, progress=True):
     finally:
         env.close()
     if problems:
-        raise RuntimeError(f'{lmdb_path}: {len(problems)} record(s) differ from the source: ' + '; '.join(problems[:5]))
+        raise DataError(f'{lmdb_path}: {len(problems)} record(s) differ from the source: ' + '; '.join(problems[:5]))
     return checked
 
 
@@ -205,12 +292,11 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    val_names = args.val_names.read_text().split() if args.val_names else None
-    try:
+    with report_errors('create_lmdb.py'):
+        check_numbers(args.crop_size, args.stride, args.num_val, args.max_images)
+        val_names = faid.read_file_bytes(args.val_names).decode().split() if args.val_names else None
         report = create_lmdb(args.input, args.output, args.split, args.crop_size, args.stride, args.num_val,
                              val_names, args.max_images, args.overwrite, progress=not args.quiet)
-    except (FileExistsError, FileNotFoundError, ValueError, RuntimeError) as error:
-        sys.exit(f'error: {error}')
     print(f'{args.output}: {report["scenes"]} scenes, {report["crops"]} crops, {report["records"]} records '
           f'({report["bytes"] / 2 ** 20:.1f} MiB of PNG); verified {report["verified"]} records bit-exact')
 

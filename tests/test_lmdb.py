@@ -1,5 +1,7 @@
 """scripts/create_lmdb.py: bit-exact 16-bit round trip, per-key metadata, meta_info, refusals."""
 
+from pathlib import Path
+
 import lmdb
 import numpy as np
 import pytest
@@ -121,3 +123,151 @@ def test_command_line_help_documents_every_option(create_lmdb):
                    '--max-images', '--overwrite', '--quiet'):
         assert option in help_text
     assert all(action.help for action in create_lmdb.build_parser()._actions)
+
+
+# --- reliability: nothing unfinished under the final name, damaged LMDBs refused with their path ---------------
+
+LMDB_OPTIONS = {'phase': 'val', 'io_backend': {'type': 'lmdb'}, 'crop_size': 32, 'margin': 4, 'dimming_factors': [20]}
+
+
+def read_every_sample(lmdb_path):
+    dataset = FlashNoFlashDataset({**LMDB_OPTIONS, 'dataroot': str(lmdb_path)})
+    return [dataset[index]['key'] for index in range(len(dataset))]
+
+
+@pytest.fixture
+def small_lmdb(create_lmdb, faid_folder, tmp_path):
+    lmdb_path = tmp_path / 'small.lmdb'
+    create_lmdb.create_lmdb(faid_folder, lmdb_path, crop_size=48, stride=32, progress=False)
+    return lmdb_path
+
+
+def test_missing_output_parents_are_created(create_lmdb, faid_folder, tmp_path):
+    lmdb_path = tmp_path / 'datasets' / 'FAID_lmdb' / 'train.lmdb'  # the README's command in a fresh folder
+    create_lmdb.main(['--input', str(faid_folder), '--output', str(lmdb_path), '--crop-size', '64', '--quiet'])
+    assert len(read_every_sample(lmdb_path)) == 2 * 2 * 2  # rows 0, 6; columns 0, 26
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--crop-size', '0'], '--crop-size must be an integer >= 1, got 0'),
+    (['--stride', '0'], '--stride must be an integer >= 1, got 0'),
+    (['--stride', '-5'], '--stride must be an integer >= 1, got -5'),
+    (['--num-val', '-1'], '--num-val must be an integer >= 0, got -1'),
+    (['--max-images', '0'], '--max-images must be an integer >= 1, got 0')])
+def test_invalid_numbers_are_one_line_errors(create_lmdb, faid_folder, tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exited:
+        create_lmdb.main(['--input', str(faid_folder), '--output', str(tmp_path / 'x.lmdb'), '--quiet', *argv])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip() == f'create_lmdb.py: error: {message}'
+    assert not (tmp_path / 'x.lmdb').exists()
+
+
+def test_output_under_a_regular_file_is_refused_before_the_work(create_lmdb, faid_folder, tmp_path, monkeypatch):
+    (tmp_path / 'file').write_text('not a folder')
+    monkeypatch.setattr(create_lmdb, 'plan_crops', lambda *args: pytest.fail('the work started'))
+    from fnf_basicsr.errors import OutputError
+    with pytest.raises(OutputError, match=f'{tmp_path / "file"} is a file, not a folder'):
+        create_lmdb.create_lmdb(faid_folder, tmp_path / 'file' / 'sub' / 'train.lmdb', progress=False)
+
+
+def test_output_in_a_read_only_folder_is_refused_before_the_work(create_lmdb, faid_folder, tmp_path, monkeypatch):
+    import os
+    read_only = tmp_path / 'read_only'
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    if os.access(read_only, os.W_OK):  # root ignores permissions: use a folder the kernel refuses
+        read_only = next((p for p in map(Path, ('/sys', '/proc/sys')) if p.is_dir() and not _writable(p)), None)
+        if read_only is None:
+            pytest.skip('no read-only folder available')
+    monkeypatch.setattr(create_lmdb, 'plan_crops', lambda *args: pytest.fail('the work started'))
+    from fnf_basicsr.errors import OutputError
+    with pytest.raises(OutputError, match='cannot write the LMDB in'):
+        create_lmdb.create_lmdb(faid_folder, read_only / 'train.lmdb', progress=False)
+
+
+def _writable(folder):
+    try:
+        (folder / '.fnf_probe').write_bytes(b'')
+    except OSError:
+        return False
+    (folder / '.fnf_probe').unlink()
+    return True
+
+
+def test_failed_run_leaves_nothing_and_keeps_the_old_lmdb(create_lmdb, faid_folder, small_lmdb, monkeypatch):
+    before = read_every_sample(small_lmdb)
+    calls = []
+    real_encode = faid.encode_png16
+
+    def failing_encode(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise OSError(28, 'No space left on device')
+        return real_encode(*args)
+
+    monkeypatch.setattr(faid, 'encode_png16', failing_encode)
+    with pytest.raises(OSError):
+        create_lmdb.create_lmdb(faid_folder, small_lmdb, crop_size=64, stride=64, overwrite=True, progress=False)
+    assert read_every_sample(small_lmdb) == before  # still the complete old one, not a mix
+    assert sorted(p.name for p in small_lmdb.parent.iterdir()) == ['small.lmdb']  # no temporaries
+
+
+def test_unfinished_lmdb_is_refused_with_how_to_rebuild(small_lmdb):
+    from fnf_basicsr.data.lmdb_store import COMPLETE_MARKER
+    from fnf_basicsr.errors import DataError
+    (small_lmdb / COMPLETE_MARKER).unlink()  # what a killed run of the old script left
+    with pytest.raises(DataError, match=f'{small_lmdb} is an unfinished LMDB.*create_lmdb.py --overwrite'):
+        read_every_sample(small_lmdb)
+
+
+TRUNCATED_READER = '''
+import sys
+import fnf_basicsr
+from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
+dataset = FlashNoFlashDataset({'phase': 'val', 'io_backend': {'type': 'lmdb'}, 'crop_size': 32, 'margin': 4,
+                               'dimming_factors': [20], 'dataroot': sys.argv[1]})
+for index in range(len(dataset)):
+    dataset[index]
+'''
+
+
+@pytest.mark.parametrize('keep_size_record', [True, False])
+def test_truncated_data_file_is_an_error_not_sigbus(small_lmdb, tmp_path, keep_size_record):
+    import json
+    import subprocess
+    import sys
+    from fnf_basicsr.data.lmdb_store import COMPLETE_MARKER
+    data = small_lmdb / 'data.mdb'
+    with open(data, 'r+b') as file:
+        file.truncate(data.stat().st_size // 2)
+    if not keep_size_record:  # the check must also work from LMDB's own header
+        (small_lmdb / COMPLETE_MARKER).write_text(json.dumps({'format': 'fnf-basicsr crops'}))
+    proc = subprocess.run([sys.executable, '-c', TRUNCATED_READER, str(small_lmdb)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1, f'exit {proc.returncode} (-7 is SIGBUS)'
+    assert f'DataError: {data} is truncated' in proc.stderr
+
+
+def test_corrupted_lmdb_names_its_path(small_lmdb):
+    from fnf_basicsr.errors import DataError
+    data = bytearray((small_lmdb / 'data.mdb').read_bytes())
+    for offset in range(2 * 4096, len(data), 4096):  # wreck every page header after the two meta pages
+        data[offset:offset + 16] = b'\xff' * 16
+    (small_lmdb / 'data.mdb').write_bytes(bytes(data))
+    with pytest.raises(DataError, match=f'LMDB {small_lmdb} is damaged.*MDB_CORRUPTED'):
+        read_every_sample(small_lmdb)
+
+
+def test_not_an_lmdb_is_refused(small_lmdb):
+    from fnf_basicsr.errors import DataError
+    (small_lmdb / 'data.mdb').write_bytes(b'\0' * 8192)
+    with pytest.raises(DataError, match='not an LMDB data file'):
+        read_every_sample(small_lmdb)
+
+
+def test_temporaries_of_dead_runs_are_removed(create_lmdb, faid_folder, tmp_path):
+    dead = tmp_path / '.train.lmdb.999999999.0123.tmp'  # no process has that id
+    dead.mkdir()
+    (dead / 'data.mdb').write_bytes(b'partial')
+    create_lmdb.create_lmdb(faid_folder, tmp_path / 'train.lmdb', crop_size=64, stride=64, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['train.lmdb']

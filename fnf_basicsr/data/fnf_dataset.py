@@ -26,6 +26,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from fnf_basicsr.data import faid
+from fnf_basicsr.data.lmdb_store import lmdb_errors
 from fnf_basicsr.data.degradation import INPUT_MODES, REFERENCES, assemble_input, make_sample
 from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, DEFAULT_SCALE_RANGE,
                                          DEFAULT_TRANSLATION_PX, CameraMotion, homography_for_displacement,
@@ -72,8 +73,15 @@ def parse_crop_key(key):
     return match['name'], int(match['top']), int(match['left'])
 
 
-def lmdb_crop_keys(lmdb_path):
-    """Sorted crop keys listed in an LMDB's ``meta_info.txt`` (records ``<crop>_ambient.png``)."""
+def lmdb_crop_keys(lmdb_path, require_complete=True):
+    """Sorted crop keys listed in an LMDB's ``meta_info.txt`` (records ``<crop>_ambient.png``).
+
+    With ``require_complete`` (readers), an unfinished, truncated or foreign LMDB is refused first
+    (:func:`fnf_basicsr.data.lmdb_store.check_lmdb`): opening a truncated one could end in SIGBUS.
+    """
+    if require_complete:
+        from fnf_basicsr.data.lmdb_store import check_lmdb
+        check_lmdb(lmdb_path)
     meta = Path(lmdb_path) / LMDB_META_INFO
     if not meta.is_file():
         raise FileNotFoundError(f'{meta} does not exist: {lmdb_path} is not an LMDB written by scripts/create_lmdb.py '
@@ -501,7 +509,8 @@ class FlashNoFlashDataset(data.Dataset):
             sources = locations
         payloads = []
         for location in locations:
-            payload = file_client.get(location)
+            with lmdb_errors(self.dataroot):  # MDB_CORRUPTED & co. name the LMDB (a no-op for files)
+                payload = file_client.get(location)
             if payload is None:
                 raise LookupError(f'key {location!r} is not in the LMDB {self.dataroot}; rebuild it with '
                                   f'scripts/create_lmdb.py or fix {LMDB_META_INFO}')
@@ -523,7 +532,8 @@ def _shared_file_client(io_backend_opt):
     backend = options.pop('type', 'disk')
     cache_key = (os.getpid(), backend, repr(sorted(options.items())))
     if cache_key not in _FILE_CLIENTS:
-        _FILE_CLIENTS[cache_key] = FileClient(backend, **options)
+        with lmdb_errors(options.get('db_paths', ['?'])[0] if backend == 'lmdb' else '?'):
+            _FILE_CLIENTS[cache_key] = FileClient(backend, **options)
     return _FILE_CLIENTS[cache_key]
 
 
