@@ -14,8 +14,8 @@ import fnf_basicsr  # noqa: F401  (registers the dataset)
 from basicsr.utils.registry import DATASET_REGISTRY
 from fnf_basicsr.data import faid
 from fnf_basicsr.data.degradation import INPUT_MODES, input_channels
-from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset, file_sha256, select_names
-from conftest import load_script
+from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset, select_names
+from fnf_basicsr.data.frozen_set import file_sha256, freeze, freeze_request
 
 CROP, MARGIN, IMAGE_SHAPE = 64, 8, (88, 100, 3)
 METADATA = faid.ColorMetadata(np.array([[0.9, 0.1, -0.1], [-0.3, 1.2, 0.1], [0.0, 0.2, 0.7]]), 21)
@@ -170,17 +170,13 @@ def test_synthetic_split_is_generated_once_and_frozen_whole(tmp_path):
     assert_samples_equal(FlashNoFlashDataset(options(tmp_path, synthetic=synthetic))[3], dataset[3])
     assert sorted(path.stat().st_mtime_ns for path in folder.iterdir()) == written  # reused, not rendered again
     # Synthetic names are not FAID test names: the freeze script's 'auto' subset takes them all.
-    freeze = load_script('freeze_testset')
-    args = freeze.build_parser().parse_args(['--dataroot', str(folder), '--output', str(tmp_path / 'frozen')])
-    assert freeze.frozen_options(args)['subset'] == 'all'
+    assert freeze_request(dataroot=str(folder), output=str(tmp_path / 'frozen'))[0]['subset'] == 'all'
 
 
 def test_frozen_set_reads_back_the_on_the_fly_samples(faid_folder, tmp_path):
-    freeze = load_script('freeze_testset')
-    args = freeze.build_parser().parse_args(['--dataroot', str(faid_folder), '--output', str(tmp_path / 'frozen'),
-                                             '--crop-size', str(CROP), '--margin', str(MARGIN), '--max-images', '2'])
-    frozen_options = freeze.frozen_options(args)
-    assert freeze.freeze(frozen_options, tmp_path / 'frozen', progress=False) == (8, 0)
+    frozen_options, output = freeze_request(dataroot=str(faid_folder), output=str(tmp_path / 'frozen'),
+                                            crop_size=CROP, margin=MARGIN, max_images=2)
+    assert freeze(frozen_options, output, progress=False) == (8, 0)
     for mode in INPUT_MODES:
         frozen = FlashNoFlashDataset({'phase': 'test', 'frozen_root': str(tmp_path / 'frozen'), 'input_mode': mode})
         live = FlashNoFlashDataset(options(faid_folder, 'test', input_mode=mode, max_images=2))
@@ -189,18 +185,15 @@ def test_frozen_set_reads_back_the_on_the_fly_samples(faid_folder, tmp_path):
             assert_samples_equal(frozen[index], live[index])
     # Resuming rewrites only what is missing; other options never touch the set.
     next((tmp_path / 'frozen').glob('00003_*.npz')).unlink()
-    assert freeze.freeze(frozen_options, tmp_path / 'frozen', progress=False) == (1, 7)
+    assert freeze(frozen_options, output, progress=False) == (1, 7)
     with pytest.raises(FileExistsError, match="other options.*'seed'"):
-        freeze.freeze({**frozen_options, 'seed': 1}, tmp_path / 'frozen', progress=False)
+        freeze({**frozen_options, 'seed': 1}, output, progress=False)
 
 
 def test_frozen_set_errors_name_the_file(faid_folder, tmp_path):
-    freeze = load_script('freeze_testset')
-    root = tmp_path / 'frozen'
-    args = freeze.build_parser().parse_args(['--dataroot', str(faid_folder), '--output', str(root), '--crop-size',
-                                             str(CROP), '--margin', str(MARGIN), '--max-images', '1',
-                                             '--dimming-factors', '50', '--input-modes', 'noflash'])
-    freeze.freeze(freeze.frozen_options(args), root, progress=False)
+    frozen_options, root = freeze_request(dataroot=str(faid_folder), output=str(tmp_path / 'frozen'), crop_size=CROP,
+                                          margin=MARGIN, max_images=1, dimming_factors=[50], input_modes=['noflash'])
+    freeze(frozen_options, root, progress=False)
     with pytest.raises(ValueError, match='--input-modes flash_noflash'):
         FlashNoFlashDataset({'phase': 'test', 'frozen_root': str(root)})
     manifest = json.loads((root / 'manifest.json').read_text())
@@ -255,8 +248,11 @@ def test_bad_folders_and_options_are_refused(faid_folder, tmp_path):
     (tmp_path / 'empty').mkdir()
     with pytest.raises(faid.FaidFormatError, match='empty: no <Name>_ambient.png'):
         FlashNoFlashDataset(options(tmp_path / 'empty'))
-    with pytest.raises(FileNotFoundError, match='meta_info.txt does not exist'):
+    with pytest.raises(ValueError, match='empty is an unfinished LMDB'):
         FlashNoFlashDataset(options(tmp_path / 'empty', io_backend={'type': 'lmdb'}))
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['dimming_rnage'\] \('dimming_rnage': did you mean "
+                                         r"'dimming_range'\?\)"):
+        FlashNoFlashDataset(options(faid_folder, dimming_rnage=[5, 50]))
     with pytest.raises(ValueError, match=r"misalignment: unknown option\(s\) \['rotation'\]"):
         FlashNoFlashDataset(options(faid_folder, misalignment={'rotation': 1}))
     with pytest.raises(ValueError, match="input_mode must be one of"):

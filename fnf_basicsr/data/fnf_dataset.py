@@ -8,13 +8,10 @@ Storage layouts read here (and written by ``scripts/create_lmdb.py`` and
   PNG bytes of a crop with the color metadata in their text chunks; ``<crop>`` is
   ``<Name>_y<top>_x<left>`` (the crop's position in the original image, see :func:`crop_key`);
   ``meta_info.txt`` lists ``<key>.png (h,w,c) <compression>`` as BasicSR's LMDB tools write it.
-* Frozen set: ``manifest.json`` plus one ``.npz`` per sample holding the noisy frames, the target
-  and the scalars; the network input is re-assembled from the frames on reading (the noise-std
-  channels are a deterministic function of them), so one frozen set serves all input modes.
+* Frozen set: ``manifest.json`` plus one ``.npz`` per sample (:mod:`fnf_basicsr.data.frozen_set`).
 """
+import difflib
 import hashlib
-import io
-import json
 import os
 import re
 from pathlib import Path
@@ -28,11 +25,16 @@ from torch.utils import data
 from fnf_basicsr.data import faid
 from fnf_basicsr.data.lmdb_store import lmdb_errors
 from fnf_basicsr.data.degradation import INPUT_MODES, REFERENCES, assemble_input, make_sample
+from fnf_basicsr.data.frozen_set import (DEFAULT_CROP_SIZE, DEFAULT_DIMMING_FACTORS, DEFAULT_MARGIN,  # noqa: F401
+                                         DEFAULT_SCALE_PIVOT, FROZEN_FORMAT, FROZEN_FRAMES, FROZEN_MANIFEST,
+                                         check_complete, check_matches, file_sha256, load_frozen_sample,
+                                         read_frozen_manifest)
 from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, DEFAULT_SCALE_RANGE,
                                          DEFAULT_TRANSLATION_PX, CameraMotion, homography_for_displacement,
                                          image_origin_pivot, required_margin, sample_camera_motion)
 from fnf_basicsr.data.noise import (LOG_READ_RANGE, LOG_SHOT_RANGE, TEST_SIG_READ, TEST_SIG_SHOT, log_uniform,
                                     sample_noise_params)
+from fnf_basicsr.errors import ConfigError
 
 LMDB_AMBIENT_SUFFIX = '_ambient'
 LMDB_FLASH_SUFFIX = '_flash'
@@ -41,23 +43,19 @@ _CROP_KEY = re.compile(r'^(?P<name>.+)_y(?P<top>\d+)_x(?P<left>\d+)$')
 
 _FILE_CLIENTS = {}  # see _shared_file_client
 
-FROZEN_MANIFEST = 'manifest.json'
-FROZEN_FORMAT = 'fnf-basicsr frozen test set'
-# The noisy frames each input mode needs, by their name in a frozen sample.
-FROZEN_FRAMES = {'flash_noflash': ('noflash', 'flash'), 'noflash': ('noflash',),
-                 'noflash_burst': ('noflash', 'noflash2')}
-
-# Paper protocol defaults.
-DEFAULT_CROP_SIZE = 448
-DEFAULT_MARGIN = 16  # covers every homography of the default distribution at crop 448 (needs <= 14)
-DEFAULT_DIMMING_RANGE = (2.0, 50.0)  # paper text: alpha in [1/50, 1/2]; released code: [5, 50]
-DEFAULT_DIMMING_FACTORS = (100.0, 50.0, 25.0, 12.5)
+DEFAULT_DIMMING_RANGE = (5.0, 50.0)  # released code: alpha in [0.02, 0.2]; paper text: [2, 50]
 DEFAULT_NUM_VAL = 128
 SUBSETS = ('all', 'train', 'val', 'test')
 SCALE_PIVOTS = ('crop_center', 'image_origin')
 MISALIGNMENT_KEYS = {'enabled', 'rotation_deg', 'scale_range', 'translation_px', 'fov_deg', 'scale_pivot'}
 NOISE_KEYS = {'log_read_range', 'log_shot_range', 'sig_read', 'sig_shot'}
 SYNTHETIC_KEYS = {'split', 'num_scenes', 'size', 'workers'}
+DATASET_KEYS = {'dataroot', 'io_backend', 'phase', 'crop_size', 'margin', 'input_mode', 'reference', 'dimming_range',
+                'dimming_factors', 'noise', 'misalignment', 'subset', 'num_val', 'val_names_file',
+                'exclude_test_split', 'seed', 'displacement_bins', 'frozen_root', 'synthetic', 'max_images'}
+# Keys BasicSR itself reads from a dataset's options (build_dataloader, train_pipeline, parse_options).
+BASICSR_DATASET_KEYS = {'name', 'type', 'scale', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
+                        'use_shuffle', 'prefetch_mode', 'pin_memory', 'persistent_workers', 'num_prefetch_queue'}
 
 
 def crop_key(name, top, left):
@@ -139,42 +137,6 @@ def sample_key(name, dimming, displacement_bin=None):
     return '_'.join(parts).replace('.', 'p')
 
 
-def read_frozen_manifest(root):
-    """The manifest of a frozen set, checked for format; raises with the fix when absent."""
-    path = Path(root) / FROZEN_MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f'{path} does not exist; write the frozen set with scripts/freeze_testset.py '
-                                f'--output {root}')
-    manifest = json.loads(path.read_text())
-    if manifest.get('format') != FROZEN_FORMAT:
-        raise ValueError(f'{path}: not a frozen set manifest (format {manifest.get("format")!r}, expected '
-                         f'{FROZEN_FORMAT!r})')
-    return manifest
-
-
-def file_sha256(data_bytes):
-    return hashlib.sha256(data_bytes).hexdigest()
-
-
-def load_frozen_sample(root, entry, verify=True):
-    """Arrays of one frozen sample (dict name -> numpy array), checked for checksum and finiteness."""
-    path = Path(root) / entry['file']
-    if not path.is_file():
-        raise FileNotFoundError(f'{path} is listed in {Path(root) / FROZEN_MANIFEST} but missing; resume '
-                                f'scripts/freeze_testset.py to write it again')
-    payload = path.read_bytes()
-    if verify and file_sha256(payload) != entry['sha256']:
-        raise ValueError(f'{path}: checksum differs from the manifest (corrupt or modified file); delete it and '
-                         f'resume scripts/freeze_testset.py')
-    with np.load(io.BytesIO(payload)) as arrays:
-        sample = {name: arrays[name] for name in arrays.files}
-    for name, array in sample.items():
-        if array.dtype.kind == 'f' and not np.all(np.isfinite(array)):
-            raise ValueError(f'{path}: array {name!r} holds NaN or Inf values; delete the file and resume '
-                             f'scripts/freeze_testset.py')
-    return sample
-
-
 @DATASET_REGISTRY.register()
 class FlashNoFlashDataset(data.Dataset):
     """Simulated low-light flash/no-flash captures from FAID-format pairs (paper Sec. 4).
@@ -197,7 +159,7 @@ class FlashNoFlashDataset(data.Dataset):
             ``noflash_burst`` (12 ch).
         reference (str): ``noflash`` (default; the flash is warped) or ``flash``.
         dimming_range (list): train: dimming factor log-uniform in [low, high]; default
-            [2, 50] (paper text, alpha in [1/50, 1/2]); the released code used [5, 50].
+            [5, 50] (the released code, alpha in [0.02, 0.2]); the paper's text says [2, 50].
         dimming_factors (list): val/test dimming factors, default [100, 50, 25, 12.5]; the
             dataset length is images x factors (x displacement bins).
         noise (dict): ``log_read_range``, ``log_shot_range`` (train ranges of log10 sigma,
@@ -206,10 +168,10 @@ class FlashNoFlashDataset(data.Dataset):
             ranges when given).
         misalignment (dict): ``enabled`` (default true), ``rotation_deg`` (0.5),
             ``scale_range`` ([0.98, 1.02]), ``translation_px`` ([-2, 2]; paper text [0, 2]),
-            ``fov_deg`` (90), ``scale_pivot``: ``crop_center`` (default) or ``image_origin``
-            (the released code scales about the whole image's top-left corner, which makes
-            displacements grow with the crop's position, ~3x larger for central crops of
-            1440x1080 images).
+            ``fov_deg`` (90), ``scale_pivot``: ``image_origin`` (default: the released code
+            scales about the whole image's top-left corner, which makes displacements grow with
+            the crop's position, ~3x larger for central crops of 1440x1080 images) or
+            ``crop_center``.
         subset (str): which scenes: ``all`` (default), ``train``, ``val`` or ``test`` (see
             :func:`select_names`); with ``num_val`` (128) and ``val_names_file`` (a text file,
             one scene name per line).
@@ -221,7 +183,8 @@ class FlashNoFlashDataset(data.Dataset):
             [0, 2, 4, 8, 12, 16, 20]; each image is used once per bin with a homography whose
             mean displacement is drawn uniformly in the bin.
         frozen_root (str): read a frozen set (scripts/freeze_testset.py) instead of degrading
-            on the fly; its manifest fixes every degradation option.
+            on the fly; its manifest fixes every degradation option. When ``dataroot`` or
+            ``synthetic`` is given too, the options must match those the set was frozen with.
         synthetic (dict): ``split``, ``num_scenes``, ``size``, ``workers``: generate (on first
             use) and read the synthetic split under ``dataroot``.
         max_images (int): use only the first N images (or LMDB crops).
@@ -235,6 +198,7 @@ class FlashNoFlashDataset(data.Dataset):
     def __init__(self, opt):
         super().__init__()
         self.opt = opt
+        _check_dataset_keys(opt)
         self.phase = opt.get('phase', 'train')
         self.is_train = self.phase == 'train'
         self.crop_size = int(opt.get('crop_size', DEFAULT_CROP_SIZE))
@@ -285,7 +249,7 @@ class FlashNoFlashDataset(data.Dataset):
             'translation_px': tuple(float(v) for v in options.get('translation_px', DEFAULT_TRANSLATION_PX)),
         }
         self.fov_deg = float(options.get('fov_deg', DEFAULT_FOV_DEG))
-        self.scale_pivot = options.get('scale_pivot', 'crop_center')
+        self.scale_pivot = options.get('scale_pivot', DEFAULT_SCALE_PIVOT)
         _check_choice('misalignment.scale_pivot', self.scale_pivot, SCALE_PIVOTS)
 
     def _init_source(self, opt):
@@ -333,9 +297,9 @@ class FlashNoFlashDataset(data.Dataset):
     def _init_frozen(self, root):
         self.frozen_root = str(root)
         self.frozen = read_frozen_manifest(root)
-        if not self.frozen.get('complete'):
-            raise ValueError(f'{Path(root) / FROZEN_MANIFEST}: the frozen set is incomplete (interrupted run); '
-                             f'run scripts/freeze_testset.py again with the same options to finish it')
+        check_complete(root, self.frozen)
+        if 'dataroot' in self.opt or 'synthetic' in self.opt:
+            check_matches(root, self.frozen, self.opt)
         stored = self.frozen['options']
         if 'reference' in self.opt and self.opt['reference'] != stored['reference']:
             raise ValueError(f'{root}: frozen with reference {stored["reference"]!r} but the options ask for '
@@ -577,6 +541,15 @@ def _bins_from_edges(edges):
 def _check_choice(label, value, choices):
     if value not in choices:
         raise ValueError(f'{label} must be one of {list(choices)}, got {value!r}')
+
+
+def _check_dataset_keys(opt):
+    unknown = sorted(set(opt) - DATASET_KEYS - BASICSR_DATASET_KEYS)
+    if unknown:
+        hints = [difflib.get_close_matches(key, DATASET_KEYS | BASICSR_DATASET_KEYS, n=1) for key in unknown]
+        hint = '; '.join(f'{key!r}: did you mean {match[0]!r}?' for key, match in zip(unknown, hints) if match)
+        raise ConfigError(f'dataset {opt.get("name", "")!r}: unknown option(s) {unknown}'
+                          + (f' ({hint})' if hint else '') + '; see the options of FlashNoFlashDataset')
 
 
 def _check_keys(label, options, allowed):

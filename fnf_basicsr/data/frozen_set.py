@@ -1,0 +1,369 @@
+"""The frozen test-set format: writer, manifest, reader and verification, in one place.
+
+A frozen set stores every noisy input of a test protocol once, so that all methods are scored on
+bit-identical inputs whatever the library versions. Layout of the folder:
+
+* ``manifest.json``: ``format`` (:data:`FROZEN_FORMAT`), ``options`` (the degradation options the
+  samples were made with, :func:`degradation_options`), ``complete`` (false until the last sample
+  is written), ``samples`` (``index``, ``key``, ``file``, ``sha256`` of each), ``software``.
+* one compressed ``.npz`` per sample: the noisy frames of each stored input mode (``noflash``,
+  ``flash``, ``noflash2``), ``gt``, ``gain``, ``color_matrix``, ``sig_read``, ``sig_shot``,
+  ``displacement``, ``dimming`` and ``key``. The noise-std channels of the network input are
+  rebuilt from the frames on reading, so one set serves all input modes.
+
+Samples are exactly ``FlashNoFlashDataset``'s val/test samples with the same options (the writer
+calls its ``simulate``). Writing is resumable and never deletes what it did not write.
+"""
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fnf_basicsr.data.degradation import INPUT_MODES
+from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, DEFAULT_SCALE_RANGE,
+                                         DEFAULT_TRANSLATION_PX)
+from fnf_basicsr.data.noise import TEST_SIG_READ, TEST_SIG_SHOT
+from fnf_basicsr.errors import ConfigError, DataError, MissingInputError, OutputError, OutputExistsError
+from fnf_basicsr.utils.files import write_atomically
+
+FROZEN_MANIFEST = 'manifest.json'
+FROZEN_FORMAT = 'fnf-basicsr frozen test set'
+# The noisy frames each input mode needs, by their name in a frozen sample.
+FROZEN_FRAMES = {'flash_noflash': ('noflash', 'flash'), 'noflash': ('noflash',),
+                 'noflash_burst': ('noflash', 'noflash2')}
+# Protocol defaults shared by the dataset and the writer (paper Sec. 4 and the released code).
+DEFAULT_CROP_SIZE = 448
+DEFAULT_MARGIN = 16  # covers every homography of the default distribution at crop 448 (needs <= 14)
+DEFAULT_DIMMING_FACTORS = (100.0, 50.0, 25.0, 12.5)
+DEFAULT_SCALE_PIVOT = 'image_origin'  # the released code; crop_center gives ~3x smaller displacements
+# Options that identify where the scenes come from rather than how they are degraded: a set moved
+# to another folder, or frozen by path instead of through `synthetic:`, is still the same set.
+SOURCE_KEYS = ('dataroot', 'io_backend', 'input_modes')
+_TEMPORARY_GLOB = '.*.tmp'  # utils.files.write_atomically's temporaries
+
+
+def file_sha256(data_bytes):
+    return hashlib.sha256(data_bytes).hexdigest()
+
+
+def degradation_options(dataset_opt):
+    """The options that fix a frozen set's samples, with the dataset's defaults filled in.
+
+    Args:
+        dataset_opt: ``FlashNoFlashDataset`` options (YAML keys) of a val/test dataset.
+
+    Returns:
+        A flat dict (the manifest's ``options``): dataroot, io_backend, subset, crop_size, margin,
+        reference, input_modes, dimming_factors, sig_read, sig_shot, seed, displacement_bins,
+        scale_pivot, misalign, rotation_deg, scale_range, translation_px, fov_deg, max_images.
+    """
+    noise = dataset_opt.get('noise') or {}
+    motion = dataset_opt.get('misalignment') or {}
+    bins = dataset_opt.get('displacement_bins')
+    max_images = dataset_opt.get('max_images')
+    return {
+        'dataroot': None if dataset_opt.get('dataroot') is None else str(dataset_opt['dataroot']),
+        'io_backend': (dataset_opt.get('io_backend') or {}).get('type', 'disk'),
+        'subset': dataset_opt.get('subset', 'all'),
+        'crop_size': int(dataset_opt.get('crop_size', DEFAULT_CROP_SIZE)),
+        'margin': int(dataset_opt.get('margin', DEFAULT_MARGIN)),
+        'reference': dataset_opt.get('reference', 'noflash'),
+        'input_modes': list(dataset_opt.get('input_modes', INPUT_MODES)),
+        'dimming_factors': [float(v) for v in dataset_opt.get('dimming_factors', DEFAULT_DIMMING_FACTORS)],
+        'sig_read': float(noise.get('sig_read', TEST_SIG_READ)),
+        'sig_shot': float(noise.get('sig_shot', TEST_SIG_SHOT)),
+        'seed': int(dataset_opt.get('seed', 0)),
+        'displacement_bins': None if bins is None else [float(v) for v in bins],
+        'scale_pivot': motion.get('scale_pivot', DEFAULT_SCALE_PIVOT),
+        'misalign': bool(motion.get('enabled', True)),
+        'rotation_deg': float(motion.get('rotation_deg', DEFAULT_ROTATION_DEG)),
+        'scale_range': [float(v) for v in motion.get('scale_range', DEFAULT_SCALE_RANGE)],
+        'translation_px': [float(v) for v in motion.get('translation_px', DEFAULT_TRANSLATION_PX)],
+        'fov_deg': float(motion.get('fov_deg', DEFAULT_FOV_DEG)),
+        'max_images': None if max_images is None else int(max_images),
+    }
+
+
+def differing_options(stored, wanted):
+    """Names of the degradation options on which a stored set and the wanted options disagree.
+
+    Options missing from ``stored`` (manifests written before they were recorded) count as their
+    defaults.
+    """
+    defaults = degradation_options({})
+    return sorted(key for key in wanted if key not in SOURCE_KEYS
+                  and _normalised(stored.get(key, defaults[key])) != _normalised(wanted[key]))
+
+
+def _normalised(value):
+    return json.loads(json.dumps(value))  # tuples -> lists, as the manifest stores them
+
+
+def read_frozen_manifest(root):
+    """The manifest of a frozen set, checked for format; raises with the fix when absent or unreadable."""
+    path = Path(root) / FROZEN_MANIFEST
+    if not path.is_file():
+        raise MissingInputError(f'{path} does not exist; write the frozen set with scripts/freeze_testset.py '
+                                f'--output {root}')
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f'{path} is not readable JSON ({error}); the frozen set is damaged: write it again with '
+                        f'scripts/freeze_testset.py --output {root} --overwrite') from None
+    if not isinstance(manifest, dict) or manifest.get('format') != FROZEN_FORMAT:
+        found = manifest.get('format') if isinstance(manifest, dict) else type(manifest).__name__
+        raise DataError(f'{path}: not a frozen set manifest (format {found!r}, expected {FROZEN_FORMAT!r})')
+    return manifest
+
+
+def load_frozen_sample(root, entry, verify=True):
+    """Arrays of one frozen sample (dict name -> numpy array), checked for checksum and finiteness."""
+    path = Path(root) / entry['file']
+    if not path.is_file():
+        raise MissingInputError(f'{path} is listed in {Path(root) / FROZEN_MANIFEST} but missing; resume '
+                                f'scripts/freeze_testset.py to write it again')
+    payload = path.read_bytes()
+    if verify and file_sha256(payload) != entry['sha256']:
+        raise DataError(f'{path}: checksum differs from the manifest (corrupt or modified file); delete it and '
+                        f'resume scripts/freeze_testset.py')
+    with np.load(io.BytesIO(payload)) as arrays:
+        sample = {name: arrays[name] for name in arrays.files}
+    for name, array in sample.items():
+        if array.dtype.kind == 'f' and not np.all(np.isfinite(array)):
+            raise DataError(f'{path}: array {name!r} holds NaN or Inf values; delete the file and resume '
+                            f'scripts/freeze_testset.py')
+    return sample
+
+
+def check_complete(root, manifest):
+    if not manifest.get('complete'):
+        raise DataError(f'{Path(root) / FROZEN_MANIFEST}: the frozen set is incomplete (interrupted run); run '
+                        f'scripts/freeze_testset.py again with the same options to finish it')
+
+
+def check_matches(root, manifest, dataset_opt, option_file=None):
+    """Refuse a frozen set made with other degradation options than those ``dataset_opt`` describes."""
+    changed = differing_options(manifest.get('options', {}), degradation_options(dataset_opt))
+    if changed:
+        stored = manifest.get('options', {})
+        details = ', '.join(f'{key}: frozen {stored.get(key)!r}, options {degradation_options(dataset_opt)[key]!r}'
+                            for key in changed[:4])
+        source = f'-opt {option_file}' if option_file else 'the same options'
+        raise ConfigError(f'{root} was frozen with other options than the dataset asks for ({details}); freeze it '
+                          f'again with scripts/freeze_testset.py {source} --overwrite, or point frozen_root at a set '
+                          f'frozen from these options')
+
+
+# ------------------------------------------------------------------------------------------ requests
+
+FIG3_DIMMING = 50.0
+FIG3_NUM_IMAGES = 64
+SUBSET_CHOICES = ('auto', 'all', 'train', 'val', 'test')
+# Flat overrides (the freeze script's flags) -> where they go in a dataset's options.
+_NESTED_OVERRIDES = {'sig_read': ('noise', 'sig_read'), 'sig_shot': ('noise', 'sig_shot'),
+                     'scale_pivot': ('misalignment', 'scale_pivot'), 'io_backend': ('io_backend', 'type')}
+
+
+def read_option_file_dataset(option_file, dataset_name=None):
+    """``(dataset options, name)`` of one dataset of a BasicSR option file (default: the one named test*)."""
+    import yaml
+    path = Path(option_file)
+    if not path.is_file():
+        raise MissingInputError(f'option file not found: {path}; pass a test option file, e.g. '
+                                f'-opt options/test_fnf.yml')
+    try:
+        opt = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f'{path} is not valid YAML: {" ".join(str(error).split())}') from None
+    datasets = (opt or {}).get('datasets') if isinstance(opt, dict) else None
+    if not isinstance(datasets, dict) or not datasets:
+        raise ConfigError(f'{path} has no datasets: section; pass a test option file')
+    if dataset_name is None:
+        tests = [name for name in datasets if name.startswith('test')] or list(datasets)
+        if len(tests) > 1:
+            raise ConfigError(f'{path} has several datasets ({tests}); choose one with --dataset NAME')
+        dataset_name = tests[0]
+    if dataset_name not in datasets:
+        raise ConfigError(f'{path} has no dataset {dataset_name!r} (it has {sorted(datasets)}); fix --dataset')
+    return dict(datasets[dataset_name]), dataset_name
+
+
+def freeze_request(option_file=None, dataset_name=None, output=None, **overrides):
+    """The dataset options to freeze and the output folder, from an option file and/or overrides.
+
+    Args:
+        option_file: a BasicSR test option file; its dataset's options are the base.
+        dataset_name: which of its datasets (default: the test one).
+        output: output folder; default: the dataset's ``frozen_root``.
+        **overrides: flat options (None: not given): dataroot, subset ('auto': the paper's test
+            scenes when the folder holds any, else all), crop_size, margin, reference,
+            input_modes, dimming_factors, sig_read, sig_shot, seed, displacement_bins,
+            scale_pivot, max_images, io_backend.
+
+    Returns:
+        ``(dataset_opt, output)``.
+    """
+    dataset_opt = read_option_file_dataset(option_file, dataset_name)[0] if option_file else {}
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    if not option_file:
+        overrides.setdefault('subset', 'auto')
+    for key, value in overrides.items():
+        if key in _NESTED_OVERRIDES:
+            section, name = _NESTED_OVERRIDES[key]
+            dataset_opt[section] = {**(dataset_opt.get(section) or {}), name: value}
+        else:
+            dataset_opt[key] = value
+    if dataset_opt.get('displacement_bins') is not None:
+        dataset_opt.setdefault('dimming_factors', [FIG3_DIMMING])
+        dataset_opt.setdefault('max_images', FIG3_NUM_IMAGES)
+    if 'dataroot' not in dataset_opt:
+        raise ConfigError('no dataroot: pass -opt with a test option file whose dataset names its dataroot, or '
+                          '--dataroot FOLDER')
+    if dataset_opt.get('subset') == 'auto':
+        dataset_opt['subset'] = _auto_subset(dataset_opt)
+    output = output or dataset_opt.get('frozen_root')
+    if not output:
+        raise ConfigError('no output folder: pass --output, or give the dataset a frozen_root in the option file')
+    dataset_opt.pop('frozen_root', None)
+    return dataset_opt, Path(output)
+
+
+def _auto_subset(dataset_opt):
+    from fnf_basicsr.data import faid
+    if (dataset_opt.get('io_backend') or {}).get('type') == 'lmdb':
+        return 'test'
+    names = set(faid.list_faid_names(dataset_opt['dataroot']))
+    return 'test' if names & set(faid.load_test_split()) else 'all'
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+def sample_arrays(dataset, index, options):
+    """Everything stored for sample ``index``: the frames of each mode, target and scalars."""
+    arrays = {}
+    for mode in options['input_modes']:
+        sample = dataset.simulate(index, mode)
+        for channel, name in enumerate(FROZEN_FRAMES[mode]):
+            frame = sample['lq'][3 * channel:3 * channel + 3].numpy()
+            if name in arrays and not np.array_equal(arrays[name], frame):
+                raise RuntimeError(f'sample {index}: frame {name!r} differs between input modes')
+            arrays[name] = frame
+    arrays['gt'] = sample['gt'].numpy()
+    for name in ('gain', 'color_matrix', 'displacement', 'dimming'):
+        arrays[name] = sample[name].numpy()
+    # The exact (float64) noise levels the frames were made with: the std channels are rebuilt from them.
+    arrays['sig_read'], arrays['sig_shot'] = np.float64(options['sig_read']), np.float64(options['sig_shot'])
+    arrays['key'] = np.array(sample['key'])
+    return arrays
+
+
+def encode_npz(arrays):
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def write_manifest(output, manifest):
+    write_atomically(Path(output) / FROZEN_MANIFEST, json.dumps(manifest, indent=1).encode(), overwrite=True)
+
+
+def check_output_location(output, inputs):
+    """Refuse an output that is, or contains, an input; make sure the folder can be written, before any work."""
+    output = Path(output).resolve()
+    for source in filter(None, inputs):
+        source = Path(source).resolve()
+        if source == output or output in source.parents:
+            raise ConfigError(f'--output {output} is or contains the input {source}; write the frozen set to '
+                              f'another folder')
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / f'.write-test{_TEMPORARY_GLOB[2:]}'
+        probe.write_bytes(b'')
+        probe.unlink()
+    except (FileExistsError, NotADirectoryError):
+        raise OutputError(f'cannot create {output}: a parent of it is a file, not a folder; choose another '
+                          f'--output') from None
+    except PermissionError:
+        raise OutputError(f'cannot write to {output}: permission denied; choose a writable --output') from None
+
+
+def remove_written_files(output, manifest):
+    """Delete what a previous run of the writer left: its listed samples, temporaries and manifest."""
+    output = Path(output)
+    for entry in manifest.get('samples', []):
+        (output / entry['file']).unlink(missing_ok=True)
+    for temporary in output.glob(_TEMPORARY_GLOB):
+        temporary.unlink(missing_ok=True)
+    (output / FROZEN_MANIFEST).unlink(missing_ok=True)
+
+
+def prepare_output(output, options, overwrite, software):
+    """The manifest to continue: the existing one when written with the same options, else a fresh one.
+
+    ``overwrite`` replaces only a frozen set written by this module (the files its manifest lists);
+    a folder holding anything else is never emptied.
+    """
+    output = Path(output)
+    manifest_path = output / FROZEN_MANIFEST
+    if manifest_path.is_file():
+        manifest = read_frozen_manifest(output)
+        changed = differing_options(manifest.get('options', {}), options)
+        if not changed:
+            for temporary in output.glob(_TEMPORARY_GLOB):  # left by a killed run
+                temporary.unlink(missing_ok=True)
+            return manifest
+        if not overwrite:
+            raise OutputExistsError(f'{output} holds a frozen set written with other options ({changed}); choose '
+                                    f'another --output or pass --overwrite to replace that set')
+        remove_written_files(output, manifest)
+    elif any(path.name != FROZEN_MANIFEST for path in output.iterdir() if not path.match(_TEMPORARY_GLOB)):
+        raise OutputExistsError(f'{output} exists and holds files that are not a frozen set; choose an empty or new '
+                                f'--output (nothing in it is deleted, not even with --overwrite)')
+    return {'format': FROZEN_FORMAT, 'options': options, 'complete': False, 'samples': [], 'software': software}
+
+
+def is_written(output, entry):
+    path = Path(output) / entry['file']
+    return entry.get('sha256') is not None and path.is_file() and file_sha256(path.read_bytes()) == entry['sha256']
+
+
+def freeze(dataset_opt, output, overwrite=False, progress=True):
+    """Write (or complete) the frozen set of the val/test dataset ``dataset_opt`` in ``output``.
+
+    Returns:
+        ``(written, skipped)`` sample counts.
+    """
+    import torch
+    from tqdm import tqdm
+
+    import fnf_basicsr
+    from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
+
+    options = degradation_options(dataset_opt)
+    check_output_location(output, [options['dataroot']])
+    software = {'fnf_basicsr': fnf_basicsr.__version__, 'torch': torch.__version__, 'numpy': np.__version__}
+    manifest = prepare_output(output, options, overwrite, software)
+    dataset_opt = {key: value for key, value in dataset_opt.items() if key not in ('frozen_root', 'input_modes')}
+    dataset = FlashNoFlashDataset({**dataset_opt, 'phase': 'test'})
+    done = {entry['index']: entry for entry in manifest['samples']}
+    written = skipped = 0
+    for index in tqdm(range(len(dataset)), desc=f'freeze {Path(output).name}', unit='sample', disable=not progress):
+        entry = done.get(index)
+        if entry is not None and is_written(output, entry):
+            skipped += 1
+            continue
+        arrays = sample_arrays(dataset, index, options)
+        key = str(arrays['key'])
+        payload = encode_npz(arrays)
+        entry = {'index': index, 'key': key, 'file': f'{index:05d}_{key}.npz', 'sha256': file_sha256(payload)}
+        write_atomically(Path(output) / entry['file'], payload, overwrite=True)
+        done[index] = entry
+        manifest['samples'] = [done[i] for i in sorted(done)]
+        write_manifest(output, manifest)
+        written += 1
+    manifest['complete'] = True
+    write_manifest(output, manifest)
+    return written, skipped

@@ -1,0 +1,160 @@
+"""Frozen test sets: freezing from a test option file, matching it when scored, safe overwrites, faults."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import fnf_basicsr  # noqa: F401  (registers the dataset)
+from fnf_basicsr.data import faid
+from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
+from fnf_basicsr.data.frozen_set import FROZEN_MANIFEST, freeze, freeze_request, read_frozen_manifest
+from fnf_basicsr.errors import ConfigError, DataError, OutputError, OutputExistsError
+
+REPO = Path(__file__).resolve().parents[2]
+METADATA = faid.ColorMetadata(np.eye(3), 21)
+CROP = 48
+
+
+@pytest.fixture(scope='module')
+def scenes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('faid')
+    rng = np.random.default_rng(0)
+    for name in ('Scene_a', 'Scene_b', 'Scene_c'):
+        faid.write_faid_pair(folder, name, rng.random((80, 90, 3)), rng.random((80, 90, 3)), METADATA)
+    return folder
+
+
+def test_option_file(scenes, tmp_path, **changes):
+    """options/test_fnf.yml with its dataset pointed at the tiny scenes (crop 48, two dimming factors)."""
+    opt = yaml.safe_load((REPO / 'options' / 'test_fnf.yml').read_text())
+    opt['datasets']['test'].update({'dataroot': str(scenes), 'subset': 'all', 'crop_size': CROP, 'margin': 8,
+                                    'dimming_factors': [50, 25], 'frozen_root': str(tmp_path / 'frozen'), **changes})
+    path = tmp_path / 'test_tiny.yml'
+    path.write_text(yaml.safe_dump(opt))
+    return path, opt['datasets']['test']
+
+
+test_option_file.__test__ = False  # a helper, not a test
+
+
+def test_freezing_from_a_test_option_file_writes_its_frozen_root_and_scores_the_same_samples(scenes, tmp_path):
+    path, dataset_opt = test_option_file(scenes, tmp_path)
+    request, output = freeze_request(str(path))
+    assert output == tmp_path / 'frozen'
+    assert freeze(request, output, progress=False) == (6, 0)
+    options = read_frozen_manifest(output)['options']
+    assert options['scale_pivot'] == 'image_origin' and options['dimming_factors'] == [50.0, 25.0]
+    frozen = FlashNoFlashDataset({**dataset_opt, 'phase': 'test'})  # frozen_root and dataroot: checked, read frozen
+    live = FlashNoFlashDataset({**{k: v for k, v in dataset_opt.items() if k != 'frozen_root'}, 'phase': 'test'})
+    assert frozen.frozen is not None and len(frozen) == len(live) == 6
+    for index in (0, 5):
+        np.testing.assert_array_equal(frozen[index]['lq'].numpy(), live[index]['lq'].numpy())
+    # A flag overrides one option of the file.
+    assert freeze_request(str(path), seed=3)[0]['seed'] == 3
+
+
+def test_a_set_frozen_with_other_options_is_refused_when_scored(scenes, tmp_path):
+    path, dataset_opt = test_option_file(scenes, tmp_path)
+    freeze(*freeze_request(str(path), scale_pivot='crop_center'), progress=False)
+    with pytest.raises(ConfigError, match=r"scale_pivot: frozen 'crop_center', options 'image_origin'.*"
+                                          r"freeze_testset.py"):
+        FlashNoFlashDataset({**dataset_opt, 'phase': 'test'})
+    # Without a dataroot the file describes no degradation: the manifest rules, as before.
+    FlashNoFlashDataset({'phase': 'test', 'frozen_root': dataset_opt['frozen_root']})
+
+
+def test_defaults_without_an_option_file_are_the_option_files_conventions(scenes, tmp_path):
+    request, output = freeze_request(dataroot=str(scenes), output=str(tmp_path / 'set'), crop_size=CROP, margin=8,
+                                     dimming_factors=[50], max_images=1)
+    freeze(request, output, progress=False)
+    assert read_frozen_manifest(output)['options']['scale_pivot'] == 'image_origin'
+    for path in (REPO / 'options').rglob('*.yml'):
+        for dataset in yaml.safe_load(path.read_text())['datasets'].values():
+            assert (dataset.get('misalignment') or {}).get('scale_pivot', 'image_origin') == 'image_origin', path
+
+
+def test_overwrite_replaces_only_files_the_writer_wrote(scenes, tmp_path):
+    output = tmp_path / 'set'
+    request, _ = freeze_request(dataroot=str(scenes), output=str(output), crop_size=CROP, margin=8,
+                                dimming_factors=[50], max_images=2)
+    freeze(request, output, progress=False)
+    (output / 'notes.txt').write_text('mine')
+    with pytest.raises(OutputExistsError, match='other options'):
+        freeze({**request, 'seed': 1}, output, progress=False)
+    assert freeze({**request, 'seed': 1}, output, overwrite=True, progress=False) == (2, 0)
+    assert (output / 'notes.txt').read_text() == 'mine'
+    assert len(list(output.glob('*.npz'))) == 2 and read_frozen_manifest(output)['options']['seed'] == 1
+
+
+def test_a_folder_the_writer_did_not_write_is_never_emptied(scenes, tmp_path):
+    other = tmp_path / 'other'
+    other.mkdir()
+    (other / 'thesis.tex').write_text('years of work')
+    request, _ = freeze_request(dataroot=str(scenes), output=str(other), crop_size=CROP, margin=8, max_images=1)
+    with pytest.raises(OutputExistsError, match='not a frozen set.*not even with --overwrite'):
+        freeze(request, other, overwrite=True, progress=False)
+    assert (other / 'thesis.tex').read_text() == 'years of work'
+    before = sorted(p.name for p in scenes.iterdir())
+    for output in (scenes, scenes.parent):  # the input itself, or a folder holding it
+        with pytest.raises(ConfigError, match='is or contains the input'):
+            freeze(request, output, overwrite=True, progress=False)
+    assert sorted(p.name for p in scenes.iterdir()) == before
+
+
+def test_unusable_outputs_and_damaged_manifests_are_named_before_any_work(scenes, tmp_path):
+    (tmp_path / 'file').write_text('x')
+    request, _ = freeze_request(dataroot=str(scenes), output=str(tmp_path), crop_size=CROP, margin=8, max_images=1)
+    with pytest.raises(OutputError, match='a parent of it is a file'):
+        freeze(request, tmp_path / 'file' / 'set', progress=False)
+    (tmp_path / 'broken').mkdir()
+    (tmp_path / 'broken' / FROZEN_MANIFEST).write_text('{"format": "fnf-basicsr frozen')
+    with pytest.raises(DataError, match=r'broken/manifest.json is not readable JSON.*--overwrite'):
+        FlashNoFlashDataset({'phase': 'test', 'frozen_root': str(tmp_path / 'broken')})
+    with pytest.raises(ConfigError, match='no dataroot'):
+        freeze_request(output=str(tmp_path / 'x'))
+
+
+def run_script(*args):
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    return subprocess.run([sys.executable, str(REPO / 'scripts' / 'freeze_testset.py'), *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_command_reports_known_failures_in_one_line(tmp_path):
+    result = run_script('-opt', str(tmp_path / 'missing.yml'))
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f'freeze_testset.py: error: option file not found: {tmp_path / "missing.yml"}; pass a test option file, '
+        'e.g. -opt options/test_fnf.yml']
+
+
+def test_a_killed_run_resumes_to_the_set_an_uninterrupted_run_writes(scenes, tmp_path):
+    path, _ = test_option_file(scenes, tmp_path, dimming_factors=[100, 50, 25, 12.5])
+    reference = tmp_path / 'reference'
+    assert run_script('-opt', str(path), '--output', str(reference), '--quiet').returncode == 0
+    output = tmp_path / 'frozen'
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    process = subprocess.Popen([sys.executable, str(REPO / 'scripts' / 'freeze_testset.py'), '-opt', str(path),
+                                '--quiet'], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        manifest = output / FROZEN_MANIFEST
+        if manifest.is_file() and len(json.loads(manifest.read_text() or '{}').get('samples', [])) >= 3:
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    if not read_frozen_manifest(output).get('complete'):  # (on a very slow machine the run may finish first)
+        with pytest.raises(DataError, match='incomplete'):
+            FlashNoFlashDataset({'phase': 'test', 'frozen_root': str(output)})
+    assert run_script('-opt', str(path), '--quiet').returncode == 0
+    assert not list(output.glob('.*.tmp'))
+    written = {p.name: p.read_bytes() for p in output.glob('*.npz')}
+    assert written == {p.name: p.read_bytes() for p in reference.glob('*.npz')} and len(written) == 12
