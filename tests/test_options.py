@@ -86,3 +86,27 @@ def test_option_file_builds_and_runs(path, scenes, tmp_path):
     else:
         model.test()
         assert model.output.shape == data['gt'].shape
+
+
+def released_loss(pred, target):
+    """The released code's training loss, written from its definition: mean squared error plus ONE mean of
+    |g(pred) - g(target)|, g stacking 0.5 * dy and 0.5 * dx over the common top-left (H-1) x (W-1) region."""
+    def g(image):
+        corner = image[..., :-1, :-1]
+        return torch.cat([0.5 * (image[..., 1:, :-1] - corner), 0.5 * (image[..., :-1, 1:] - corner)], dim=1)
+    return ((pred - target) ** 2).mean() + (g(pred) - g(target)).abs().mean()
+
+
+@pytest.mark.parametrize('path', [p for p in OPTION_FILES if p.stem.startswith('train_')],
+                         ids=lambda p: p.relative_to(OPTIONS_DIR).as_posix())
+def test_training_files_reproduce_the_released_loss_and_dimming(path):
+    from basicsr.losses import build_loss
+    from fnf_basicsr.models.fnf_model import DEFAULT_PIXEL_LOSS
+    train = load(path)['train']
+    losses = [build_loss(dict(opt)) for opt in (train.get('pixel_opt') or DEFAULT_PIXEL_LOSS, train['gradient_opt'])]
+    generator = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(2, 3, 37, 53, generator=generator), torch.rand(2, 3, 37, 53, generator=generator)
+    ratio = sum(loss(pred, target) for loss in losses) / released_loss(pred, target)
+    assert ratio.item() == pytest.approx(1.0, abs=1e-4)
+    # Released code: alpha log-uniform in [0.02, 0.2], i.e. dimming in [5, 50].
+    assert [float(v) for v in load(path)['datasets']['train']['dimming_range']] == [5.0, 50.0]
