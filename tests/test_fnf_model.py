@@ -15,6 +15,10 @@ TINY_DEEPFNF = {'type': 'DeepFnF', 'width': 0.0625, 'num_basis': 4, 'kernel_size
 # One of BasicSR's own restorers configured 12 -> 3 channels at scale 1 (pixel-unshuffle by 4 inside).
 BASICSR_RRDB = {'type': 'RRDBNet', 'num_in_ch': 12, 'num_out_ch': 3, 'scale': 1, 'num_feat': 8, 'num_block': 1,
                 'num_grow_ch': 4}
+# BasicSR's SwinIR as a 1x restorer: it returns as many channels as it takes (12); the first 3 are the estimate.
+BASICSR_SWINIR = {'type': 'SwinIR', 'in_chans': 12, 'upscale': 1, 'img_size': 32, 'window_size': 8, 'embed_dim': 12,
+                  'depths': [1], 'num_heads': [2], 'mlp_ratio': 1, 'upsampler': '', 'resi_connection': '1conv'}
+NETWORKS = {'DeepFnF': TINY_DEEPFNF, 'basicsr-RRDBNet': BASICSR_RRDB, 'basicsr-SwinIR': BASICSR_SWINIR}
 
 
 @pytest.fixture(scope='module')
@@ -62,7 +66,7 @@ class RecordingTensorBoard:
         self.scalars[tag] = value
 
 
-@pytest.mark.parametrize('network', [TINY_DEEPFNF, BASICSR_RRDB], ids=['DeepFnF', 'basicsr-RRDBNet'])
+@pytest.mark.parametrize('network', NETWORKS.values(), ids=NETWORKS.keys())
 def test_training_step_updates_weights_with_rendered_losses(scenes, tmp_path, network):
     model = build_model(model_options(tmp_path, network))
     before = [p.detach().clone() for p in model.net_g.parameters()]
@@ -73,7 +77,7 @@ def test_training_step_updates_weights_with_rendered_losses(scenes, tmp_path, ne
     assert any(not torch.equal(a, b) for a, b in zip(before, model.net_g.parameters()))
 
 
-@pytest.mark.parametrize('network', [TINY_DEEPFNF, BASICSR_RRDB], ids=['DeepFnF', 'basicsr-RRDBNet'])
+@pytest.mark.parametrize('network', NETWORKS.values(), ids=NETWORKS.keys())
 def test_validation_reports_finite_metrics_and_writes_images(scenes, tmp_path, network):
     model = build_model(model_options(tmp_path, network))
     loader = DataLoader(dataset(scenes, 'val', dimming_factors=[20, 50]), batch_size=1)
@@ -119,3 +123,17 @@ def test_unknown_precision_is_refused(scenes, tmp_path):
 def test_parameter_free_reference_cannot_be_trained(tmp_path):
     with pytest.raises(ValueError, match='no trainable parameters'):
         build_model(model_options(tmp_path, {'type': 'JointBilateralFnF'}))
+
+
+def test_ema_starts_from_params_ema_of_the_pretrained_checkpoint_as_srmodel(scenes, tmp_path):
+    source = build_model(model_options(tmp_path, TINY_DEEPFNF))
+    weights = {name: torch.full_like(value, 0.25) for name, value in source.net_g.state_dict().items()}
+    ema = {name: torch.full_like(value, -0.5) for name, value in weights.items()}
+    torch.save({'params': weights, 'params_ema': ema}, tmp_path / 'both.pth')
+    torch.save({'params': weights}, tmp_path / 'plain.pth')
+    for checkpoint, expected in (('both.pth', -0.5), ('plain.pth', 0.25)):
+        opt = model_options(tmp_path, TINY_DEEPFNF, ema_decay=0.999)
+        opt['path']['pretrain_network_g'] = str(tmp_path / checkpoint)
+        model = build_model(opt)
+        assert all(torch.all(p == 0.25) for p in model.net_g.state_dict().values())
+        assert all(torch.all(p == expected) for p in model.net_g_ema.state_dict().values()), checkpoint

@@ -23,6 +23,15 @@ AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 DEFAULT_PIXEL_LOSS = {'type': 'MSELoss', 'loss_weight': 1.0, 'reduction': 'mean'}
 
 
+def estimate_from_output(output):
+    """A network's linear 3-channel estimate: its output, or its first 3 channels when it returns more.
+
+    Some registered restorers keep their input's channel count (BasicSR's SwinIR maps 12 channels to
+    12 with a global residual): their first 3 channels are the no-flash frame's slot of ``lq``.
+    """
+    return output[:, :3] if output.shape[1] > 3 else output
+
+
 def to_metric_image(srgb):
     """(3, H, W) sRGB tensor -> float64 HWC BGR in [0, 255], the layout BasicSR's metrics expect."""
     image = srgb.clamp(0, 1).permute(1, 2, 0).cpu().double().numpy()[:, :, ::-1] * 255.0
@@ -39,7 +48,8 @@ class FnFModel(SRModel):
 
     Batches come from ``FlashNoFlashDataset``: ``lq`` (network input), ``gt`` (linear target),
     ``gain`` and ``color_matrix`` (rendering). ``network_g`` is any registered network mapping
-    ``lq`` to a 3-channel linear image, ours or BasicSR's own.
+    ``lq`` to a linear image, ours or BasicSR's own; a network returning more than 3 channels is
+    read through :func:`estimate_from_output`.
 
     Options beyond SRModel's:
         train.pixel_opt: loss on rendered images (default MSELoss, the paper's L2).
@@ -67,10 +77,16 @@ class FnFModel(SRModel):
         self.setup_schedulers()
 
     def _build_ema(self):
+        """As SRModel: the EMA copy starts from ``params_ema`` of ``pretrain_network_g`` (``params`` when the
+        checkpoint has none, BasicSR's fallback), else from the freshly built network."""
         from basicsr.archs import build_network
         get_root_logger().info(f'Use Exponential Moving Average with decay: {self.ema_decay}')
         self.net_g_ema = build_network(self.opt['network_g']).to(self.device)
-        self.model_ema(0)
+        load_path = self.opt['path'].get('pretrain_network_g')
+        if load_path is not None:
+            self.load_network(self.net_g_ema, load_path, self.opt['path'].get('strict_load_g', True), 'params_ema')
+        else:
+            self.model_ema(0)
         self.net_g_ema.eval()
 
     def autocast(self, phase):
@@ -103,7 +119,7 @@ class FnFModel(SRModel):
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad()
         with self.autocast('train'):
-            self.output = self.net_g(self.lq)
+            self.output = estimate_from_output(self.net_g(self.lq))
         losses = self.compute_losses(self.render(self.output), self.render(self.gt))
         l_total = sum(losses.values())
         self.grad_scaler.scale(l_total).backward()
@@ -118,7 +134,7 @@ class FnFModel(SRModel):
         was_training = net.training
         net.eval()
         with torch.no_grad(), self.autocast('val'):
-            self.output = net(self.lq).float()
+            self.output = estimate_from_output(net(self.lq)).float()
         net.train(was_training)
 
     def get_current_visuals(self):
