@@ -71,8 +71,10 @@ def build_parser():
                        help='BasicSR checkpoint, experiments/<name>/models/net_g_<iter>.pth.')
     model.add_argument('--opt', type=Path, metavar='FILE',
                        help='training option file (network_g); default: the .yml in the experiment folder.')
-    model.add_argument('--param-key', choices=['auto', 'params', 'params_ema'], default='auto',
-                       help='weights to use: auto = params_ema when saved, else params.')
+    model.add_argument('--param-key', default='params', metavar='KEY',
+                       help="checkpoint entry to load, BasicSR's rule (path.param_key_g): default params; "
+                       'params_ema for the EMA weights; without that entry params is used, a bare state dict '
+                       'as it is.')
     model.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
                        help='auto: CUDA when available, else CPU.')
     model.add_argument('--tile', type=int, default=DEFAULT_TILE,

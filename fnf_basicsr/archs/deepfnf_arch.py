@@ -1,10 +1,37 @@
 """DeepFnF: flash/no-flash denoising by a two-scale kernel basis and a scale map (Xia et al. 2021)."""
+import torch
+import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.archs.fnf_blocks import PaddedBasisUNet, global_average_features, init_like_release
-from fnf_basicsr.ops.kernel_filter import two_scale_filter
+from fnf_basicsr.ops.kernel_filter import basis_filter, tent_kernel, two_scale_filter
 
 COLOR_CHANNELS = 3
+TENT_PADDINGS = ('reflect', 'zeros')
+
+
+def zero_padded_tent_prefilter(image, d):
+    """X^h of Eq. 4 as the released graph computes it: the tent filter as a 'SAME' conv, zero padding.
+
+    Near the border the tent reaches outside the image and reads zeros, so the smoothed image
+    darkens there (to (d * (d + 1) / 2 / d ** 2) ** 2 of the value in a corner; 39 % for d = 4),
+    unlike the reflect-padded :func:`fnf_basicsr.ops.kernel_filter.lowpass_prefilter`.
+
+    Args:
+        image (Tensor): shape (B, C, H, W).
+        d (int): upsampling factor of the low-frequency kernels.
+
+    Returns:
+        Tensor: shape (B, C, H, W), float32 (float64 stays float64), also under autocast.
+    """
+    dtype = torch.float64 if image.dtype == torch.float64 else torch.float32
+    with torch.autocast(device_type=image.device.type, enabled=False):
+        image = image.to(dtype)
+        if d == 1:
+            return image
+        tent = tent_kernel(d, dtype=dtype, device=image.device)
+        weight = tent.expand(image.shape[1], 1, *tent.shape)
+        return F.conv2d(image, weight, padding=d - 1, groups=image.shape[1])
 
 
 @ARCH_REGISTRY.register()
@@ -23,8 +50,17 @@ class DeepFnF(PaddedBasisUNet):
     Options for the paper's baselines and ablations: ``use_scale_map=False`` is the no-flash-only
     network of Table 1 (output F; give it the 6-channel no-flash input), ``use_lowpass=False``
     the "15x15 only" ablation of Table 2 (no B_j). Our choices: see
-    :mod:`fnf_basicsr.archs.fnf_blocks` (padding to multiples of 32, bilinear convention, K other
-    than 15); the filtering is computed without per-pixel kernels and in float32 under autocast.
+    :mod:`fnf_basicsr.archs.fnf_blocks` (padding to multiples of 32, K other than 15); the
+    filtering is computed without per-pixel kernels and in float32 under autocast.
+
+    Two conventions of the released TensorFlow graph are options, so that its weights run exactly
+    (:mod:`fnf_basicsr.inference.release` writes both into the converted model's ``network_g``):
+    ``upsampling: tf1`` (TensorFlow 1 ``resize_bilinear`` in both decoders, see
+    :func:`fnf_basicsr.archs.fnf_blocks.upsample2x`) and ``tent_padding: zeros`` (the tent
+    prefilter of the low-pass term as a zero-padded 'SAME' convolution). The defaults,
+    ``half_pixel`` and ``reflect``, are those every model of ours was trained with: symmetric
+    upsampling without the TF1 quarter-pixel drift, and the same reflect padding as both kernel
+    filters, so the low-pass term does not darken at the border.
 
     Args:
         in_channels (int): 12 (no-flash, flash, their noise std) or 6 (no-flash, its std).
@@ -34,6 +70,8 @@ class DeepFnF(PaddedBasisUNet):
         width (float): multiplier on every channel count (1.0 = the paper's 64 ... 1024).
         use_lowpass (bool): predict and apply the low-frequency kernels B_j.
         use_scale_map (bool): predict G and output F * G; False outputs F.
+        upsampling (str): ``'half_pixel'`` (default) or ``'tf1'``, the decoders' x2 upsampling.
+        tent_padding (str): ``'reflect'`` (default) or ``'zeros'``, the tent prefilter's padding.
 
     Example:
         >>> net = DeepFnF(width=0.0625, num_basis=4, kernel_size=5, upsample=2)
@@ -42,9 +80,13 @@ class DeepFnF(PaddedBasisUNet):
     """
 
     def __init__(self, in_channels=12, num_basis=90, kernel_size=15, upsample=4, width=1.0, use_lowpass=True,
-                 use_scale_map=True):
+                 use_scale_map=True, upsampling='half_pixel', tent_padding='reflect'):
         if kernel_size % 2 == 0:
             raise ValueError(f'DeepFnF: kernel_size must be odd (kernels are centred), got {kernel_size}.')
+        if tent_padding not in TENT_PADDINGS:
+            raise ValueError(f'DeepFnF: tent_padding must be one of {list(TENT_PADDINGS)} (network_g option), '
+                             f'got {tent_padding!r}')
+        self.tent_padding = tent_padding
         self.num_basis = num_basis
         self.kernel_size = kernel_size
         self.upsample = upsample
@@ -53,7 +95,7 @@ class DeepFnF(PaddedBasisUNet):
         self.kernels_per_element = 2 if use_lowpass else 1
         coefficient_channels = num_basis + (COLOR_CHANNELS if use_scale_map else 0)
         basis_channels = COLOR_CHANNELS * self.kernels_per_element * num_basis
-        super().__init__(in_channels, coefficient_channels, basis_channels, kernel_size, width)
+        super().__init__(in_channels, coefficient_channels, basis_channels, kernel_size, width, upsampling)
         init_like_release(self)
 
     def basis_from_pooled(self, pooled):
@@ -91,14 +133,20 @@ class DeepFnF(PaddedBasisUNet):
         basis_a, basis_b = self._check_basis(basis, x.shape[0])
         maps = self.decode(bottleneck, skips, size)
         coeffs = maps[:, :self.num_basis]
-        filtered = two_scale_filter(x[:, :COLOR_CHANNELS], coeffs, basis_a, basis_b, self.upsample,
-                                    use_lowpass=self.use_lowpass)
+        filtered = self._filter(x[:, :COLOR_CHANNELS], coeffs, basis_a, basis_b)
         scale_map = maps[:, self.num_basis:].float() if self.use_scale_map else None
         output = filtered * scale_map if self.use_scale_map else filtered
         if not return_intermediates:
             return output
         return {'output': output, 'filtered': filtered, 'scale_map': scale_map, 'coeffs': coeffs,
                 'basis_a': basis_a, 'basis_b': basis_b}
+
+    def _filter(self, image, coeffs, basis_a, basis_b):
+        """F of Eq. 4 with this network's tent padding."""
+        if self.tent_padding == 'reflect' or not self.use_lowpass:
+            return two_scale_filter(image, coeffs, basis_a, basis_b, self.upsample, use_lowpass=self.use_lowpass)
+        smoothed = zero_padded_tent_prefilter(image, self.upsample)
+        return basis_filter(image, coeffs, basis_a) + basis_filter(smoothed, coeffs, basis_b, dilation=self.upsample)
 
     def _check_basis(self, basis, batch):
         expected = (batch, self.num_basis, COLOR_CHANNELS, self.kernel_size, self.kernel_size)

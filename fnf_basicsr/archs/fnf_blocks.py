@@ -19,10 +19,18 @@ Every conv but the output ones is followed by a ReLU. ``width`` multiplies every
 (for tests and CPU runs). Weights start as in the released code: uniform in
 ``+-sqrt(3 / fan_in)`` with zero biases.
 
-Choices of ours, where the paper and the released code say nothing: PyTorch's bilinear
-upsampling (half-pixel centres; TensorFlow 1's ``resize_bilinear`` used corner alignment), and
-inputs whose size is not a multiple of 32 are reflect-padded at the bottom and right and the
-outputs cropped back (:func:`pad_to_multiple`).
+The x2 upsampling of both decoders has two conventions (``upsampling``, :func:`upsample2x`):
+``'half_pixel'`` (our default, PyTorch's ``align_corners=False``: pixel centres sit at
+``i + 0.5``, so output pixel ``o`` samples the input at ``(o + 0.5) / 2 - 0.5``) and ``'tf1'``, the
+released graph's TensorFlow 1 ``resize_bilinear`` with ``align_corners=False`` and
+``half_pixel_centers=False``: output pixel ``o`` samples the input at ``o / 2``, clamped at the last
+pixel. That is neither half-pixel nor corner alignment: even outputs copy an input pixel, odd ones
+average two neighbours, and the last row and column repeat the input's last one. Use ``'tf1'`` to
+run the authors' weights exactly (:mod:`fnf_basicsr.inference.release`).
+
+Our choice, where the paper and the released code say nothing: inputs whose size is not a multiple
+of 32 are reflect-padded at the bottom and right and the outputs cropped back
+(:func:`pad_to_multiple`); the released code only accepts multiples of 32.
 """
 import math
 
@@ -37,6 +45,7 @@ BASIS_DECODER_WIDTHS = (512, 256, 256, 128)
 BASIS_END_WIDTH = 128
 # Five 2x2 poolings: the encoder needs sizes divisible by 2 ** 5.
 SIZE_MULTIPLE = 2 ** len(ENCODER_WIDTHS)
+UPSAMPLING_CONVENTIONS = ('half_pixel', 'tf1')
 
 
 def scaled(channels, width):
@@ -80,6 +89,42 @@ def pad_to_multiple(x, multiple=SIZE_MULTIPLE):
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
+def check_upsampling(upsampling):
+    """``upsampling`` if it names a convention of :func:`upsample2x`, else a ValueError with the choices."""
+    if upsampling not in UPSAMPLING_CONVENTIONS:
+        raise ValueError(f'upsampling must be one of {list(UPSAMPLING_CONVENTIONS)} (network_g option), '
+                         f'got {upsampling!r}')
+    return upsampling
+
+
+def upsample2x(x, upsampling='half_pixel'):
+    """Bilinear x2 upsampling of (B, C, H, W) in one of two conventions.
+
+    Args:
+        x (Tensor): shape (B, C, H, W).
+        upsampling (str): ``'half_pixel'`` (PyTorch ``align_corners=False``) or ``'tf1'``
+            (TensorFlow 1 ``resize_bilinear``, align_corners=False, half_pixel_centers=False:
+            output ``o`` reads the input at ``o / 2``, the neighbour index clamped at the edge).
+
+    Returns:
+        Tensor: shape (B, C, 2H, 2W).
+    """
+    if check_upsampling(upsampling) == 'half_pixel':
+        return F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False)
+    # TensorFlow interpolates the columns first, then the rows, each as a + (b - a) * fraction;
+    # the same order and form keep the result bit-close to the released graph.
+    return _tf1_double(_tf1_double(x, dim=-1), dim=-2)
+
+
+def _tf1_double(x, dim):
+    """Double axis ``dim`` (negative): out[2i] = x[i], out[2i + 1] = x[i] + (x[min(i + 1, n - 1)] - x[i]) / 2."""
+    size = x.shape[dim]
+    following = torch.cat([x.narrow(dim, 1, size - 1), x.narrow(dim, size - 1, 1)], dim=dim)
+    halfway = x + (following - x) * 0.5
+    # (..., n, ...) twice -> (..., n, 2, ...) -> (..., 2n, ...): x[i] then halfway[i]
+    return torch.stack([x, halfway], dim=dim).flatten(dim - 1, dim)
+
+
 class Encoder(nn.Module):
     """Five-level encoder with a bottleneck at 1/32 resolution.
 
@@ -114,16 +159,17 @@ class Encoder(nn.Module):
 
 
 class UpBlock(nn.Module):
-    """Bilinear x2, conv3x3, concatenation with a skip, two conv3x3 (all with ReLU)."""
+    """Bilinear x2 (``upsampling`` convention), conv3x3, concatenation with a skip, two conv3x3 (all with ReLU)."""
 
-    def __init__(self, in_channels, skip_channels, out_channels):
+    def __init__(self, in_channels, skip_channels, out_channels, upsampling='half_pixel'):
         super().__init__()
+        self.upsampling = check_upsampling(upsampling)
         self.up_conv = conv_relu(in_channels, out_channels)
         self.fuse = nn.Sequential(conv_relu(out_channels + skip_channels, out_channels),
                                   conv_relu(out_channels, out_channels))
 
     def forward(self, x, skip):
-        x = self.up_conv(F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False))
+        x = self.up_conv(upsample2x(x, self.upsampling))
         if skip.shape[-2:] != x.shape[-2:]:  # a global average (B, C, 1, 1), tiled as in the release
             skip = skip.expand(-1, -1, *x.shape[-2:])
         return self.fuse(torch.cat([x, skip], dim=1))
@@ -137,18 +183,19 @@ class CoefficientDecoder(nn.Module):
         out_channels (int): output channels (no activation).
         widths (sequence of int): channels of the five up blocks.
         end_width (int): channels of the two convs before the output conv.
+        upsampling (str): x2 upsampling convention of :func:`upsample2x`.
 
     Shape:
         forward(bottleneck, skips): the encoder's outputs -> (B, out_channels, H, W).
     """
 
     def __init__(self, encoder_widths, out_channels, widths=COEFFICIENT_DECODER_WIDTHS,
-                 end_width=COEFFICIENT_END_WIDTH):
+                 end_width=COEFFICIENT_END_WIDTH, upsampling='half_pixel'):
         super().__init__()
         self.up_blocks = nn.ModuleList()
         previous = encoder_widths[-1]
         for channels, skip_channels in zip(widths, reversed(encoder_widths)):
-            self.up_blocks.append(UpBlock(previous, skip_channels, channels))
+            self.up_blocks.append(UpBlock(previous, skip_channels, channels, upsampling))
             previous = channels
         self.end = nn.Sequential(conv_relu(previous, end_width), conv_relu(end_width, end_width))
         self.output = conv3x3(end_width, out_channels)
@@ -183,20 +230,21 @@ class BasisDecoder(nn.Module):
         kernel_size (int): K, the spatial size of the output maps.
         widths (sequence of int): channels of the four up blocks.
         end_width (int): channels of the 2x2 conv and of the conv3x3 after it.
+        upsampling (str): x2 upsampling convention of :func:`upsample2x`.
 
     Shape:
         forward(pooled): :func:`global_average_features` output -> (B, out_channels, K, K).
     """
 
     def __init__(self, encoder_widths, out_channels, kernel_size, widths=BASIS_DECODER_WIDTHS,
-                 end_width=BASIS_END_WIDTH):
+                 end_width=BASIS_END_WIDTH, upsampling='half_pixel'):
         super().__init__()
         self.kernel_size = kernel_size
         skip_widths = [encoder_widths[level] for level in (4, 3, 2, 1)]
         self.up_blocks = nn.ModuleList()
         previous = encoder_widths[-1]
         for channels, skip_channels in zip(widths, skip_widths):
-            self.up_blocks.append(UpBlock(previous, skip_channels, channels))
+            self.up_blocks.append(UpBlock(previous, skip_channels, channels, upsampling))
             previous = channels
         self.end = nn.Sequential(conv_relu(previous, end_width, kernel_size=2), conv_relu(end_width, end_width))
         self.output = conv3x3(end_width, out_channels)
@@ -219,16 +267,18 @@ class PaddedUNet(nn.Module):
         in_channels (int): channels of the network input ``lq``.
         out_channels (int): channels of the full-resolution output map.
         width (float): multiplier on every channel count.
+        upsampling (str): x2 upsampling convention of the decoders (:func:`upsample2x`).
     """
 
-    def __init__(self, in_channels, out_channels, width=1.0):
+    def __init__(self, in_channels, out_channels, width=1.0, upsampling='half_pixel'):
         super().__init__()
         self.in_channels = in_channels
+        self.upsampling = check_upsampling(upsampling)
         self.encoder_widths = [scaled(c, width) for c in ENCODER_WIDTHS]
         self.encoder = Encoder(in_channels, self.encoder_widths)
         self.coefficient_decoder = CoefficientDecoder(
             self.encoder_widths, out_channels, [scaled(c, width) for c in COEFFICIENT_DECODER_WIDTHS],
-            scaled(COEFFICIENT_END_WIDTH, width))
+            scaled(COEFFICIENT_END_WIDTH, width), upsampling)
 
     def encode(self, x):
         """Check ``x``, pad it to a multiple of 32 and encode it: (bottleneck, skips)."""
@@ -251,13 +301,15 @@ class PaddedBasisUNet(PaddedUNet):
         basis_channels (int): K x K maps predicted per image.
         kernel_size (int): K.
         width (float): multiplier on every channel count.
+        upsampling (str): x2 upsampling convention of both decoders (:func:`upsample2x`).
     """
 
-    def __init__(self, in_channels, coefficient_channels, basis_channels, kernel_size, width=1.0):
-        super().__init__(in_channels, coefficient_channels, width)
+    def __init__(self, in_channels, coefficient_channels, basis_channels, kernel_size, width=1.0,
+                 upsampling='half_pixel'):
+        super().__init__(in_channels, coefficient_channels, width, upsampling)
         self.basis_decoder = BasisDecoder(
             self.encoder_widths, basis_channels, kernel_size, [scaled(c, width) for c in BASIS_DECODER_WIDTHS],
-            scaled(BASIS_END_WIDTH, width))
+            scaled(BASIS_END_WIDTH, width), upsampling)
 
     def pooled_features(self, x):
         """Global averages of the encoder features of ``x`` that the basis decoder reads.

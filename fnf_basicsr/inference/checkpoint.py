@@ -6,6 +6,11 @@ option file to ``experiments/<name>/<option file>.yml``; its ``network_g`` entry
 network's type and constructor arguments. :func:`load_network` finds that option file from the
 checkpoint's path (or takes one explicitly), builds the network and loads the weights, and
 every failure names the file, what was expected, and the fix.
+
+Which weights are used follows BasicSR's own rule (``BaseModel.load_network``, the
+``path.param_key_g`` option): the entry named by ``param_key`` (default ``'params'``); if the
+checkpoint has no such entry, ``'params'``; a bare state dict is used as it is. So fnf-denoise,
+fnf-benchmark and ``basicsr test`` score the same weights of the same file.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +21,17 @@ import yaml
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.data.degradation import INPUT_MODES, input_channels
+from fnf_basicsr.errors import DataError, MissingInputError
 
-PARAM_KEYS = ('params_ema', 'params')  # preference order when the checkpoint holds both
+DEFAULT_PARAM_KEY = 'params'  # BasicSR's default param_key_g, and its fallback
 OPTION_SUFFIXES = ('.yml', '.yaml')
 MAX_LISTED = 3  # mismatching tensors named in an error message
+PARAM_KEY_HELP = ("checkpoint entry to load, as BasicSR's path.param_key_g: default params; params_ema for the "
+                  'EMA weights; a checkpoint without that entry falls back to params, a bare state dict is used '
+                  'as it is.')
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DataError):
     """A checkpoint or option file that cannot be turned into the network it should hold."""
 
 
@@ -36,7 +45,7 @@ class LoadedNetwork:
         input_mode: ``flash_noflash``, ``noflash`` or ``noflash_burst`` (the ``lq`` layout).
         checkpoint: the weights file.
         option_file: the option file ``network_g`` was read from.
-        param_key: ``params_ema`` or ``params`` (``None`` for a bare state dict).
+        param_key: the entry the weights came from (``None`` for a bare state dict).
     """
     net: torch.nn.Module
     network_opt: dict
@@ -51,26 +60,26 @@ class LoadedNetwork:
         return f'{self.network_opt["type"]}({options}) from {self.checkpoint}{key}, options {self.option_file}'
 
 
-def load_network(checkpoint, option_file=None, param_key='auto', device='cpu'):
+def load_network(checkpoint, option_file=None, param_key=DEFAULT_PARAM_KEY, device='cpu'):
     """Build the network of a BasicSR checkpoint and load its weights.
 
     Args:
         checkpoint: path of ``net_g_<iter>.pth`` (or any ``{'params': state_dict}`` / bare state dict).
         option_file: the training option file; default: the one :func:`find_option_file` finds.
-        param_key: ``'auto'`` (``params_ema`` if present, else ``params``), ``'params'`` or ``'params_ema'``.
+        param_key: the checkpoint entry to load (BasicSR's rule, see :func:`read_state_dict`).
         device: where to put the network.
 
     Returns:
         LoadedNetwork.
 
     Raises:
-        FileNotFoundError: the checkpoint or option file does not exist.
+        MissingInputError: the checkpoint or option file does not exist (a FileNotFoundError).
         CheckpointError: no option file found, no ``network_g``, unknown network type, unreadable
             checkpoint, missing parameter key, or weights of another architecture or size.
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
-        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist; pass the net_g_<iter>.pth of a trained '
+        raise MissingInputError(f'checkpoint {checkpoint} does not exist; pass the net_g_<iter>.pth of a trained '
                                 f'experiment, e.g. --weights experiments/<name>/models/net_g_latest.pth')
     option_file = Path(option_file) if option_file else find_option_file(checkpoint)
     opt = read_option_file(option_file)
@@ -100,14 +109,19 @@ def experiment_folder(checkpoint):
 
 
 def find_option_file(checkpoint):
-    """The option file BasicSR copied into the checkpoint's experiment folder.
+    """The option file of a checkpoint: ``<stem>.yml`` beside it, else the one BasicSR copied.
 
-    Among the ``.yml`` files of the folder holding a ``network_g`` entry: the only one, or the one
-    whose stem is the folder's name (the experiment ``name``).
+    ``<stem>.yml`` next to ``<stem>.pth`` (what scripts/convert_release_weights.py writes) wins
+    when it holds a ``network_g``. Otherwise, among the ``.yml`` files of the experiment folder
+    holding a ``network_g`` entry: the only one, or the one whose stem is the folder's name (the
+    experiment ``name``).
 
     Raises:
         CheckpointError: none, or several and none named after the experiment.
     """
+    sidecar = Path(checkpoint).with_suffix('.yml')
+    if sidecar.is_file() and _has_network(sidecar):
+        return sidecar
     folder = experiment_folder(checkpoint)
     candidates = [path for path in sorted(folder.iterdir()) if path.suffix in OPTION_SUFFIXES and _has_network(path)]
     if len(candidates) == 1:
@@ -127,7 +141,7 @@ def read_option_file(path):
     """The option mapping of a YAML file, checked to hold a ``network_g`` with a ``type``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f'option file {path} does not exist; pass the YAML file the checkpoint was '
+        raise MissingInputError(f'option file {path} does not exist; pass the YAML file the checkpoint was '
                                 'trained with (--opt), or leave --opt out to use the copy in its experiment folder')
     try:
         opt = yaml.safe_load(path.read_text(encoding='utf-8'))
@@ -140,8 +154,12 @@ def read_option_file(path):
     return opt
 
 
-def read_state_dict(checkpoint, param_key='auto'):
-    """The state dict of a checkpoint and the key it was stored under.
+def read_state_dict(checkpoint, param_key=DEFAULT_PARAM_KEY):
+    """The state dict of a checkpoint and the key it was stored under, by BasicSR's rule.
+
+    The entry ``param_key`` if the checkpoint has it; else ``'params'`` (BasicSR falls back the
+    same way, e.g. from ``params_ema``); else, when every value is a tensor, the checkpoint is a
+    bare state dict and is used as it is.
 
     Returns:
         (dict name -> Tensor without any ``module.`` prefix, key or None for a bare state dict).
@@ -154,19 +172,25 @@ def read_state_dict(checkpoint, param_key='auto'):
     if not isinstance(saved, dict):
         raise CheckpointError(f'{checkpoint} holds a {type(saved).__name__}, not a state dict; '
                               "pass a net_g_<iter>.pth saved by BasicSR ({'params': state_dict})")
-    if param_key == 'auto':
-        key = next((k for k in PARAM_KEYS if k in saved), None)
-    elif param_key in saved:
-        key = param_key
-    else:
-        raise CheckpointError(f'{checkpoint} has no {param_key!r} entry (it has {sorted(saved)[:8]}); '
-                              'use --param-key auto')
+    key = _param_key(saved, param_key, checkpoint)
     state_dict = saved[key] if key else saved
     if not state_dict or not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
         raise CheckpointError(f'{checkpoint} holds no network weights (keys {sorted(saved)[:8]}); pass a '
                               'net_g_<iter>.pth from experiments/<name>/models, not a training state')
     return {name[len('module.'):] if name.startswith('module.') else name: value
             for name, value in state_dict.items()}, key
+
+
+def _param_key(saved, param_key, checkpoint):
+    """BasicSR's choice of entry: ``param_key``, else ``'params'``, else None for a bare state dict."""
+    for key in (param_key, DEFAULT_PARAM_KEY):
+        if key in saved and isinstance(saved[key], dict):
+            return key
+    if saved and all(isinstance(value, torch.Tensor) for value in saved.values()):
+        return None
+    raise CheckpointError(f'{checkpoint} has neither a {param_key!r} nor a {DEFAULT_PARAM_KEY!r} entry (it has '
+                          f'{sorted(map(str, saved))[:8]}); pass --param-key with one of its entries, or a '
+                          'net_g_<iter>.pth saved by BasicSR')
 
 
 def input_mode_of(opt, option_file, in_channels):

@@ -1,0 +1,375 @@
+"""The authors' released DeepFnF (TensorFlow, likesum/deepFnF): its weights and its test set in our plugin.
+
+Weights. The release stores its trained network as ``wts/model.npz``: one float32 array per
+convolution, ``<layer>_w`` (height, width, in, out) and ``<layer>_b``, for the 46 convolutions
+of its ``net.py`` (names in :data:`RELEASE_LAYERS`). Our :class:`~fnf_basicsr.archs.deepfnf_arch.DeepFnF`
+has the same layers in the same order, and its basis channels are read the same way (channel
+``(colour * 2 + a_or_b) * J + j``, map position = kernel tap, applied as a correlation), so the
+conversion is a transpose of each kernel to (out, in, height, width). Two conventions of the
+TensorFlow graph differ from our defaults and are written into the converted model's options
+(:data:`RELEASE_CONVENTIONS`): the TF1 ``resize_bilinear`` upsampling and the zero-padded tent
+prefilter. :func:`convert_release_weights` writes a BasicSR checkpoint ``{'params': state_dict}``
+and, beside it, ``<stem>.yml`` with the ``network_g`` block, which
+:func:`fnf_basicsr.inference.checkpoint.load_network` finds by itself.
+
+Test set. The release's frozen test set is ``<root>/<k>/<c>.npz`` (k = 0..3, one dimming level
+each, c = 0..127), each file holding NHWC arrays with a batch axis of one. Its ``test.py`` feeds the
+network the noisy no-flash and flash images and their noise-std maps, divides the output by the
+file's ``alpha``, renders output and the clean ``ambient`` through ``color_matrix`` (XYZ -> camera,
+solved) and ``adapt_matrix`` (to D65), then XYZ -> sRGB and the sRGB curve, clips to [0, 1] and
+scores each image. :class:`ReleaseTestSet` reproduces exactly that.
+"""
+import math
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from fnf_basicsr.errors import DataError, MissingInputError, OutputExistsError
+
+# network_g of the released model; width and num_basis are read from the file (tests use tiny ones).
+RELEASE_CONVENTIONS = {'upsampling': 'tf1', 'tent_padding': 'zeros'}
+RELEASE_NETWORK = {'type': 'DeepFnF', 'in_channels': 12, 'num_basis': 90, 'kernel_size': 15, 'upsample': 4,
+                   'width': 1.0, 'use_lowpass': True, 'use_scale_map': True, **RELEASE_CONVENTIONS}
+BASE_WIDTH = 64  # output channels of the release's first conv at width 1
+SCALE_CHANNELS = 3  # the release's 'output' conv: num_basis coefficients + 3 scale-map channels
+SIDECAR_SUFFIX = '.yml'
+MAX_NAMED = 3  # arrays named in an error message
+
+# The release's XYZ -> linear sRGB matrix (utils/tf_utils.py), used to score exactly as test.py.
+RELEASE_XYZ_TO_SRGB = np.array([[3.24071, -1.53726, -0.498571],
+                                [-0.969258, 1.87599, 0.0415557],
+                                [0.0556352, -0.203996, 1.05707]], dtype=np.float32)
+RELEASE_TESTSET_KEYS = ('alpha', 'ambient', 'warped_ambient', 'flash_only', 'warped_flash_only', 'noisy_ambient',
+                        'noisy_warped_flash', 'sig_read', 'sig_shot', 'color_matrix', 'adapt_matrix')
+RELEASE_LEVELS = 4
+FILE_PATTERN = re.compile(r'^(\d+)\.npz$')
+
+
+def _conv_pairs():
+    """(release layer name, our module path) for each convolution, in net.py's order of creation."""
+    pairs = [('inp', 'encoder.stem.0')]
+    for level in range(5):
+        pairs += [(f'down{level + 1}_{i + 1}', f'encoder.levels.{level}.{i}.0') for i in range(2)]
+    pairs += [('bottleneck_1', 'encoder.bottleneck.0.0'), ('bottleneck_2', 'encoder.bottleneck.1.0')]
+    for decoder, prefix, blocks in (('coefficient_decoder', '', 5), ('basis_decoder', 'k_', 4)):
+        for block in range(blocks):
+            base = f'{decoder}.up_blocks.{block}'
+            pairs += [(f'{prefix}up{block + 1}_1', f'{base}.up_conv.0'), (f'{prefix}up{block + 1}_2', f'{base}.fuse.0.0'),
+                      (f'{prefix}up{block + 1}_3', f'{base}.fuse.1.0')]
+        if decoder == 'coefficient_decoder':
+            pairs += [('end_1', f'{decoder}.end.0.0'), ('end_2', f'{decoder}.end.1.0'), ('output', f'{decoder}.output')]
+    pairs += [('k_conv', 'basis_decoder.end.0.0'), ('k_output_1', 'basis_decoder.end.1.0'),
+              ('k_output_2', 'basis_decoder.output')]
+    return pairs
+
+
+RELEASE_LAYERS = tuple(_conv_pairs())
+
+
+def release_array_names():
+    """Every array name of a release weights file, in net.py's order: ``inp_w``, ``inp_b``, ..."""
+    return [f'{layer}_{part}' for layer, _ in RELEASE_LAYERS for part in ('w', 'b')]
+
+
+def state_dict_to_release(state_dict):
+    """Our DeepFnF state dict in the release's npz layout (HWIO kernels), e.g. to write test files."""
+    arrays = {}
+    for layer, module in RELEASE_LAYERS:
+        arrays[f'{layer}_w'] = state_dict[f'{module}.weight'].detach().cpu().permute(2, 3, 1, 0).numpy().copy()
+        arrays[f'{layer}_b'] = state_dict[f'{module}.bias'].detach().cpu().numpy().copy()
+    return arrays
+
+
+def network_options(arrays):
+    """The ``network_g`` block for release-layout ``arrays``: the release's, with width and J from the shapes."""
+    options = dict(RELEASE_NETWORK)
+    first, output = arrays.get('inp_w'), arrays.get('output_b')
+    if first is not None and first.ndim == 4:
+        options['in_channels'] = int(first.shape[2])
+        options['width'] = float(first.shape[3]) / BASE_WIDTH
+    if output is not None and output.ndim == 1 and output.shape[0] > SCALE_CHANNELS:
+        options['num_basis'] = int(output.shape[0]) - SCALE_CHANNELS
+    return options
+
+
+def release_to_state_dict(arrays, source='the weights file'):
+    """Map release-layout arrays to (DeepFnF state dict, network_g options), checking every array.
+
+    Raises:
+        DataError: names missing or unexpected, wrong shapes, non-float or non-finite values; the
+            message names the first few and the file.
+    """
+    from fnf_basicsr.archs.deepfnf_arch import DeepFnF
+    options = network_options(arrays)
+    kwargs = {key: value for key, value in options.items() if key != 'type'}
+    with torch.device('meta'):  # shapes only, nothing allocated
+        expected = DeepFnF(**kwargs).state_dict()
+    _check_names(arrays, source)
+    state_dict, wrong = {}, []
+    for layer, module in RELEASE_LAYERS:
+        for part, suffix in (('w', 'weight'), ('b', 'bias')):
+            name, array = f'{layer}_{part}', arrays[f'{layer}_{part}']
+            want = tuple(expected[f'{module}.{suffix}'].shape)
+            want_release = (want[2], want[3], want[1], want[0]) if part == 'w' else want
+            if tuple(array.shape) != want_release:
+                wrong.append(f'{name} {tuple(array.shape)} (expected {want_release})')
+                continue
+            state_dict[f'{module}.{suffix}'] = _tensor(name, array, source, part)
+    if wrong:
+        raise DataError(f'{source}: {len(wrong)} array(s) of the wrong shape for the released DeepFnF '
+                        f'(in_channels={options["in_channels"]}, width={options["width"]:g}, '
+                        f'num_basis={options["num_basis"]}): {", ".join(wrong[:MAX_NAMED])}; '
+                        'pass the wts/model.npz of likesum/deepFnF unmodified')
+    return state_dict, options
+
+
+def _check_names(arrays, source):
+    names = release_array_names()
+    missing = [name for name in names if name not in arrays]
+    unexpected = sorted(set(arrays) - set(names))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f'{len(missing)} missing (first: {", ".join(missing[:MAX_NAMED])})')
+        if unexpected:
+            parts.append(f'{len(unexpected)} unexpected (first: {", ".join(unexpected[:MAX_NAMED])})')
+        raise DataError(f'{source} is not the released DeepFnF weights layout: arrays {"; ".join(parts)}; '
+                        f'expected the {len(names)} arrays <layer>_w / <layer>_b of net.py (inp, down1_1 ... '
+                        'k_output_2), as np.savez wrote wts/model.npz')
+
+
+def _tensor(name, array, source, part):
+    if not np.issubdtype(array.dtype, np.floating):
+        raise DataError(f'{source}: array {name} has dtype {array.dtype}, expected float32 weights')
+    if not np.isfinite(array).all():
+        raise DataError(f'{source}: array {name} holds NaN or Inf values; the file is corrupt, download it again')
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    return tensor.permute(3, 2, 0, 1).contiguous() if part == 'w' else tensor  # HWIO -> OIHW
+
+
+def read_release_weights(path):
+    """All arrays of a release weights file (a dict name -> numpy array).
+
+    Raises:
+        MissingInputError: no such file.
+        DataError: not an npz, truncated or unreadable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f'{path} does not exist; download the released model (wts/model.npz of '
+                                'likesum/deepFnF, see the README) and pass its path')
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as error:
+        raise DataError(f'{path} is not a complete .npz file ({type(error).__name__}: {error}); the download '
+                        'is truncated or corrupt: download wts/model.npz again') from None
+
+
+def sidecar_path(checkpoint):
+    """``OUT.yml`` beside ``OUT.pth``: the option file holding the converted network's ``network_g``."""
+    return Path(checkpoint).with_suffix(SIDECAR_SUFFIX)
+
+
+def convert_release_weights(npz_path, out_path, overwrite=False):
+    """Convert the released ``model.npz`` to a BasicSR checkpoint plus its ``network_g`` option file.
+
+    Args:
+        npz_path: the release's weights file.
+        out_path: the ``.pth`` to write; ``<stem>.yml`` is written beside it.
+        overwrite: replace existing outputs.
+
+    Returns:
+        (checkpoint path, option file path, network_g options).
+
+    Raises:
+        OutputExistsError: an output exists and ``overwrite`` is False (checked before any work).
+        DataError / MissingInputError: see :func:`read_release_weights`, :func:`release_to_state_dict`.
+    """
+    from fnf_basicsr.utils.files import prepare_output_folder, write_atomically
+    out_path = Path(out_path)
+    if out_path.suffix != '.pth':
+        raise DataError(f'output {out_path} must end in .pth (a BasicSR checkpoint); e.g. deepfnf_release.pth')
+    option_path = sidecar_path(out_path)
+    existing = [path for path in (out_path, option_path) if path.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f'{existing[0]} already exists; pass --overwrite to replace it, or choose another '
+                                'output path')
+    prepare_output_folder(out_path.parent, 'converted model')
+    state_dict, options = release_to_state_dict(read_release_weights(npz_path), source=str(npz_path))
+    write_atomically(out_path, _checkpoint_bytes(state_dict), overwrite=overwrite)
+    write_atomically(option_path, _option_text(options, out_path, npz_path).encode('utf-8'), overwrite=overwrite)
+    return out_path, option_path, options
+
+
+def _checkpoint_bytes(state_dict):
+    import io
+    buffer = io.BytesIO()
+    torch.save({'params': state_dict}, buffer)
+    return buffer.getvalue()
+
+
+def _option_text(options, out_path, npz_path):
+    header = (f'# network_g of the released DeepFnF (likesum/deepFnF), converted from {Path(npz_path).name}\n'
+              '# by scripts/convert_release_weights.py. upsampling: tf1 and tent_padding: zeros reproduce the\n'
+              '# TensorFlow graph; copy network_g and path into a test option file to use it with basicsr test.\n')
+    body = {'network_g': options,
+            'path': {'pretrain_network_g': str(out_path), 'param_key_g': 'params', 'strict_load_g': True}}
+    return header + yaml.safe_dump(body, sort_keys=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The released test set
+# ---------------------------------------------------------------------------------------------
+
+def is_release_testset(root):
+    """True if ``root`` looks like the release's ``data/testset``: folders 0..3 holding ``<c>.npz``."""
+    root = Path(root)
+    levels = [root / str(k) for k in range(RELEASE_LEVELS)]
+    return all(level.is_dir() for level in levels) and any(
+        FILE_PATTERN.match(path.name) for path in levels[0].iterdir())
+
+
+def camera_to_srgb_release(linear, color_matrix, adapt_matrix):
+    """test.py's rendering: solve with the XYZ -> camera matrix, adapt to D65, XYZ -> sRGB, sRGB curve.
+
+    Args:
+        linear (Tensor): (B, 3, H, W) linear camera RGB.
+        color_matrix, adapt_matrix: (B, 3, 3) or (3, 3) arrays of the test file.
+
+    Returns:
+        Tensor (B, 3, H, W) float32, not clipped.
+    """
+    from fnf_basicsr.utils.rendering import srgb_gamma
+    linear = linear.float()
+    color = torch.as_tensor(np.asarray(color_matrix, dtype=np.float32)).reshape(-1, 3, 3).to(linear.device)
+    adapt = torch.as_tensor(np.asarray(adapt_matrix, dtype=np.float32)).reshape(-1, 3, 3).to(linear.device)
+    pixels = linear.flatten(2)  # (B, 3, HW)
+    # the same three steps as the release, in float32
+    xyz = torch.linalg.solve(color.expand(pixels.shape[0], 3, 3), pixels)
+    xyz = adapt.expand(pixels.shape[0], 3, 3) @ xyz
+    rgb = torch.as_tensor(RELEASE_XYZ_TO_SRGB, device=linear.device) @ xyz
+    return srgb_gamma(rgb).reshape(linear.shape)
+
+
+class ReleaseTestSet:
+    """The release's ``data/testset``: samples in our layout, scored exactly as its test.py.
+
+    Args:
+        root: the folder holding ``0/`` ... ``3/``.
+
+    Attributes:
+        entries: one dict per file, ``{'key': 'level<k>_<c>', 'file': Path, 'level': k}``, level-major.
+    """
+    kind = 'release'
+
+    def __init__(self, root):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise MissingInputError(f'test set {self.root} does not exist; pass the data/testset folder of the '
+                                    'released test set (see the README) or a frozen set')
+        self.entries = []
+        for level in range(RELEASE_LEVELS):
+            folder = self.root / str(level)
+            if not folder.is_dir():
+                raise DataError(f'{self.root} is not the released test-set layout: {folder} is missing '
+                                f'(expected folders 0..{RELEASE_LEVELS - 1} of <c>.npz files); unpack testset.zip again')
+            numbers = sorted(int(m.group(1)) for m in map(FILE_PATTERN.match, (p.name for p in folder.iterdir())) if m)
+            self.entries += [{'key': f'level{level}_{number:03d}', 'file': folder / f'{number}.npz', 'level': level}
+                             for number in numbers]
+        if not self.entries:
+            raise DataError(f'{self.root}: no <c>.npz files in its folders 0..3; unpack testset.zip again')
+
+    def __len__(self):
+        return len(self.entries)
+
+    def identity(self):
+        """What identifies the set's content cheaply: each file's name, size and modification time."""
+        return [[str(entry['file'].relative_to(self.root)), entry['file'].stat().st_size,
+                 entry['file'].stat().st_mtime_ns] for entry in self.entries]
+
+    def load(self, index):
+        """The arrays of one file, checked for the keys test.py reads."""
+        path = self.entries[index]['file']
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                missing = [key for key in RELEASE_TESTSET_KEYS if key not in npz.files]
+                if missing:
+                    raise DataError(f'{path}: not a released test-set file, keys {missing} missing (it has '
+                                    f'{sorted(npz.files)}); unpack testset.zip again')
+                return {key: npz[key] for key in RELEASE_TESTSET_KEYS}
+        except (zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
+            if isinstance(error, DataError):
+                raise
+            raise DataError(f'{path} is truncated or corrupt ({type(error).__name__}: {error}); unpack '
+                            'testset.zip again') from None
+
+    def sample(self, index, input_mode):
+        """One test image in our layout: ``lq``, ``dimming`` (1 / alpha), ``displacement`` (NaN: not stored).
+
+        ``lq`` is test.py's network input: noisy no-flash, noisy warped flash, then the noise std
+        of each, ``sqrt(sig_read^2 + max(0, noisy) * sig_shot^2)`` (``noflash``: no-flash and its std).
+        """
+        data = self.load(index)
+        if input_mode == 'noflash_burst':
+            raise DataError(f'{self.root}: the released test set has one no-flash frame per image; a 2-frame '
+                            'no-flash burst network (input_mode noflash_burst) cannot be scored on it')
+        frames = [data['noisy_ambient']] + ([data['noisy_warped_flash']] if input_mode != 'noflash' else [])
+        noisy = np.concatenate(frames, axis=-1).astype(np.float32)
+        sig_read = np.float32(np.asarray(data['sig_read']).reshape(-1)[0])
+        sig_shot = np.float32(np.asarray(data['sig_shot']).reshape(-1)[0])
+        std = np.sqrt(sig_read ** 2 + np.maximum(np.float32(0), noisy) * sig_shot ** 2)
+        lq = torch.from_numpy(np.concatenate([noisy, std], axis=-1)[0]).permute(2, 0, 1).contiguous()
+        alpha = float(np.asarray(data['alpha']).reshape(-1)[0])
+        return {'key': self.entries[index]['key'], 'lq': lq, 'data': data, 'alpha': alpha,
+                'dimming': round(1.0 / alpha, 4), 'displacement': math.nan}
+
+    def render_pair(self, output, sample):
+        """test.py's scored images: (output / alpha, ambient) rendered and clipped, each (3, H, W)."""
+        data = sample['data']
+        denoised = output.float().cpu() / np.float32(sample['alpha'])
+        ambient = torch.from_numpy(np.ascontiguousarray(data['ambient'], dtype=np.float32)).permute(0, 3, 1, 2)
+        result = camera_to_srgb_release(denoised, data['color_matrix'], data['adapt_matrix'])
+        target = camera_to_srgb_release(ambient, data['color_matrix'], data['adapt_matrix'])
+        return result.clamp(0, 1)[0], target.clamp(0, 1)[0]
+
+    def render_input(self, linear, sample, gain):
+        """Render a (3, H, W) linear image of this sample for a figure, brightened by ``gain``."""
+        data = sample['data']
+        image = camera_to_srgb_release(linear[None].float() * gain, data['color_matrix'], data['adapt_matrix'])
+        return image.clamp(0, 1)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line: scripts/convert_release_weights.py
+# ---------------------------------------------------------------------------------------------
+
+CONVERT_PROG = 'convert_release_weights.py'
+
+
+def build_convert_parser():
+    import argparse
+    parser = argparse.ArgumentParser(
+        prog=CONVERT_PROG, description='Convert the authors\' released DeepFnF weights (wts/model.npz of '
+        'likesum/deepFnF) to a BasicSR checkpoint OUT.pth plus OUT.yml holding its network_g.',
+        epilog='then: fnf-denoise --weights OUT.pth ...; fnf-benchmark "DeepFnF (authors)=OUT.pth" --test-set '
+        'data/testset --out reports/release')
+    parser.add_argument('npz', help='the released weights, wts/model.npz')
+    parser.add_argument('out', help='the checkpoint to write, e.g. weights/deepfnf_release.pth')
+    parser.add_argument('--overwrite', action='store_true', help='replace OUT.pth and OUT.yml if they exist.')
+    return parser
+
+
+def convert_main(argv=None):
+    """Entry point of scripts/convert_release_weights.py; known failures print one line and exit 2."""
+    from fnf_basicsr.errors import report_errors
+    args = build_convert_parser().parse_args(argv)
+    with report_errors(CONVERT_PROG):
+        checkpoint, option_file, options = convert_release_weights(args.npz, args.out, args.overwrite)
+        count = sum(int(np.prod(array.shape)) for array in read_release_weights(args.npz).values())
+        print(f'wrote {checkpoint} ({count:,} parameters) and {option_file} (network_g: '
+              f'{", ".join(f"{k}={v}" for k, v in options.items())})')
