@@ -162,9 +162,16 @@ def list_faid_names(folder, exclude=()):
     return names
 
 
-def mark_incomplete(folder, resume_command):
-    """Mark ``folder`` as being written; :func:`list_faid_names` refuses it until :func:`mark_complete`."""
-    write_atomically(Path(folder) / INCOMPLETE_MARKER, json.dumps({'resume': resume_command}).encode(), overwrite=True)
+def mark_incomplete(folder, resume_command, details=None):
+    """Mark ``folder`` as being written; :func:`list_faid_names` refuses it until :func:`mark_complete`.
+
+    Args:
+        folder: the folder being written.
+        resume_command: the command that finishes it, named in the refusal.
+        details: more JSON-able entries to record (e.g. the writer's parameters).
+    """
+    record = {**(details or {}), 'resume': resume_command}
+    write_atomically(Path(folder) / INCOMPLETE_MARKER, json.dumps(record).encode(), overwrite=True)
 
 
 def mark_complete(folder):

@@ -23,7 +23,6 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from fnf_basicsr.data import faid
-from fnf_basicsr.data.lmdb_store import lmdb_errors
 from fnf_basicsr.data.degradation import INPUT_MODES, REFERENCES, assemble_input, make_sample
 from fnf_basicsr.data.frozen_set import (DEFAULT_CROP_SIZE, DEFAULT_DIMMING_FACTORS, DEFAULT_MARGIN,  # noqa: F401
                                          DEFAULT_SCALE_PIVOT, FROZEN_FORMAT, FROZEN_FRAMES, FROZEN_MANIFEST,

@@ -40,24 +40,28 @@ def temporary_path(path):
     return path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp')
 
 
-def remove_stale_temporaries(path):
+def remove_stale_temporaries(path, any_name=False):
     """Delete the temporaries of ``path`` (files or folders) left by processes that no longer run.
+
+    Args:
+        path: the final path whose temporaries to remove; with ``any_name``, a folder whose
+            temporaries of any name are removed.
 
     Returns:
         The paths removed.
     """
     path = Path(path)
-    if not path.parent.is_dir():
+    folder, prefix = (path, '.') if any_name else (path.parent, f'.{path.name}.')
+    if not folder.is_dir():
         return []
     removed = []
-    prefix = f'.{path.name}.'
-    for candidate in path.parent.iterdir():
+    for candidate in folder.iterdir():
         name = candidate.name
         if not (name.startswith(prefix) and name.endswith('.tmp')):
             continue
-        pid = name[len(prefix):-len('.tmp')].split('.')[0]
-        if pid.isdigit() and _process_alive(int(pid)):
-            continue  # another run is writing it right now
+        parts = name[:-len('.tmp')].split('.')
+        if len(parts) < 4 or (parts[-2].isdigit() and _process_alive(int(parts[-2]))):
+            continue  # not one of ours, or another run is writing it right now
         if candidate.is_dir() and not candidate.is_symlink():
             shutil.rmtree(candidate, ignore_errors=True)
         else:

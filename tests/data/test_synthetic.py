@@ -10,6 +10,7 @@ import torch
 
 from fnf_basicsr.data import synthetic
 from fnf_basicsr.data.faid import list_faid_names, read_faid_pair
+from fnf_basicsr.errors import DataError
 from fnf_basicsr.data.synthetic import (SPLIT_SEED_OFFSETS, Material, RoomPlane, cct_to_linear_srgb,
                                         ensure_synthetic_dataset, generate_split, point_light_irradiance, render,
                                         render_scene, sample_scene, scene_name)
@@ -177,20 +178,24 @@ def test_ensure_synthetic_dataset_uses_the_winner_of_a_race(tmp_path, monkeypatc
     assert sorted(os.listdir(tmp_path)) == ['train_2x32'] and len(list_faid_names(folder)) == 2
 
 
-def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
+def test_interrupted_generation_leaves_nothing_under_the_final_name_and_resumes(tmp_path, monkeypatch):
+    real_generate = synthetic.generate_split
+
     def interrupted(root, *args, **kwargs):
-        os.makedirs(root)
-        (root / 'Synth_train_000000_ambient.png').write_bytes(b'partial')
-        raise KeyboardInterrupt
+        monkeypatch.setattr(synthetic, '_render_and_write', lambda job: (_ for _ in ()).throw(KeyboardInterrupt))
+        return real_generate(root, *args, **kwargs)
     monkeypatch.setattr(synthetic, 'generate_split', interrupted)
     with pytest.raises(KeyboardInterrupt):
-        ensure_synthetic_dataset(tmp_path, 'train', 2, size=32)
-    assert os.listdir(tmp_path) == []
+        ensure_synthetic_dataset(tmp_path, 'train', 2, size=32, workers=1, progress=False)
+    assert not (tmp_path / 'train_2x32').exists()
+    monkeypatch.undo()
+    folder = ensure_synthetic_dataset(tmp_path, 'train', 2, size=32, workers=1, progress=False)
+    assert os.listdir(tmp_path) == ['train_2x32'] and len(list_faid_names(folder)) == 2
 
 
 def test_ensure_rejects_a_folder_with_other_scenes(tmp_path):
     generate_split(tmp_path / 'train_3x32', 'train', 1, size=32, workers=1, progress=False)
-    with pytest.raises(RuntimeError, match='delete the folder'):
+    with pytest.raises(DataError, match='delete the folder'):
         ensure_synthetic_dataset(tmp_path, 'train', 3, size=32)
 
 
@@ -202,6 +207,66 @@ def test_generate_script_writes_scenes_and_refuses_to_overwrite(tmp_path, capsys
     script.main(argv)
     assert 'wrote 2 scenes' in capsys.readouterr().out
     assert list_faid_names(tmp_path) == ['Synth_val_000000', 'Synth_val_000001']
-    with pytest.raises(SystemExit, match='--overwrite'):
+    with pytest.raises(SystemExit) as exited:
         script.main(argv)
+    assert exited.value.code == 2 and '--overwrite' in capsys.readouterr().err
     script.main(argv + ['--overwrite'])
+
+
+# --- interrupted generation: refused while unfinished, resumed to the same bytes ------------------------------
+
+def _file_bytes(folder):
+    return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))}
+
+
+def test_interrupted_split_is_refused_then_resumed_to_identical_files(tmp_path, monkeypatch):
+    from fnf_basicsr.errors import DataError
+    reference = tmp_path / 'reference'
+    generate_split(reference, 'val', 3, size=16, workers=1, progress=False)
+    calls = []
+    real_render = synthetic._render_and_write
+
+    def killed_after_two(job):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # what Ctrl-C (or a kill) does in the middle of the split
+        calls.append(job)
+        return real_render(job)
+    monkeypatch.setattr(synthetic, '_render_and_write', killed_after_two)
+    partial = tmp_path / 'partial'
+    with pytest.raises(KeyboardInterrupt):
+        generate_split(partial, 'val', 3, size=16, workers=1, progress=False)
+    (partial / 'Synth_val_000002_ambient.png').write_bytes((reference / 'Synth_val_000002_ambient.png').read_bytes())
+    with pytest.raises(DataError, match='incomplete.*generate_synthetic.py --root .*--num 3 --size 16'):
+        list_faid_names(partial)  # what the dataset, create_lmdb.py and freeze_testset.py call
+    monkeypatch.undo()
+    rendered = []
+    monkeypatch.setattr(synthetic, '_render_and_write', lambda job: rendered.append(job[1]) or real_render(job))
+    generate_split(partial, 'val', 3, size=16, workers=1, progress=False)  # the same call resumes
+    assert rendered == ['Synth_val_000002']  # only the scene with a file missing
+    assert _file_bytes(partial) == _file_bytes(reference)
+    assert (partial / 'synthetic_val.json').is_file() and list_faid_names(partial) == list_faid_names(reference)
+
+
+def test_resuming_with_other_parameters_is_refused(tmp_path, monkeypatch):
+    from fnf_basicsr.errors import OutputExistsError
+    monkeypatch.setattr(synthetic, '_render_and_write', lambda job: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        generate_split(tmp_path, 'val', 3, size=16, workers=1, progress=False)
+    monkeypatch.undo()
+    with pytest.raises(OutputExistsError, match='unfinished generation with other parameters'):
+        generate_split(tmp_path, 'val', 3, size=24, workers=1, progress=False)
+    generate_split(tmp_path, 'val', 2, size=24, workers=1, progress=False, overwrite=True)
+    assert list_faid_names(tmp_path) == ['Synth_val_000000', 'Synth_val_000001']
+
+
+@pytest.mark.parametrize('argv, message', [(['--num', '0'], 'num_scenes must be an integer >= 1, got 0'),
+                                           (['--size', '4'], 'size must be an integer >= 8, got 4'),
+                                           (['--workers', '0'], 'workers must be an integer >= 1, got 0')])
+def test_script_refuses_bad_numbers_in_one_line(tmp_path, capsys, argv, message):
+    spec = importlib.util.spec_from_file_location('generate_synthetic', SCRIPTS / 'generate_synthetic.py')
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit) as exited:
+        script.main(['--root', str(tmp_path / 'out'), *argv])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip() == f'generate_synthetic.py: error: {message}'
