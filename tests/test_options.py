@@ -19,6 +19,10 @@ from fnf_basicsr.data.synthetic import generate_split
 OPTIONS_DIR = Path(__file__).resolve().parent.parent / 'options'
 OPTION_FILES = sorted(OPTIONS_DIR.rglob('*.yml'))
 TABLE_EXPERIMENTS = ['fnf', 'noflash', 'burst_bpn', 'direct', 'kpn', 'bpn', 'fnf_flashref', 'fnf_nolowpass']
+# BasicSR's own restorers trained as 1x flash/no-flash restorers (compared beside DeepFnF), and their tiny sizes.
+BASICSR_RESTORERS = ['swinir', 'rrdbnet']
+TINY_FOREIGN = {'SwinIR': {'img_size': 64, 'embed_dim': 12, 'depths': [1], 'num_heads': [2]},
+                'RRDBNet': {'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4}}
 
 
 def load(path):
@@ -46,7 +50,7 @@ def substitute_dataset(dataset_opt, phase, scenes):
 def substitute_options(opt, path, scenes, tmp_path):
     is_train = path.stem.startswith('train_')
     opt.update(is_train=is_train, num_gpu=0, dist=False, rank=0, world_size=1)
-    opt['network_g'].update(width=0.0625)
+    opt['network_g'].update(TINY_FOREIGN.get(opt['network_g']['type'], {'width': 0.0625}))
     if 'num_basis' in opt['network_g'] or opt['network_g']['type'] in ('DeepFnF', 'BPN'):
         opt['network_g']['num_basis'] = 4
     opt['path'].update(pretrain_network_g=None, experiments_root=str(tmp_path), models=str(tmp_path),
@@ -58,7 +62,7 @@ def substitute_options(opt, path, scenes, tmp_path):
 
 def test_every_paper_experiment_has_training_and_test_files_and_a_synthetic_twin():
     names = {p.relative_to(OPTIONS_DIR).as_posix() for p in OPTION_FILES}
-    for stem in TABLE_EXPERIMENTS:
+    for stem in TABLE_EXPERIMENTS + BASICSR_RESTORERS:
         for kind in ('train', 'test'):
             assert f'{kind}_{stem}.yml' in names and f'synthetic/{kind}_{stem}.yml' in names
     assert {f.name for f in OPTIONS_DIR.glob('*.yml')} == {f.name for f in (OPTIONS_DIR / 'synthetic').glob('*.yml')}
@@ -78,7 +82,8 @@ def test_option_file_builds_and_runs(path, scenes, tmp_path):
     model = build_model(opt)
     phase = 'train' if opt['is_train'] else 'test'
     data = next(iter(DataLoader(datasets[phase], batch_size=1)))
-    assert data['lq'].shape[1] == opt['network_g']['in_channels']
+    network = opt['network_g']
+    assert data['lq'].shape[1] == next(network[k] for k in ('in_channels', 'num_in_ch', 'in_chans') if k in network)
     model.feed_data(data)
     if opt['is_train']:
         model.optimize_parameters(1)
