@@ -15,14 +15,28 @@ Fixes:
         use NCCL where a GPU exists and gloo otherwise, for both the pytorch and slurm launchers.
     ddp_device: ``BaseModel.model_to_device`` wraps DDP with ``device_ids=[current cuda
         device]``; on CPU, DDP must get ``device_ids=None``.
+    broken_states: a truncated newest training state (a kill during a save, a full disk) made
+        ``--auto_resume`` fail with a raw zip error. We skip unreadable states (and states whose
+        network file is missing or unreadable), warn naming each, and resume from the newest good one.
+    atomic_saves: BasicSR writes checkpoints in place, retries, then logs "Just ignore it" and
+        trains on (exit 0) when the disk is full. We write each file to a temporary beside it and
+        rename it, and raise :class:`~fnf_basicsr.errors.OutputError` naming the file and the cause.
+    resume_seed: BasicSR seeds every start with ``manual_seed + rank``, so a resumed run replayed
+        the random degradations of iterations 1..N. On resume we reseed from (manual_seed, rank,
+        resumed iteration): a fresh run is reproducible, a resumed one continues with new draws.
 """
 import importlib
 import os
 import subprocess
 import sys
 import types
+import zipfile
 
+import numpy as np
 import torch
+
+from fnf_basicsr.errors import DataError, OutputError
+from fnf_basicsr.utils.files import fault_point, remove_stale_temporaries, temporary_path
 
 _APPLIED = False
 
@@ -36,6 +50,7 @@ def apply():
     _patch_resume_loading()
     _patch_dist_init()
     _patch_ddp_device()
+    _patch_saving()
     _APPLIED = True
 
 
@@ -66,29 +81,104 @@ def resume_device(opt):
     return torch.device('cpu')
 
 
-def latest_training_state(experiment_name, root='.'):
-    """Path of the newest ``<iter>.state`` of an experiment, or None."""
+def training_states(experiment_name, root='.'):
+    """Paths of an experiment's ``<iter>.state`` files, newest first."""
     state_dir = os.path.join(root, 'experiments', experiment_name, 'training_states')
     if not os.path.isdir(state_dir):
-        return None
-    iters = [int(f[:-len('.state')]) for f in os.listdir(state_dir) if f.endswith('.state')]
-    return os.path.join(state_dir, f'{max(iters)}.state') if iters else None
+        return []
+    iters = [int(f[:-len('.state')]) for f in os.listdir(state_dir)
+             if f.endswith('.state') and f[:-len('.state')].isdigit()]
+    return [os.path.join(state_dir, f'{it}.state') for it in sorted(iters, reverse=True)]
+
+
+def latest_training_state(experiment_name, root='.'):
+    """Path of the newest ``<iter>.state`` of an experiment, or None."""
+    states = training_states(experiment_name, root)
+    return states[0] if states else None
+
+
+def read_training_state(path, opt):
+    """Load a training state and check the network files it needs; DataError names what is broken."""
+    try:
+        state = torch.load(path, map_location=resume_device(opt))
+        iteration = int(state['iter'])
+    except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ... on damaged files
+        raise DataError(f'training state {path} is unreadable ({type(error).__name__}: '
+                        f'{_first_line(error)}), e.g. truncated by a kill or a full disk') from None
+    models = opt['path'].get('models') or os.path.join(os.path.dirname(os.path.dirname(path)), 'models')
+    ignored = opt['path'].get('ignore_resume_networks') or ()
+    for key in opt:
+        if key.startswith('network_') and key not in ignored:
+            network = os.path.join(models, f'net_{key[len("network_"):]}_{iteration}.pth')
+            _check_zip(network, f'the network file of {path}')
+    return state
+
+
+def _check_zip(path, what):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+    except (OSError, zipfile.BadZipFile) as error:
+        raise DataError(f'{what}, {path}, is missing or unreadable ({_first_line(error)})') from None
+    if broken is not None:
+        raise DataError(f'{what}, {path}, is damaged ({broken} fails its checksum)')
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [''])[0]
 
 
 def load_resume_state(opt):
-    """Drop-in replacement of ``basicsr.train.load_resume_state`` (same contract)."""
+    """Drop-in replacement of ``basicsr.train.load_resume_state`` (same contract).
+
+    With ``auto_resume``, broken states are skipped with a warning naming each; an explicit
+    ``path.resume_state`` that is broken raises DataError. After loading, the random streams are
+    reseeded for the resumed iteration (see ``resume_seed``).
+    """
     from basicsr.utils import check_resume
+    root = opt.get('root_path', '.')
+    state = None
     if opt['auto_resume']:
-        path = latest_training_state(opt['name'], opt.get('root_path', '.'))
-        if path is not None:
+        for path in training_states(opt['name'], root):
+            try:
+                state = read_training_state(path, opt)
+            except DataError as error:
+                print(f'basicsr train: warning: skipping {error}; resuming from an older state', file=sys.stderr)
+                continue
             opt['path']['resume_state'] = path
-    else:
-        path = opt['path'].get('resume_state')
-    if path is None:
+            break
+        _remove_dead_temporaries(opt['name'], root)
+    elif opt['path'].get('resume_state'):
+        state = read_training_state(opt['path']['resume_state'], opt)
+    if state is None:
         return None
-    state = torch.load(path, map_location=resume_device(opt))
     check_resume(opt, state['iter'])
+    reseed_for_resume(opt, state['iter'])
     return state
+
+
+def resume_seed(manual_seed, rank, iteration):
+    """The seed of a run resumed at ``iteration``: differs for every (seed, rank, iteration)."""
+    return int(np.random.SeedSequence([int(manual_seed), int(rank), int(iteration)]).generate_state(1)[0] >> 1)
+
+
+def reseed_for_resume(opt, iteration):
+    """Reseed python, numpy and torch (as BasicSR's ``set_random_seed``) for a run resumed at ``iteration``.
+
+    train_pipeline calls load_resume_state before it builds the datasets and data loaders, so the
+    dataset's generator (seeded from ``torch.initial_seed()``) and the loader's worker seeds follow.
+    """
+    from basicsr.utils import set_random_seed
+    seed = opt.get('manual_seed')
+    if seed is None:
+        return  # BasicSR drew a random seed already: nothing is replayed
+    set_random_seed(resume_seed(seed, opt.get('rank', 0), iteration))
+
+
+def _remove_dead_temporaries(name, root):
+    experiment = os.path.join(root, 'experiments', name)
+    for folder in ('training_states', 'models'):
+        remove_stale_temporaries(os.path.join(experiment, folder), any_name=True)
 
 
 def _patch_resume_loading():
@@ -172,3 +262,57 @@ def model_to_device(self, net):
 def _patch_ddp_device():
     from basicsr.models.base_model import BaseModel
     BaseModel.model_to_device = model_to_device
+
+
+# --- atomic_saves ----------------------------------------------------------------------------
+
+def save_atomically(obj, path):
+    """``torch.save`` through a temporary beside ``path``, renamed when complete.
+
+    Raises:
+        OutputError: the file cannot be written (full disk, read-only folder, ...), naming it.
+    """
+    tmp = temporary_path(path)
+    try:
+        with open(tmp, 'wb') as handle:
+            torch.save(obj, handle)
+            fault_point('save_checkpoint')  # killed here: only the temporary exists
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:  # torch reports a failed write as RuntimeError
+        raise OutputError(f'cannot save {path}: {_first_line(error)}; free disk space (or fix the folder) and '
+                          'rerun with --auto_resume') from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_network(self, net, net_label, current_iter, param_key='params'):
+    """Replacement of ``BaseModel.save_network``: the same file, written atomically, failing loudly."""
+    current_iter = 'latest' if current_iter == -1 else current_iter
+    path = os.path.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth')
+    nets = net if isinstance(net, list) else [net]
+    keys = param_key if isinstance(param_key, list) else [param_key]
+    assert len(nets) == len(keys), 'The lengths of net and param_key should be the same.'
+    save_dict = {}
+    for net_, key in zip(nets, keys):
+        state_dict = self.get_bare_model(net_).state_dict()
+        save_dict[key] = {(name[7:] if name.startswith('module.') else name): value.cpu()
+                          for name, value in state_dict.items()}
+    save_atomically(save_dict, path)
+
+
+def save_training_state(self, epoch, current_iter):
+    """Replacement of ``BaseModel.save_training_state``: written atomically, failing loudly."""
+    if current_iter == -1:
+        return
+    state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
+             'schedulers': [s.state_dict() for s in self.schedulers]}
+    save_atomically(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+
+def _patch_saving():
+    from basicsr.models.base_model import BaseModel
+    BaseModel.save_network = save_network
+    BaseModel.save_training_state = save_training_state

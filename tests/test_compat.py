@@ -2,6 +2,7 @@
 import collections
 import importlib
 
+import pytest
 import torch
 
 import fnf_basicsr
@@ -80,3 +81,99 @@ def test_slurm_launcher_initialises_without_gpu(tmp_path):
     proc = run_python(['-c', SLURM_SCRIPT], cwd=tmp_path, extra_env=env)
     backend = 'nccl' if torch.cuda.is_available() else 'gloo'
     assert f'backend {backend} rank 0 world 1' in proc.stdout
+
+
+# --- broken_states, atomic_saves, resume_seed ------------------------------------------------------------------
+
+def experiment_with_states(tmp_path, iters=(4, 8), with_networks=True):
+    """experiments/exp/{training_states/<it>.state, models/net_g_<it>.pth} and the options to resume it."""
+    exp = tmp_path / 'experiments' / 'exp'
+    (exp / 'models').mkdir(parents=True)
+    template = basicsr_training_state(tmp_path / 'template')
+    (exp / 'training_states').mkdir()
+    for it in iters:
+        state = torch.load(tmp_path / 'template' / 'training_states' / '7.state')
+        state['iter'] = it
+        torch.save(state, exp / 'training_states' / f'{it}.state')
+        if with_networks:
+            torch.save({'params': {'w': torch.zeros(1)}}, exp / 'models' / f'net_g_{it}.pth')
+    opt = {'name': 'exp', 'root_path': str(tmp_path), 'auto_resume': True, 'num_gpu': 0, 'manual_seed': 10,
+           'rank': 0, 'network_g': {'type': 'X'}, 'path': {'models': str(exp / 'models'), 'resume_state': None}}
+    return exp, opt
+
+
+def test_auto_resume_skips_a_truncated_newest_state_and_names_it(tmp_path, capsys):
+    exp, opt = experiment_with_states(tmp_path)
+    newest = exp / 'training_states' / '8.state'
+    newest.write_bytes(newest.read_bytes()[:200])  # what a kill during torch.save or a full disk leaves
+    state = compat.load_resume_state(opt)
+    assert state['iter'] == 4 and opt['path']['resume_state'].endswith('4.state')
+    assert opt['path']['pretrain_network_g'].endswith('net_g_4.pth')
+    err = capsys.readouterr().err
+    assert f'skipping training state {newest} is unreadable' in err and 'older state' in err
+
+
+def test_auto_resume_skips_a_state_whose_network_file_is_broken(tmp_path, capsys):
+    exp, opt = experiment_with_states(tmp_path)
+    network = exp / 'models' / 'net_g_8.pth'
+    network.write_bytes(network.read_bytes()[:100])
+    assert compat.load_resume_state(opt)['iter'] == 4
+    assert f'{network}, is missing or unreadable' in capsys.readouterr().err
+
+
+def test_explicit_broken_resume_state_is_a_one_line_error(tmp_path):
+    from fnf_basicsr.errors import DataError
+    exp, opt = experiment_with_states(tmp_path, iters=(4,))
+    path = exp / 'training_states' / '4.state'
+    path.write_bytes(b'')
+    opt.update(auto_resume=False, path={**opt['path'], 'resume_state': str(path)})
+    with pytest.raises(DataError, match=f'training state {path} is unreadable'):
+        compat.load_resume_state(opt)
+
+
+def test_resume_reseeds_the_random_streams_for_the_resumed_iteration(tmp_path):
+    from basicsr.utils import set_random_seed
+    exp, opt = experiment_with_states(tmp_path, iters=(4,))
+    set_random_seed(opt['manual_seed'])  # what BasicSR's parse_options does on every start
+    fresh = (torch.initial_seed(), torch.rand(3))
+    set_random_seed(opt['manual_seed'])
+    assert torch.equal(torch.rand(3), fresh[1])  # a fresh run is reproducible
+    compat.load_resume_state(opt)
+    resumed = (torch.initial_seed(), torch.rand(3))
+    assert resumed[0] != fresh[0] and not torch.equal(resumed[1], fresh[1])
+    assert resumed[0] == compat.resume_seed(10, 0, 4)  # deterministic: the same resume draws the same
+    assert len({compat.resume_seed(10, rank, it) for rank in (0, 1) for it in (4, 8)}) == 4
+
+
+class _TinyModel:
+    """What BaseModel's save methods need of a model."""
+
+    def __init__(self, folder):
+        param = torch.nn.Parameter(torch.zeros(2))
+        self.optimizers, self.schedulers = [torch.optim.SGD([param], lr=0.1)], []
+        self.net = torch.nn.Linear(2, 2)
+        self.opt = {'path': {'models': str(folder), 'training_states': str(folder)}}
+
+    def get_bare_model(self, net):
+        return net
+
+
+def test_saves_are_atomic_and_a_full_disk_fails_loudly(tmp_path, monkeypatch):
+    import os
+    from basicsr.models.base_model import BaseModel
+    from fnf_basicsr.errors import OutputError
+    model = _TinyModel(tmp_path)
+    BaseModel.save_network(model, model.net, 'net_g', 3)
+    BaseModel.save_training_state(model, 1, 3)
+    assert sorted(os.listdir(tmp_path)) == ['3.state', 'net_g_3.pth']
+    assert torch.load(tmp_path / '3.state')['iter'] == 3
+
+    def full_disk(obj, handle, *args, **kwargs):
+        handle.write(b'PK partial')
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(torch, 'save', full_disk)
+    with pytest.raises(OutputError, match=f'cannot save {tmp_path / "4.state"}: .*No space left on device'):
+        BaseModel.save_training_state(model, 1, 4)
+    with pytest.raises(OutputError, match='net_g_4.pth'):
+        BaseModel.save_network(model, model.net, 'net_g', 4)
+    assert sorted(os.listdir(tmp_path)) == ['3.state', 'net_g_3.pth']  # nothing partial, no temporaries
