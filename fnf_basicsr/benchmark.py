@@ -1,14 +1,20 @@
 """``fnf-benchmark``: evaluate trained models and classical references on frozen test sets.
 
-Writes the paper's Table 1 / Table 2 layout (PSNR / SSIM per dimming factor, markdown and CSV),
-the PSNR-vs-displacement plot of Figure 3 (from a frozen displacement sweep), and a qualitative
-strip per image like Figure 4. Per-image results are cached as JSON lines, so an interrupted run
-resumes where it stopped; finished reports are never overwritten unless ``--overwrite``.
+Writes the paper's Table 1 / Table 2 layout (PSNR and two SSIMs per dimming factor, markdown and
+CSV), the PSNR-vs-displacement plot of Figure 3 (from a frozen displacement sweep), and a
+qualitative strip per image like Figure 4. Test sets are our frozen sets or the authors' released
+``data/testset``, scored exactly as their ``test.py`` (:mod:`fnf_basicsr.inference.release`).
+Per-image results are cached as JSON lines keyed by everything that determines them, so an
+interrupted run resumes where it stopped and a changed checkpoint, test set or metric is
+recomputed; finished reports are never overwritten unless ``--overwrite``.
 """
 import argparse
 import csv
+import hashlib
 import inspect
 import json
+import math
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,6 +22,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from fnf_basicsr.errors import ConfigError, DataError, FnFError, MissingInputError, OutputExistsError, report_errors
+
+PROG = 'fnf-benchmark'
 REFERENCES = {
     'noisy input': {'type': 'NoisyInput'},
     'joint bilateral (flash-guided)': {'type': 'JointBilateralFnF'},
@@ -23,8 +32,11 @@ REFERENCES = {
 }
 GROUP_TITLES = {'noflash': 'No-flash input only', 'noflash_burst': '2-frame burst input (no flash)',
                 'flash_noflash': 'Flash and no-flash input pair', 'reference': 'References (no training)'}
-METRICS = {'psnr': {'type': 'calculate_psnr', 'crop_border': 0},
-           'ssim': {'type': 'calculate_ssim', 'crop_border': 0}}
+METRIC_NAMES = ('psnr', 'ssim_basicsr', 'ssim_release')
+ROW_FIELDS = ('key', 'dimming', 'displacement', *METRIC_NAMES)
+# Bump when what a cached row means changes in a way the code hash below would not show.
+CACHE_FORMAT = 'fnf-benchmark per-image cache v2'
+HASH_CHUNK = 2 ** 22
 
 
 class NoisyInput(torch.nn.Module):
@@ -36,28 +48,35 @@ class NoisyInput(torch.nn.Module):
 
 
 class Method:
-    """A network to evaluate: a trained checkpoint or a parameter-free reference."""
+    """A network to evaluate: a trained checkpoint or a parameter-free reference.
 
-    def __init__(self, label, net, input_mode, group, source):
+    ``identity`` is everything that determines its outputs (checkpoint content, network options,
+    weights entry, input layout); the result cache is keyed by it.
+    """
+
+    def __init__(self, label, net, input_mode, group, source, identity):
         self.label, self.net, self.input_mode, self.group, self.source = label, net, input_mode, group, source
+        self.identity = identity
 
     @classmethod
-    def from_spec(cls, spec, device):
+    def from_spec(cls, spec, device, param_key='params'):
         """``LABEL=SPEC`` or ``SPEC``; SPEC is an experiment name or a ``.pth`` checkpoint."""
         from fnf_basicsr.inference.checkpoint import load_network
         label, _, target = spec.rpartition('=')
         checkpoint = Path(target)
         if checkpoint.suffix != '.pth':
             checkpoint = Path('experiments') / target / 'models' / 'net_g_latest.pth'
-        loaded = load_network(checkpoint, device=device)
-        return cls(label or target, loaded.net, loaded.input_mode, loaded.input_mode, str(checkpoint))
+        loaded = load_network(checkpoint, param_key=param_key, device=device)
+        identity = {'checkpoint_sha256': file_sha256(checkpoint), 'network_g': loaded.network_opt,
+                    'param_key': loaded.param_key, 'input_mode': loaded.input_mode}
+        return cls(label or target, loaded.net, loaded.input_mode, loaded.input_mode, str(checkpoint), identity)
 
     @classmethod
     def reference(cls, label, device):
         from basicsr.archs import build_network
         opt = dict(REFERENCES[label])
         net = NoisyInput() if opt['type'] == 'NoisyInput' else build_network(opt)
-        return cls(label, net.to(device).eval(), 'flash_noflash', 'reference', opt['type'])
+        return cls(label, net.to(device).eval(), 'flash_noflash', 'reference', opt['type'], {'reference': opt})
 
     def run(self, lq):
         """The output and, for networks that expose them (DeepFnF), the intermediates."""
@@ -72,85 +91,280 @@ def safe_name(text):
     return ''.join(c if c.isalnum() or c in '-_.' else '_' for c in text)
 
 
-def frozen_dataset(root, input_mode):
-    from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
-    return FlashNoFlashDataset({'name': Path(root).name, 'phase': 'test', 'frozen_root': str(root),
-                                'input_mode': input_mode})
+def file_sha256(path):
+    """SHA-256 of a file's content, read in chunks (checkpoints are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for chunk in iter(lambda: handle.read(HASH_CHUNK), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
-def score(result_srgb, gt_srgb):
-    from basicsr.metrics import calculate_metric
+def code_version():
+    """The package version and a hash of its sources: results of other code are never reused."""
+    import fnf_basicsr
+    package = Path(fnf_basicsr.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob('*.py')):
+        digest.update(str(path.relative_to(package)).encode() + b'\0' + path.read_bytes())
+    return {'version': fnf_basicsr.__version__, 'sources_sha256': digest.hexdigest()}
 
-    from fnf_basicsr.models.fnf_model import to_metric_image
-    images = {'img': to_metric_image(result_srgb), 'img2': to_metric_image(gt_srgb)}
-    return {name: float(calculate_metric(images, opt)) for name, opt in METRICS.items()}
+
+# ---------------------------------------------------------------------------------------------
+# Test sets: our frozen sets and the release's data/testset, behind one interface
+# ---------------------------------------------------------------------------------------------
+
+class FrozenTestSet:
+    """A set written by scripts/freeze_testset.py, rendered with our one rendering function."""
+    kind = 'frozen'
+
+    def __init__(self, root):
+        from fnf_basicsr.data.fnf_dataset import FROZEN_MANIFEST
+        self.root = Path(root)
+        self.manifest_path = self.root / FROZEN_MANIFEST
+        self._datasets = {}
+        self.entries = self.dataset('flash_noflash').entries
+        self.options = self.dataset('flash_noflash').frozen['options']
+
+    def dataset(self, input_mode):
+        if input_mode not in self._datasets:
+            self._datasets[input_mode] = self._open(input_mode)
+        return self._datasets[input_mode]
+
+    def _open(self, input_mode):
+        from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
+        try:
+            return FlashNoFlashDataset({'name': self.root.name, 'phase': 'test', 'frozen_root': str(self.root),
+                                        'input_mode': input_mode})
+        except FnFError:
+            raise
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:  # JSONDecodeError is a ValueError
+            if not self.manifest_path.is_file():
+                raise
+            raise DataError(f'{self.manifest_path} is unreadable or garbled ({type(error).__name__}: {error}); '
+                            f'freeze the set again with scripts/freeze_testset.py --output {self.root}') from None
+
+    def __len__(self):
+        return len(self.entries)
+
+    def identity(self):
+        """The manifest's hash: it lists every sample file with its checksum and the freezing options."""
+        return {'kind': self.kind, 'manifest_sha256': hashlib.sha256(self.manifest_path.read_bytes()).hexdigest()}
+
+    def sample(self, index, input_mode):
+        sample = dict(self.dataset(input_mode)[index])
+        sample['key'] = self.entries[index]['key']
+        return sample
+
+    def render_pair(self, output, sample):
+        from fnf_basicsr.utils.rendering import render_srgb
+        gain, matrix = sample['gain'][None], sample['color_matrix'][None]
+        result = render_srgb(output.float().cpu(), gain, matrix).clamp(0, 1)[0]
+        target = render_srgb(sample['gt'][None], gain, matrix).clamp(0, 1)[0]
+        return result, target
+
+    def panels(self, sample):
+        """(no-flash input, flash input, target) rendered for a strip."""
+        from fnf_basicsr.utils.rendering import render_srgb
+        gain, matrix = sample['gain'][None], sample['color_matrix'][None]
+        lq = sample['lq']
+        # the flash frame is well exposed at the input scale (2 x flash-only + dimmed ambient)
+        return (render_srgb(lq[None, :3], gain, matrix).clamp(0, 1)[0],
+                render_srgb(lq[None, 3:6], torch.tensor([0.5]), matrix).clamp(0, 1)[0],
+                render_srgb(sample['gt'][None], gain, matrix).clamp(0, 1)[0])
+
+    def dimming_of(self, index):
+        return float(self.dataset('flash_noflash')[index]['dimming'])
+
+    def dimming_factors(self):
+        return [float(d) for d in self.options['dimming_factors']]
 
 
-def read_cache(path):
+class ReleaseSet:
+    """The release's data/testset (:class:`fnf_basicsr.inference.release.ReleaseTestSet`), scored as test.py."""
+    kind = 'release'
+
+    def __init__(self, root):
+        from fnf_basicsr.inference.release import ReleaseTestSet
+        self.reader = ReleaseTestSet(root)
+        self.root, self.entries = self.reader.root, self.reader.entries
+        self._dimmings = {}
+
+    def __len__(self):
+        return len(self.entries)
+
+    def identity(self):
+        return {'kind': self.kind, 'files': self.reader.identity()}
+
+    def sample(self, index, input_mode):
+        return self.reader.sample(index, input_mode)
+
+    def render_pair(self, output, sample):
+        return self.reader.render_pair(output, sample)
+
+    def panels(self, sample):
+        lq, gain = sample['lq'], 1.0 / sample['alpha']
+        ambient = torch.from_numpy(np.ascontiguousarray(sample['data']['ambient'][0], dtype=np.float32))
+        return (self.reader.render_input(lq[:3], sample, gain), self.reader.render_input(lq[3:6], sample, 0.5),
+                self.reader.render_input(ambient.permute(2, 0, 1), sample, 1.0))
+
+    def dimming_of(self, index):
+        if index not in self._dimmings:
+            path = self.entries[index]['file']
+            with np.load(path, allow_pickle=False) as npz:
+                self._dimmings[index] = round(1.0 / float(np.asarray(npz['alpha']).reshape(-1)[0]), 4)
+        return self._dimmings[index]
+
+    def dimming_factors(self):
+        first = {}
+        for index, entry in enumerate(self.entries):
+            first.setdefault(entry['level'], index)
+        return [self.dimming_of(index) for index in first.values()]
+
+
+def open_test_set(root):
+    """The test set at ``root``: the release's layout (folders 0..3 of <c>.npz) or one of our frozen sets."""
+    from fnf_basicsr.inference.release import is_release_testset
+    root = Path(root)
+    if not root.is_dir():
+        raise MissingInputError(f'test set {root} does not exist; freeze one with scripts/freeze_testset.py or pass '
+                                "the released data/testset folder")
+    return ReleaseSet(root) if is_release_testset(root) else FrozenTestSet(root)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-image results, cached and keyed by everything that determines them
+# ---------------------------------------------------------------------------------------------
+
+def cache_identity(method, test_set):
+    """What a cached result depends on; a cache written for anything else is recomputed."""
+    from fnf_basicsr.metrics import METRIC_DEFINITIONS
+    identity = {'format': CACHE_FORMAT, 'method': method.identity, 'test_set': test_set.identity(),
+                'metrics': METRIC_DEFINITIONS, 'code': code_version()}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    return digest, identity
+
+
+def read_cache(path, fingerprint):
+    """The rows cached in ``path`` for ``fingerprint``, and why others were dropped (None: all kept).
+
+    A partial last line (a run killed while writing) is dropped and the rest kept; a cache of
+    another fingerprint, an old format, or a garbled line elsewhere is discarded whole: a row is
+    only reused when it is certain to be the result this run would compute.
+    """
     if not path.is_file():
-        return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {row['key']: row for row in rows}
+        return {}, None
+    try:
+        lines = path.read_text(encoding='utf-8').splitlines()
+    except (UnicodeDecodeError, OSError) as error:
+        return {}, f'unreadable ({type(error).__name__})'
+    header = _parse_json(lines[0]) if lines else None
+    if not isinstance(header, dict) or 'cache' not in header:
+        return {}, 'garbled or of an older format'
+    if header['cache'] != fingerprint:
+        return {}, 'computed for another checkpoint, network, test set, metric or code version'
+    rows, note = {}, None
+    for number, line in enumerate(lines[1:], start=2):
+        row = _parse_json(line)
+        if _valid_row(row):
+            rows[row['key']] = row
+        elif number == len(lines):
+            note = f'partial last line {number} dropped (interrupted run)'
+        else:
+            return {}, f'garbled at line {number}'
+    return rows, note
 
 
-def evaluate(method, test_root, cache_path, strip_keys, strip_dir, device, progress=True):
-    """Per-image PSNR/SSIM of ``method`` on a frozen set, resuming from ``cache_path``."""
-    from fnf_basicsr.utils.rendering import render_srgb
-    dataset = frozen_dataset(test_root, method.input_mode)
-    done = read_cache(cache_path)
+def _parse_json(line):
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def _valid_row(row):
+    if not isinstance(row, dict) or not isinstance(row.get('key'), str):
+        return False
+    numbers = [row.get(name) for name in ROW_FIELDS[1:]]
+    return all(isinstance(value, (int, float)) or (value is None and name == 'displacement')
+               for name, value in zip(ROW_FIELDS[1:], numbers))
+
+
+def start_cache(path, fingerprint, identity, rows):
+    """(Re)write ``path`` as a header plus ``rows``, atomically, so appends start on a clean line."""
+    from fnf_basicsr.utils.files import write_atomically
+    lines = [json.dumps({'cache': fingerprint, 'identity': identity}, default=str)]
+    lines += [json.dumps(row) for row in rows.values()]
+    write_atomically(path, ('\n'.join(lines) + '\n').encode('utf-8'), overwrite=True)
+
+
+def evaluate(method, test_set, cache_path, strip_keys, strip_dir, device, progress=True, overwrite=False):
+    """Per-image metrics of ``method`` on ``test_set``, resuming from ``cache_path`` when it is valid."""
+    from fnf_basicsr.metrics import score
+    fingerprint, identity = cache_identity(method, test_set)
+    done, note = ({}, None) if overwrite else read_cache(cache_path, fingerprint)
+    if note:
+        print(f'{PROG}: {cache_path}: {note}; recomputing what is missing', file=sys.stderr)
+    if overwrite or not done:
+        for stale in strip_dir.glob('*.npz') if strip_dir.is_dir() else []:
+            stale.unlink()  # strip images of an older result
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(cache_path, 'a') as cache:
-        for index in tqdm(range(len(dataset)), desc=f'{method.label} on {Path(test_root).name}', unit='image',
+    start_cache(cache_path, fingerprint, identity, done)
+    with open(cache_path, 'a', encoding='utf-8') as cache:
+        for index in tqdm(range(len(test_set)), desc=f'{method.label} on {test_set.root.name}', unit='image',
                           disable=not progress):
-            key = dataset.entries[index]['key']
-            if key in done and not (key in strip_keys and not (strip_dir / f'{key}.npz').is_file()):
+            key = test_set.entries[index]['key']
+            needs_strip = key in strip_keys and not (strip_dir / f'{key}.npz').is_file()
+            if key in done and not needs_strip:
                 continue
-            sample = dataset[index]
-            lq = sample['lq'][None].to(device)
-            gain, matrix = sample['gain'][None].to(device), sample['color_matrix'][None].to(device)
-            output, parts = method.run(lq)
-            result = render_srgb(output, gain, matrix).clamp(0, 1)[0].cpu()
-            gt = render_srgb(sample['gt'][None].to(device), gain, matrix).clamp(0, 1)[0].cpu()
-            if key in strip_keys:
-                save_strip_parts(strip_dir / f'{key}.npz', result, parts, gain, matrix)
+            sample = test_set.sample(index, method.input_mode)
+            output, parts = method.run(sample['lq'][None].to(device))
+            result, target = test_set.render_pair(output, sample)
+            if needs_strip:
+                save_strip_parts(strip_dir / f'{key}.npz', result, parts, test_set, sample)
             if key in done:
                 continue
-            row = {'key': key, 'dimming': float(sample['dimming']), 'displacement': float(sample['displacement']),
-                   **score(result, gt)}
+            displacement = float(sample['displacement'])
+            row = {'key': key, 'dimming': float(sample['dimming']),
+                   'displacement': None if math.isnan(displacement) else displacement, **score(result, target)}
             cache.write(json.dumps(row) + '\n')
             cache.flush()
             done[key] = row
     return list(done.values())
 
 
-def save_strip_parts(path, result, parts, gain, matrix):
-    from fnf_basicsr.utils.rendering import render_srgb
+def save_strip_parts(path, result, parts, test_set, sample):
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {'result': result.numpy()}
     if parts is not None and parts.get('scale_map') is not None:  # DeepFnF's F and G, as in Figure 4
         # F and G are only defined up to a per-channel factor (Y = F * G, either may be negative):
         # show F at the output's level and G relative to its mean, channel by channel
-        filtered, scale_map = parts['filtered'].float(), parts['scale_map'].float()
+        filtered, scale_map = parts['filtered'].float().cpu(), parts['scale_map'].float().cpu()
         level = scale_map.mean(dim=(2, 3), keepdim=True)
         level = torch.where(level.abs() < 1e-12, torch.ones_like(level), level)
-        arrays['filtered'] = render_srgb(filtered * level, gain, matrix).clamp(0, 1)[0].cpu().numpy()
-        arrays['scale_map'] = (scale_map / level)[0].cpu().numpy()
+        arrays['filtered'] = test_set.render_pair(filtered * level, sample)[0].numpy()
+        arrays['scale_map'] = (scale_map / level)[0].numpy()
     np.savez_compressed(path, **arrays)
 
 
 def summarise(rows, by):
-    """Mean PSNR/SSIM of rows grouped by ``by`` (a row -> group function)."""
+    """Mean of every metric over rows grouped by ``by`` (a row -> group function)."""
     groups = defaultdict(list)
     for row in rows:
         groups[by(row)].append(row)
-    return {group: {m: float(np.mean([r[m] for r in members])) for m in METRICS} | {'count': len(members)}
+    return {group: {m: float(np.mean([r[m] for r in members])) for m in METRIC_NAMES} | {'count': len(members)}
             for group, members in groups.items()}
 
 
+TABLE_NOTE = ('PSNR in dB; SSIM BasicSR = basicsr.metrics.calculate_ssim (what training logs); SSIM release = '
+              'the authors\' test.py SSIM (scikit-image, data_range 2, sample covariance), the one of the '
+              "paper's Table 1. All on clipped sRGB, averaged per image.")
+
+
 def write_table(methods, results, out_dir):
-    """Table 1 layout: a row per method grouped by input, a PSNR / SSIM column per dimming factor."""
+    """Table 1 layout: a row per method grouped by input, PSNR / SSIM BasicSR / SSIM release per dimming factor."""
     dimmings = sorted({row['dimming'] for rows in results.values() for row in rows}, reverse=True)
-    header = '| method | ' + ' | '.join(f'{d:g}x dimmed (PSNR / SSIM)' for d in dimmings) + ' |'
+    header = '| method | ' + ' | '.join(f'{d:g}x dimmed (PSNR / SSIM BasicSR / SSIM release)' for d in dimmings) + ' |'
     lines = [header, '|' + '---|' * (len(dimmings) + 1)]
     csv_rows = []
     for group in GROUP_TITLES:
@@ -159,13 +373,17 @@ def write_table(methods, results, out_dir):
             lines.append(f'| *{GROUP_TITLES[group]}* |' + ' |' * len(dimmings))
         for method in members:
             stats = summarise(results[method.label], lambda r: r['dimming'])
-            cells = [f"{stats[d]['psnr']:.2f} dB / {stats[d]['ssim']:.3f}" if d in stats else '-' for d in dimmings]
+            cells = [f"{stats[d]['psnr']:.2f} dB / {stats[d]['ssim_basicsr']:.3f} / {stats[d]['ssim_release']:.3f}"
+                     if d in stats else '-' for d in dimmings]
             lines.append(f'| {method.label} | ' + ' | '.join(cells) + ' |')
             csv_rows += [{'method': method.label, 'input': group, 'dimming': d, 'psnr': round(stats[d]['psnr'], 4),
-                          'ssim': round(stats[d]['ssim'], 5), 'images': stats[d]['count']} for d in dimmings if d in stats]
+                          'ssim_basicsr': round(stats[d]['ssim_basicsr'], 5),
+                          'ssim_release': round(stats[d]['ssim_release'], 5), 'images': stats[d]['count']}
+                         for d in dimmings if d in stats]
+    lines += ['', TABLE_NOTE]
     (out_dir / 'table.md').write_text('\n'.join(lines) + '\n')
     with open(out_dir / 'table.csv', 'w', newline='') as handle:
-        writer = csv.DictWriter(handle, fieldnames=['method', 'input', 'dimming', 'psnr', 'ssim', 'images'])
+        writer = csv.DictWriter(handle, fieldnames=['method', 'input', 'dimming', *METRIC_NAMES, 'images'])
         writer.writeheader()
         writer.writerows(csv_rows)
     return '\n'.join(lines)
@@ -195,23 +413,15 @@ def write_displacement_plot(methods, sweep_results, bin_edges, out_path):
     plt.close(figure)
 
 
-def write_strip(key, test_root, methods, strip_dir, out_path):
+def write_strip(key, test_set, methods, strip_dir, out_path):
     """Figure 4 style: inputs, each method, DeepFnF's filtered no-flash and scale map, target."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from fnf_basicsr.utils.rendering import render_srgb
-    dataset = frozen_dataset(test_root, 'flash_noflash')
-    sample = dataset[[entry['key'] for entry in dataset.entries].index(key)]
-    gain, matrix = sample['gain'][None], sample['color_matrix'][None]
-
-    def render(linear):
-        return render_srgb(linear[None], gain, matrix).clamp(0, 1)[0].numpy()
-
-    panels = [('no-flash input', render(sample['lq'][:3])),
-              # the flash frame is well exposed at the input scale (2 x flash-only + dimmed ambient)
-              ('flash input', render_srgb(sample['lq'][None, 3:6], torch.tensor([0.5]), matrix).clamp(0, 1)[0].numpy())]
+    sample = test_set.sample([entry['key'] for entry in test_set.entries].index(key), 'flash_noflash')
+    noflash, flash, target = (image.numpy() for image in test_set.panels(sample))
+    panels = [('no-flash input', noflash), ('flash input', flash)]
     extras = []
     for method in methods:
         parts = np.load(strip_dir / safe_name(method.label) / f'{key}.npz')
@@ -219,7 +429,7 @@ def write_strip(key, test_root, methods, strip_dir, out_path):
         if 'filtered' in parts and not extras:
             extras = [(f'{method.label}: filtered F', parts['filtered']),
                       (f'{method.label}: scale map G / (2 mean G)', np.clip(parts['scale_map'] / 2, 0, 1))]
-    panels += extras + [('ground truth', render(sample['gt']))]
+    panels += extras + [('ground truth', target)]
     columns = min(len(panels), 7)
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.5 * rows), dpi=110, squeeze=False)
@@ -240,77 +450,107 @@ def report_paths(out_dir, with_sweep, strip_keys):
     return paths + [out_dir / 'strips' / f'{key}.png' for key in strip_keys]
 
 
-def pick_strip_keys(test_root, count):
+def pick_strip_keys(test_set, count):
     """The first ``count`` images at the dimming factor closest to 50x (the paper's Fig. 3/4 level)."""
-    dataset = frozen_dataset(test_root, 'flash_noflash')
-    target = min(dataset.frozen['options']['dimming_factors'], key=lambda d: abs(float(d) - 50))
+    target = min(test_set.dimming_factors(), key=lambda d: abs(float(d) - 50))
     keys = []
-    for index, entry in enumerate(dataset.entries):
+    for index, entry in enumerate(test_set.entries):
         if len(keys) == count:
             break
-        if float(dataset[index]['dimming']) == float(target):
+        if test_set.dimming_of(index) == float(target):
             keys.append(entry['key'])
     return keys
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='fnf-benchmark', description=__doc__.split('\n\n')[0],
+    from fnf_basicsr.inference.checkpoint import DEFAULT_PARAM_KEY, PARAM_KEY_HELP
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     parser.add_argument('methods', nargs='+', metavar='[LABEL=]SPEC',
-                        help='experiment names (experiments/<name>/models/net_g_latest.pth) or .pth checkpoints')
-    parser.add_argument('--test-set', required=True, help='frozen test set (scripts/freeze_testset.py).')
+                        help='experiment names (experiments/<name>/models/net_g_latest.pth) or .pth checkpoints '
+                        '(e.g. one written by scripts/convert_release_weights.py)')
+    parser.add_argument('--test-set', required=True,
+                        help='frozen test set (scripts/freeze_testset.py) or the released data/testset folder '
+                        '(<k>/<c>.npz), scored as the authors\' test.py.')
     parser.add_argument('--sweep-set', help='frozen displacement sweep (freeze_testset.py --displacement-bins).')
     parser.add_argument('--out', required=True, help='report folder (created).')
+    parser.add_argument('--param-key', default=DEFAULT_PARAM_KEY, metavar='KEY', help=PARAM_KEY_HELP)
     parser.add_argument('--strips', type=int, default=2, help='qualitative strips to draw (default 2).')
     parser.add_argument('--no-references', action='store_true',
                         help='skip the noisy input and the two classical references.')
     parser.add_argument('--device', default='auto', help='auto, cpu or cuda (default auto).')
-    parser.add_argument('--overwrite', action='store_true', help='rewrite existing report files.')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='rewrite existing report files and recompute every cached per-image result.')
     parser.add_argument('--quiet', action='store_true', help='no progress bars.')
     return parser
 
 
-EPILOG = """example:
+EPILOG = """Per-image results are cached in <out>/per_image/*.jsonl, keyed by the checkpoint's content, the
+network options, the weights entry, the test set, the metric definitions and the code version: an
+interrupted run resumes, anything else is recomputed. Tables report PSNR and two SSIMs, BasicSR's and
+the authors' test.py one (the paper's Table 1).
+
+examples:
   fnf-benchmark DeepFnF=train_fnf_synthetic KPN=train_kpn_synthetic \\
       --test-set datasets/frozen/synthetic_test --sweep-set datasets/frozen/synthetic_fig3 \\
       --out reports/synthetic
+  fnf-benchmark "DeepFnF (authors)=weights/deepfnf_release.pth" --test-set data/testset --out reports/release
 """
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    with report_errors(PROG):
+        run(build_parser().parse_args(argv))
+
+
+def run(args):
     import fnf_basicsr  # noqa: F401
-    device = torch.device('cuda' if args.device == 'auto' and torch.cuda.is_available()
-                          else 'cpu' if args.device == 'auto' else args.device)
+    device = _device(args.device)
     out_dir = Path(args.out)
-    strip_keys = pick_strip_keys(args.test_set, args.strips)
-    existing = [p for p in report_paths(out_dir, bool(args.sweep_set), strip_keys) if p.exists()]
+    test_set = open_test_set(args.test_set)
+    sweep_set = open_test_set(args.sweep_set) if args.sweep_set else None
+    if sweep_set is not None and sweep_set.kind != 'frozen':
+        raise ConfigError(f'--sweep-set {args.sweep_set}: a displacement sweep must be a frozen set written with '
+                          'freeze_testset.py --displacement-bins (the released test set stores no displacement)')
+    strip_keys = pick_strip_keys(test_set, args.strips)
+    existing = [p for p in report_paths(out_dir, bool(sweep_set), strip_keys) if p.exists()]
     if existing and not args.overwrite:
-        raise SystemExit(f'fnf-benchmark: {existing[0]} already exists ({len(existing)} report files); '
-                         'pass --overwrite to rewrite the report, or choose another --out')
-    methods = [Method.from_spec(spec, device) for spec in args.methods]
+        raise OutputExistsError(f'{existing[0]} already exists ({len(existing)} report files); pass --overwrite to '
+                                'rewrite the report, or choose another --out')
+    methods = [Method.from_spec(spec, device, args.param_key) for spec in args.methods]
     if not args.no_references:
         methods += [Method.reference(label, device) for label in REFERENCES]
     labels = [m.label for m in methods]
     if len(set(labels)) != len(labels):
-        raise SystemExit(f'fnf-benchmark: method labels must be unique, got {labels}; use LABEL=SPEC')
+        raise ConfigError(f'method labels must be unique, got {labels}; use LABEL=SPEC')
     results, sweep = {}, {}
     for method in methods:
         name = safe_name(method.label)
-        results[method.label] = evaluate(method, args.test_set, out_dir / 'per_image' / f'{name}.jsonl',
-                                         set(strip_keys), out_dir / 'strip_parts' / name, device, not args.quiet)
-        if args.sweep_set:
-            sweep[method.label] = evaluate(method, args.sweep_set, out_dir / 'per_image' / f'{name}_sweep.jsonl',
-                                           set(), out_dir / 'strip_parts' / name, device, not args.quiet)
+        results[method.label] = evaluate(method, test_set, out_dir / 'per_image' / f'{name}.jsonl', set(strip_keys),
+                                         out_dir / 'strip_parts' / name, device, not args.quiet, args.overwrite)
+        if sweep_set is not None:
+            sweep[method.label] = evaluate(method, sweep_set, out_dir / 'per_image' / f'{name}_sweep.jsonl', set(),
+                                           out_dir / 'strip_parts' / f'{name}_sweep', device, not args.quiet,
+                                           args.overwrite)
     print(write_table(methods, results, out_dir))
-    if args.sweep_set:
-        from fnf_basicsr.data.fnf_dataset import read_frozen_manifest
-        edges = read_frozen_manifest(args.sweep_set)['options']['displacement_bins']
-        write_displacement_plot(methods, sweep, edges, out_dir / 'fig3_displacement.png')
+    if sweep_set is not None:
+        write_displacement_plot(methods, sweep, sweep_set.options['displacement_bins'], out_dir / 'fig3_displacement.png')
     (out_dir / 'strips').mkdir(parents=True, exist_ok=True)
     for key in strip_keys:
-        write_strip(key, args.test_set, methods, out_dir / 'strip_parts', out_dir / 'strips' / f'{key}.png')
+        write_strip(key, test_set, methods, out_dir / 'strip_parts', out_dir / 'strips' / f'{key}.png')
     print(f'report written to {out_dir}')
+
+
+def _device(name):
+    from fnf_basicsr.errors import DeviceError
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if name.startswith('cuda') and not torch.cuda.is_available():
+        raise DeviceError(f'--device {name}: CUDA is not available on this machine; use --device cpu or auto')
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f'--device {name!r} is not a device; use auto, cpu or cuda') from None
 
 
 if __name__ == '__main__':

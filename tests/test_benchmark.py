@@ -1,6 +1,9 @@
 """fnf-benchmark end to end: two tiny models and the references on a 4-image frozen set."""
 import csv
+import json
+import shutil
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -9,6 +12,7 @@ import fnf_basicsr  # noqa: F401
 from basicsr.archs import build_network
 from fnf_basicsr import benchmark
 from fnf_basicsr.data.synthetic import generate_split
+from fnf_basicsr.inference import release
 from conftest import load_script
 
 TINY = {'DeepFnF': {'type': 'DeepFnF', 'in_channels': 12, 'width': 0.0625, 'num_basis': 4, 'kernel_size': 5,
@@ -57,7 +61,10 @@ def test_writes_table_plot_and_strips(frozen_sets, tmp_path):
     with open(report / 'table.csv') as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 6 * 2 and all(int(r['images']) == 4 for r in rows)
-    assert all(0 < float(r['psnr']) < 60 and -1 <= float(r['ssim']) <= 1 for r in rows)
+    assert all(0 < float(r['psnr']) < 60 and -1 <= float(r['ssim_basicsr']) <= 1 for r in rows)
+    # Table 1's SSIM (data_range 2) reads higher than BasicSR's on the same images
+    assert all(float(r['ssim_release']) > float(r['ssim_basicsr']) for r in rows if r['method'] == 'noisy input')
+    assert 'SSIM BasicSR / SSIM release' in table and 'Table 1' in table
     noisy = {float(r['dimming']): float(r['psnr']) for r in rows if r['method'] == 'noisy input'}
     assert noisy[12.5] > noisy[50]  # less dimming, less noise
     assert (report / 'fig3_displacement.png').stat().st_size > 10_000
@@ -65,14 +72,195 @@ def test_writes_table_plot_and_strips(frozen_sets, tmp_path):
     assert len(strips) == 2 and all(p.stat().st_size > 10_000 for p in strips)
 
 
-def test_refuses_to_overwrite_and_resumes_from_cache(frozen_sets, tmp_path):
+def fails(capsys, call):
+    """Run ``call``; it must exit 2 with one line on stderr (no traceback). Returns the line."""
+    with pytest.raises(SystemExit) as exit_info:
+        call()
+    message = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(message) == 1 and 'Traceback' not in message[0]
+    return message[0]
+
+
+def run_one(test_set, tmp_path, checkpoint, *extra):
+    """fnf-benchmark on one checkpoint labelled DeepFnF, no references, no sweep."""
+    benchmark.main([f'DeepFnF={checkpoint}', '--test-set', str(test_set), '--out', str(tmp_path / 'report'),
+                    '--no-references', '--strips', '1', '--quiet', *extra])
+    return tmp_path / 'report'
+
+
+def cache_rows(report, label='DeepFnF'):
+    lines = (report / 'per_image' / f'{label}.jsonl').read_text().splitlines()
+    assert 'cache' in json.loads(lines[0])  # header: the identity the rows were computed for
+    return {row['key']: row for row in map(json.loads, lines[1:])}
+
+
+def remove_report_files(report):
+    for name in ('table.md', 'table.csv', 'fig3_displacement.png'):
+        (report / name).unlink(missing_ok=True)
+    shutil.rmtree(report / 'strips')
+
+
+@pytest.fixture
+def deepfnf_checkpoint(tmp_path):
+    return save_experiment(tmp_path, 'deepfnf', TINY['DeepFnF'])
+
+
+def test_refuses_to_overwrite_and_resumes_from_cache(frozen_sets, tmp_path, capsys):
     report = run(frozen_sets, tmp_path)
-    with pytest.raises(SystemExit, match='already exists'):
-        run(frozen_sets, tmp_path)
+    assert 'table.md already exists' in fails(capsys, lambda: run(frozen_sets, tmp_path))
     cache = report / 'per_image' / 'DeepFnF.jsonl'
     lines = cache.read_text().splitlines()
-    cache.write_text('\n'.join(lines[:-3]) + '\n')  # as if interrupted three images before the end
-    before = (report / 'table.csv').read_text()
-    run(frozen_sets, tmp_path, '--overwrite')
-    assert sorted(cache.read_text().splitlines()) == sorted(lines)
-    assert (report / 'table.csv').read_text() == before
+    original = cache_rows(report)
+    kept = json.loads(lines[1])
+    kept['psnr'] = 123.0  # a marker: still there after resuming means the row was reused
+    # as if killed three rows before the end, in the middle of writing a line
+    cache.write_text('\n'.join([lines[0], json.dumps(kept), *lines[2:-3], lines[-3][:25]]))
+    remove_report_files(report)
+    run(frozen_sets, tmp_path)
+    resumed = cache_rows(report)
+    assert resumed.keys() == original.keys() and resumed[kept['key']]['psnr'] == 123.0
+    assert all(resumed[key] == original[key] for key in original if key != kept['key'])
+    assert 'partial last line' in capsys.readouterr().err
+    run(frozen_sets, tmp_path, '--overwrite')  # recomputes everything, the marker included
+    assert cache_rows(report) == original
+
+
+def test_retrained_checkpoint_under_the_same_label_is_recomputed(frozen_sets, tmp_path, deepfnf_checkpoint):
+    report = run_one(frozen_sets / 'test', tmp_path, deepfnf_checkpoint)
+    before = cache_rows(report)
+    torch.manual_seed(1)  # "retrained": other weights in the same file
+    torch.save({'params': build_network(TINY['DeepFnF']).state_dict()}, deepfnf_checkpoint)
+    run_one(frozen_sets / 'test', tmp_path, deepfnf_checkpoint, '--overwrite')
+    after = cache_rows(report)
+    assert after.keys() == before.keys() and all(after[k]['psnr'] != before[k]['psnr'] for k in before)
+    remove_report_files(report)  # same without --overwrite: the cache no longer matches the checkpoint
+    torch.manual_seed(0)
+    torch.save({'params': build_network(TINY['DeepFnF']).state_dict()}, deepfnf_checkpoint)
+    run_one(frozen_sets / 'test', tmp_path, deepfnf_checkpoint)
+    assert cache_rows(report) == before
+
+
+def test_weights_entry_is_part_of_the_cache_key(frozen_sets, tmp_path, deepfnf_checkpoint):
+    saved = torch.load(deepfnf_checkpoint, weights_only=True)
+    torch.manual_seed(2)
+    saved['params_ema'] = build_network(TINY['DeepFnF']).state_dict()
+    torch.save(saved, deepfnf_checkpoint)
+    report = run_one(frozen_sets / 'test', tmp_path, deepfnf_checkpoint)
+    params = cache_rows(report)
+    remove_report_files(report)
+    run_one(frozen_sets / 'test', tmp_path, deepfnf_checkpoint, '--param-key', 'params_ema')
+    ema = cache_rows(report)
+    assert all(ema[key]['psnr'] != params[key]['psnr'] for key in params)
+
+
+@pytest.mark.parametrize('damage', ['middle line', 'header', 'old format', 'binary'])
+def test_garbled_cache_is_recomputed_not_a_traceback(frozen_sets, tmp_path, deepfnf_checkpoint, capsys, damage):
+    report = run_one(frozen_sets / 'test', tmp_path, deepfnf_checkpoint)
+    cache = report / 'per_image' / 'DeepFnF.jsonl'
+    original, lines = cache_rows(report), cache.read_text().splitlines()
+    damaged = {'middle line': [lines[0], lines[1], '{"key": "x", "psn', *lines[2:]],
+               'header': ['{"cache": ', *lines[1:]],
+               'old format': lines[1:]}  # today's rows without a header
+    if damage == 'binary':
+        cache.write_bytes(b'\xff\xfe\x00garbage')
+    else:
+        cache.write_text('\n'.join(damaged[damage]) + '\n')
+    remove_report_files(report)
+    run_one(frozen_sets / 'test', tmp_path, deepfnf_checkpoint)
+    assert cache_rows(report) == original
+    assert str(cache) in capsys.readouterr().err
+
+
+def test_garbled_manifest_is_one_line_error(frozen_sets, tmp_path, deepfnf_checkpoint, capsys):
+    damaged = tmp_path / 'test_copy'
+    shutil.copytree(frozen_sets / 'test', damaged)
+    manifest = damaged / 'manifest.json'
+    manifest.write_text(manifest.read_text()[:40])
+    assert 'manifest.json' in fails(capsys, lambda: run_one(damaged, tmp_path, deepfnf_checkpoint))
+    assert 'does not exist' in fails(capsys, lambda: run_one(tmp_path / 'absent', tmp_path, deepfnf_checkpoint))
+
+
+# ---------------------------------------------------------------------------------------------
+# The authors' released test set layout, written from our own generator
+# ---------------------------------------------------------------------------------------------
+
+RELEASE_ALPHAS = (0.01, 0.02, 0.04, 0.08)  # one level each, as data/testset/0..3
+
+
+def write_release_testset(root, images=2, size=64):
+    """A tiny set in the release's layout: <k>/<c>.npz, NHWC arrays with a batch axis."""
+    from fnf_basicsr.data.synthetic import render_scene
+    from fnf_basicsr.utils.rendering import bradford_adaptation, illuminant_name
+    rng = np.random.default_rng(0)
+    for level, alpha in enumerate(RELEASE_ALPHAS):
+        (root / str(level)).mkdir(parents=True)
+        for index in range(images):
+            ambient, flash_only, metadata = render_scene(100 + index, size=size)
+            warped_ambient, warped_flash = np.roll(ambient, 1, axis=1), np.roll(flash_only, 1, axis=1)
+            sig_read, sig_shot = 10 ** -2.6, 10 ** -1.8
+
+            def noisy(clean):
+                return clean + rng.normal(size=clean.shape) * np.sqrt(sig_read ** 2 + sig_shot ** 2 * clean)
+
+            arrays = {'alpha': np.float32(alpha), 'ambient': ambient, 'warped_ambient': warped_ambient,
+                      'flash_only': flash_only, 'warped_flash_only': warped_flash,
+                      'noisy_ambient': noisy(alpha * ambient),
+                      'noisy_warped_flash': noisy(2 * warped_flash + alpha * warped_ambient),
+                      'sig_read': np.float32(sig_read), 'sig_shot': np.float32(sig_shot),
+                      'color_matrix': metadata.xyz_to_camera,
+                      'adapt_matrix': bradford_adaptation(illuminant_name(metadata.illuminant))}
+            batched = {k: np.asarray(v, np.float32)[None] if np.ndim(v) >= 2 else np.asarray(v, np.float32)
+                       for k, v in arrays.items()}
+            np.savez(root / str(level) / f'{index}.npz', **batched)
+    return root
+
+
+def release_scores(path, output):
+    """test.py's PSNR and SSIM for one file, restated in NumPy: output / alpha vs ambient, release rendering."""
+    from skimage.metrics import structural_similarity
+    data = np.load(path)
+    color, adapt, alpha = data['color_matrix'][0].astype(np.float64), data['adapt_matrix'][0], float(data['alpha'])
+
+    def render(image):
+        xyz = adapt @ np.linalg.solve(color, image.reshape(-1, 3).T)
+        rgb = release.RELEASE_XYZ_TO_SRGB.astype(np.float64) @ xyz
+        srgb = np.where(rgb < 0.0031308, 12.92 * rgb, 1.055 * np.maximum(rgb, 0.0031308) ** (1 / 2.4) - 0.055)
+        srgb = np.where(rgb > 1, 1.055 / 2.4 * (rgb - 1) + 1, srgb)
+        return np.clip(srgb.T.reshape(image.shape), 0, 1)
+
+    denoised, ambient = render(output / alpha), render(data['ambient'][0].astype(np.float64))
+    psnr = -10 * np.log10(np.mean((denoised - ambient) ** 2))
+    ssim = structural_similarity(denoised, ambient, win_size=11, gaussian_weights=True, sigma=1.5,
+                                 channel_axis=-1, data_range=2.0)
+    return psnr, ssim
+
+
+def test_release_testset_is_scored_as_testpy(tmp_path):
+    from fnf_basicsr.archs.deepfnf_arch import DeepFnF
+    testset = write_release_testset(tmp_path / 'data' / 'testset')
+    torch.manual_seed(0)
+    net = DeepFnF(width=0.0625, num_basis=4, kernel_size=15, upsample=4, **release.RELEASE_CONVENTIONS)
+    np.savez(tmp_path / 'model.npz', **release.state_dict_to_release(net.state_dict()))
+    release.convert_main([str(tmp_path / 'model.npz'), str(tmp_path / 'authors.pth')])
+    benchmark.main(['DeepFnF (authors)=' + str(tmp_path / 'authors.pth'), '--test-set', str(testset),
+                    '--out', str(tmp_path / 'report'), '--strips', '1', '--quiet'])
+    report = tmp_path / 'report'
+    with open(report / 'table.csv') as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted({float(r['dimming']) for r in rows}) == [12.5, 25.0, 50.0, 100.0]  # 1 / alpha of each file
+    assert all(int(r['images']) == 2 for r in rows) and len(rows) == 4 * 4
+    noisy = cache_rows(report, 'noisy_input')
+    for key, row in noisy.items():
+        level, number = key[len('level'):].split('_')
+        path = testset / level / f'{int(number)}.npz'
+        psnr, ssim = release_scores(path, np.load(path)['noisy_ambient'][0].astype(np.float64))
+        assert row['psnr'] == pytest.approx(psnr, abs=1e-3) and row['ssim_release'] == pytest.approx(ssim, abs=1e-4)
+    authors = cache_rows(report, 'DeepFnF__authors_')
+    path = testset / '1' / '0.npz'
+    lq = benchmark.ReleaseSet(testset).sample(2, 'flash_noflash')['lq']  # level 1, image 0
+    with torch.no_grad():
+        output = net.eval()(lq[None])[0].permute(1, 2, 0).double().numpy()
+    psnr, ssim = release_scores(path, output)
+    assert authors['level1_000']['psnr'] == pytest.approx(psnr, abs=1e-3)
+    assert authors['level1_000']['ssim_release'] == pytest.approx(ssim, abs=1e-4)
+    assert len(list((report / 'strips').glob('*.png'))) == 1
