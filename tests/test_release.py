@@ -204,3 +204,19 @@ def test_weights_entry_follows_basicsr_rule(tmp_path):
     neither = _checkpoint(tmp_path, {'state': {'w': torch.ones(2)}, 'iter': 3})
     with pytest.raises(CheckpointError, match="neither a 'params_ema' nor a 'params' entry"):
         read_state_dict(neither, 'params_ema')
+
+
+def test_fnf_denoise_uses_the_converted_checkpoint_with_no_other_flag(release_model, tmp_path):
+    from fnf_basicsr.data.faid import encode_png16
+    from fnf_basicsr.data.synthetic import render_scene
+    from fnf_basicsr.denoise import main as denoise
+    _, _, path = release_model
+    checkpoint, _, _ = release.convert_release_weights(path, tmp_path / 'weights' / 'release.pth')
+    ambient, flash_only, metadata = render_scene(7, 64)
+    for name, clean in (('noflash', 0.05 * ambient), ('flash', 2 * flash_only + 0.05 * ambient)):
+        pixels = np.round(np.clip(clean, 0, 1) * 65535).astype(np.uint16)
+        (tmp_path / f'{name}.png').write_bytes(encode_png16(pixels, metadata.to_text()))
+    out = tmp_path / 'denoised.png'
+    denoise(['--noflash', str(tmp_path / 'noflash.png'), '--flash', str(tmp_path / 'flash.png'), '--weights',
+             str(checkpoint), '--out', str(out), '--sig-read', '0.0025', '--sig-shot', '0.0158', '--no-progress'])
+    assert out.stat().st_size > 1000
