@@ -253,6 +253,13 @@ def test_bad_folders_and_options_are_refused(faid_folder, tmp_path):
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['dimming_rnage'\] \('dimming_rnage': did you mean "
                                          r"'dimming_range'\?\)"):
         FlashNoFlashDataset(options(faid_folder, dimming_rnage=[5, 50]))
+    for bad in ({'crop_size': 0}, {'margin': -1}):
+        with pytest.raises(ValueError, match='crop_size must be >= 1 and margin >= 0'):
+            FlashNoFlashDataset(options(faid_folder, **bad))
+    with pytest.raises(ValueError, match='sig_read and sig_shot must be finite'):
+        FlashNoFlashDataset(options(faid_folder, noise={'sig_read': float('nan'), 'sig_shot': 0.01}))
+    with pytest.raises(ValueError, match=r'3 training sample\(s\), 3 per process, but batch_size_per_gpu 4.*0 iterations'):
+        FlashNoFlashDataset(options(faid_folder, 'train', batch_size_per_gpu=4))
     with pytest.raises(ValueError, match=r"misalignment: unknown option\(s\) \['rotation'\]"):
         FlashNoFlashDataset(options(faid_folder, misalignment={'rotation': 1}))
     with pytest.raises(ValueError, match="input_mode must be one of"):

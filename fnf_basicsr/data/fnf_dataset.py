@@ -12,6 +12,7 @@ Storage layouts read here (and written by ``scripts/create_lmdb.py`` and
 """
 import difflib
 import hashlib
+import math
 import os
 import re
 from pathlib import Path
@@ -23,6 +24,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from fnf_basicsr.data import faid
+from fnf_basicsr.data.lmdb_store import lmdb_errors
 from fnf_basicsr.data.degradation import INPUT_MODES, REFERENCES, assemble_input, make_sample
 from fnf_basicsr.data.frozen_set import (DEFAULT_CROP_SIZE, DEFAULT_DIMMING_FACTORS, DEFAULT_MARGIN,  # noqa: F401
                                          DEFAULT_SCALE_PIVOT, FROZEN_FORMAT, FROZEN_FRAMES, FROZEN_MANIFEST,
@@ -202,6 +204,9 @@ class FlashNoFlashDataset(data.Dataset):
         self.is_train = self.phase == 'train'
         self.crop_size = int(opt.get('crop_size', DEFAULT_CROP_SIZE))
         self.margin = int(opt.get('margin', DEFAULT_MARGIN))
+        if self.crop_size < 1 or self.margin < 0:
+            raise ConfigError(f'crop_size must be >= 1 and margin >= 0, got crop_size {self.crop_size} and margin '
+                              f'{self.margin}')
         self.input_mode = opt.get('input_mode', 'flash_noflash')
         self.reference = opt.get('reference', 'noflash')
         _check_choice('input_mode', self.input_mode, INPUT_MODES)
@@ -226,6 +231,8 @@ class FlashNoFlashDataset(data.Dataset):
         else:
             self.frozen = None
             self._init_source(opt)
+        if self.is_train:
+            self._check_batch_fits()
 
     # ----------------------------------------------------------------------------- options
 
@@ -237,6 +244,8 @@ class FlashNoFlashDataset(data.Dataset):
         if self.is_train and fixed and not ('sig_read' in noise and 'sig_shot' in noise):
             raise ValueError('noise: give both sig_read and sig_shot to fix the training noise, or neither')
         self.fixed_noise = (float(noise.get('sig_read', TEST_SIG_READ)), float(noise.get('sig_shot', TEST_SIG_SHOT)))
+        if not all(math.isfinite(v) and v >= 0 for v in self.fixed_noise):
+            raise ConfigError(f'noise: sig_read and sig_shot must be finite and >= 0, got {list(self.fixed_noise)}')
         self.sample_noise = self.is_train and not fixed
 
     def _read_misalignment_options(self, options):
@@ -310,6 +319,17 @@ class FlashNoFlashDataset(data.Dataset):
         self.entries = self.frozen['samples']
         if self.opt.get('max_images'):
             self.entries = self.entries[:int(self.opt['max_images'])]
+
+    def _check_batch_fits(self):
+        """BasicSR drops incomplete batches: a batch larger than a process's share trains 0 iterations."""
+        from basicsr.utils.dist_util import get_dist_info
+        batch = int(self.opt.get('batch_size_per_gpu', 1))
+        world_size = get_dist_info()[1]
+        per_process = math.ceil(len(self) * float(self.opt.get('dataset_enlarge_ratio', 1)) / world_size)
+        if per_process < batch:
+            raise ConfigError(f'dataset {self.opt.get("name", "")!r}: {len(self)} training sample(s), {per_process} per '
+                              f'process, but batch_size_per_gpu {batch}: every batch would be dropped and training '
+                              f'would run 0 iterations; lower batch_size_per_gpu or raise dataset_enlarge_ratio')
 
     # ----------------------------------------------------------------------------- indexing
 
