@@ -6,11 +6,14 @@
 ``python -m fnf_basicsr.test`` do the same (that form is what ``torchrun`` launches).
 """
 import argparse
+import difflib
 import importlib
 import os
 import sys
 
 import yaml
+
+from fnf_basicsr.errors import ConfigError, DeviceError, MissingInputError, OutputExistsError, report_errors
 
 DESCRIPTION = __doc__.splitlines()[0]
 EPILOG = """examples:
@@ -66,29 +69,130 @@ def basicsr_argv(args, phase):
 
 def load_option_file(path):
     if not os.path.isfile(path):
-        raise SystemExit(f'basicsr: option file not found: {path}\n'
-                         'Pass the path of a YAML option file, e.g. -opt options/synthetic/train_fnf.yml')
+        raise MissingInputError(f'option file not found: {path}; pass the path of a YAML option file, e.g. '
+                                '-opt options/synthetic/train_fnf.yml')
     with open(path, encoding='utf-8') as handle:
         try:
             opt = yaml.safe_load(handle)
         except yaml.YAMLError as err:
-            raise SystemExit(f'basicsr: {path} is not valid YAML: {err}') from None
+            raise ConfigError(f'{path} is not valid YAML: {err}') from None
     if not isinstance(opt, dict):
-        raise SystemExit(f'basicsr: {path} must hold a mapping of options, got {type(opt).__name__}.')
+        raise ConfigError(f'{path} must hold a mapping of options, got {type(opt).__name__}.')
     return opt
+
+
+def check_forced_keys(opt, forced, path):
+    """Refuse ``--force_yml`` entries whose key path cannot be meant: a missing section, or a new key that
+    is a near-miss of an existing one (a typo BasicSR would silently add)."""
+    for entry in forced or []:
+        if '=' not in entry:
+            raise ConfigError(f'--force_yml {entry!r}: expected KEY=VALUE, e.g. train:total_iter=1000')
+        *sections, leaf = [key.strip() for key in entry.split('=', 1)[0].split(':')]
+        node = opt
+        for depth, key in enumerate(sections):
+            if not isinstance(node, dict) or key not in node:
+                known = sorted(node) if isinstance(node, dict) else []
+                raise ConfigError(f'--force_yml {entry!r}: {path} has no section {":".join(sections[:depth + 1])!r}'
+                                  f'{_did_you_mean(key, known)}')
+            node = node[key]
+        if not isinstance(node, dict):
+            raise ConfigError(f'--force_yml {entry!r}: {":".join(sections)!r} in {path} is a value, not a section')
+        if leaf not in node:
+            near = difflib.get_close_matches(leaf, list(node), n=1, cutoff=0.75)
+            if near:
+                raise ConfigError(f'--force_yml {entry!r}: {path} has no key {leaf!r} there (did you mean '
+                                  f'{near[0]!r}?); fix the key')
+            print(f'basicsr: note: --force_yml adds {leaf!r}, which {path} does not set', file=sys.stderr)
+
+
+def _did_you_mean(key, known):
+    near = difflib.get_close_matches(key, known, n=1)
+    return f' (did you mean {near[0]!r}?)' if near else f' (it has {known})'
 
 
 def check_devices(opt, path):
     import torch
     num_gpu = opt.get('num_gpu', 0)
     if num_gpu not in (0, 'auto') and not torch.cuda.is_available():
-        raise SystemExit(f'basicsr: {path} asks for num_gpu: {num_gpu} but this machine has no CUDA device.\n'
-                         "Set num_gpu: 0 (CPU) or num_gpu: auto, or pass --force_yml num_gpu=0.")
+        raise DeviceError(f'{path} asks for num_gpu: {num_gpu} but this machine has no CUDA device; set num_gpu: 0 '
+                          '(CPU) or num_gpu: auto, or pass --force_yml num_gpu=0.')
 
 
-def import_plugins(opt):
+def import_plugins(opt, path):
     for module in opt.get('plugins') or []:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            raise ConfigError(f'{path}: plugins: cannot import {module!r} ({error}); install that package or fix '
+                              'its name') from None
+
+
+def check_registered(opt, path):
+    """Every component type the file names is registered (with BasicSR, us, or a listed plugin)."""
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+    wanted = [(MODEL_REGISTRY, 'model_type', opt.get('model_type', 'SRModel'))]
+    wanted += [(ARCH_REGISTRY, key, opt[key].get('type')) for key in ('network_g', 'network_d')
+               if isinstance(opt.get(key), dict)]
+    wanted += [(DATASET_REGISTRY, f'datasets:{name}:type', d.get('type'))
+               for name, d in (opt.get('datasets') or {}).items() if isinstance(d, dict)]
+    wanted += [(LOSS_REGISTRY, f'train:{name}:type', o.get('type')) for name, o in (opt.get('train') or {}).items()
+               if name.endswith('_opt') and isinstance(o, dict) and 'type' in o and not name.startswith(('optim',))]
+    for registry, where, name in wanted:
+        if name is not None and name not in registry:
+            raise ConfigError(f'{path}: {where} {name!r} is not registered{_did_you_mean(name, list(registry._obj_map))}'
+                              '; a component of another package is found once that package is listed under '
+                              'plugins: [...]')
+
+
+def check_weights(opt, path, phase):
+    """Paths BasicSR would only fail on later; and never score an untrained network by accident."""
+    paths = opt.get('path') or {}
+    for key in ('pretrain_network_g', 'resume_state'):
+        if paths.get(key) and not os.path.isfile(paths[key]):
+            raise MissingInputError(f'{path}: path:{key} {paths[key]} does not exist; train it first or fix the path')
+    if phase == 'test' and not paths.get('pretrain_network_g'):
+        from basicsr.archs import build_network
+        network = build_network(dict(opt['network_g']))
+        if getattr(network, 'trainable', True) and any(True for _ in network.parameters()):
+            raise ConfigError(f'{path}: path:pretrain_network_g is not set, so `basicsr test` would score a randomly '
+                              'initialised network; set it to the trained weights (.pth)')
+
+
+class ExperimentLock:
+    """Held while a training run writes ``experiments/<name>``: a second run of the same name (which BasicSR
+    would let interleave, or archive the folder under the first one's feet) is refused. The OS releases it when
+    the process ends, however it ends."""
+
+    def __init__(self, root, name):
+        self.path = os.path.join(root, 'experiments', f'.{name}.lock')
+        self.name = name
+
+    def __enter__(self):
+        import fcntl
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.handle = open(self.path, 'a+')
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise OutputExistsError(f'another training run named {self.name!r} is running in {os.path.dirname(self.path)}'
+                                    '; wait for it, or give this run another name (name: in the option file)') from None
+        return self
+
+    def __exit__(self, *exc_info):
+        self.handle.close()
+
+
+def experiment_name(opt, args, phase):
+    forced = [v.split('=', 1)[1].strip() for v in args.force_yml or [] if v.split('=', 1)[0].strip() == 'name']
+    name = forced[-1] if forced else str(opt.get('name', ''))
+    if phase == 'train' and args.debug and not name.startswith('debug'):
+        name = 'debug_' + name
+    return name
+
+
+def is_main_process():
+    return os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')) == '0'
 
 
 def run_pipeline(phase, argv):
@@ -97,22 +201,30 @@ def run_pipeline(phase, argv):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_pipeline_arguments(parser, phase)
     args = parser.parse_args(argv)
-    opt = load_option_file(args.opt)
-    forced_gpu = [v.split('=', 1)[1] for v in args.force_yml or [] if v.split('=', 1)[0].strip() == 'num_gpu']
-    if forced_gpu:
-        opt['num_gpu'] = 'auto' if forced_gpu[-1] == 'auto' else int(forced_gpu[-1])
-    check_devices(opt, args.opt)
+    with report_errors(f'basicsr {phase}'):
+        opt = load_option_file(args.opt)
+        check_forced_keys(opt, args.force_yml, args.opt)
+        forced_gpu = [v.split('=', 1)[1] for v in args.force_yml or [] if v.split('=', 1)[0].strip() == 'num_gpu']
+        if forced_gpu:
+            opt['num_gpu'] = 'auto' if forced_gpu[-1].strip() == 'auto' else int(forced_gpu[-1])
+        check_devices(opt, args.opt)
 
-    import fnf_basicsr  # noqa: F401  (compatibility fixes and registration)
-    import_plugins(opt)
-    sys.argv = [f'basicsr {phase}', *basicsr_argv(args, phase)]
-    root = os.getcwd()
-    if phase == 'train':
-        from basicsr.train import train_pipeline
-        train_pipeline(root)
-    else:
-        from basicsr.test import test_pipeline
-        test_pipeline(root)
+        import fnf_basicsr  # noqa: F401  (compatibility fixes and registration)
+        import_plugins(opt, args.opt)
+        check_registered(opt, args.opt)
+        check_weights(opt, args.opt, phase)
+        sys.argv = [f'basicsr {phase}', *basicsr_argv(args, phase)]
+        root = os.getcwd()
+        if phase == 'train':
+            from basicsr.train import train_pipeline
+            if is_main_process():
+                with ExperimentLock(root, experiment_name(opt, args, phase)):
+                    train_pipeline(root)
+            else:
+                train_pipeline(root)
+        else:
+            from basicsr.test import test_pipeline
+            test_pipeline(root)
 
 
 def main(argv=None):
