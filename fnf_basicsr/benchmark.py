@@ -210,9 +210,7 @@ class ReleaseSet:
 
     def dimming_of(self, index):
         if index not in self._dimmings:
-            path = self.entries[index]['file']
-            with np.load(path, allow_pickle=False) as npz:
-                self._dimmings[index] = round(1.0 / float(np.asarray(npz['alpha']).reshape(-1)[0]), 4)
+            self._dimmings[index] = self.reader.dimming(index)
         return self._dimmings[index]
 
     def dimming_factors(self):

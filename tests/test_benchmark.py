@@ -264,3 +264,14 @@ def test_release_testset_is_scored_as_testpy(tmp_path):
     assert authors['level1_000']['psnr'] == pytest.approx(psnr, abs=1e-3)
     assert authors['level1_000']['ssim_release'] == pytest.approx(ssim, abs=1e-4)
     assert len(list((report / 'strips').glob('*.png'))) == 1
+
+
+def test_damaged_release_testset_files_are_one_line_errors(tmp_path, deepfnf_checkpoint, capsys):
+    testset = write_release_testset(tmp_path / 'testset', images=1, size=32)
+    path = testset / '2' / '0.npz'
+    arrays = dict(np.load(path))
+    del arrays['adapt_matrix']
+    np.savez(path, **arrays)
+    assert "keys ['adapt_matrix'] missing" in fails(capsys, lambda: run_one(testset, tmp_path, deepfnf_checkpoint))
+    path.write_bytes((testset / '1' / '0.npz').read_bytes()[:100])
+    assert 'truncated or corrupt' in fails(capsys, lambda: run_one(testset, tmp_path, deepfnf_checkpoint))

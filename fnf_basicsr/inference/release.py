@@ -292,8 +292,8 @@ class ReleaseTestSet:
         return [[str(entry['file'].relative_to(self.root)), entry['file'].stat().st_size,
                  entry['file'].stat().st_mtime_ns] for entry in self.entries]
 
-    def load(self, index):
-        """The arrays of one file, checked for the keys test.py reads."""
+    def load(self, index, keys=RELEASE_TESTSET_KEYS):
+        """The arrays ``keys`` of one file (default: all that test.py reads), checked to be there."""
         path = self.entries[index]['file']
         try:
             with np.load(path, allow_pickle=False) as npz:
@@ -301,12 +301,16 @@ class ReleaseTestSet:
                 if missing:
                     raise DataError(f'{path}: not a released test-set file, keys {missing} missing (it has '
                                     f'{sorted(npz.files)}); unpack testset.zip again')
-                return {key: npz[key] for key in RELEASE_TESTSET_KEYS}
+                return {key: npz[key] for key in keys}
         except (zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
             if isinstance(error, DataError):
                 raise
             raise DataError(f'{path} is truncated or corrupt ({type(error).__name__}: {error}); unpack '
                             'testset.zip again') from None
+
+    def dimming(self, index):
+        """1 / alpha of one file, rounded to 4 decimals (the dimming factor its results are grouped by)."""
+        return round(1.0 / float(np.asarray(self.load(index, ('alpha',))['alpha']).reshape(-1)[0]), 4)
 
     def sample(self, index, input_mode):
         """One test image in our layout: ``lq``, ``dimming`` (1 / alpha), ``displacement`` (NaN: not stored).
