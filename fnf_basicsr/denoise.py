@@ -15,6 +15,7 @@ import torch
 from fnf_basicsr.data.degradation import assemble_input
 from fnf_basicsr.data.faid import FaidFormatError
 from fnf_basicsr.data.noise_estimation import NoiseEstimationError, estimate_noise
+from fnf_basicsr.errors import FnFError
 from fnf_basicsr.inference.capture_io import (ENCODINGS, CaptureError, check_output_paths, encode_float_tiff,
                                               encode_srgb_png, find_pairs, read_capture_pair, write_atomically)
 from fnf_basicsr.inference.checkpoint import CheckpointError, load_network
@@ -30,8 +31,11 @@ LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)  # linear sRGB (Rec. 709) -> Y
 MAX_GAIN_SAMPLES = 4_000_000  # the percentile is taken on at most this many pixels (strided)
 DENOISED_SUFFIX = '_denoised.png'
 LINEAR_SUFFIX = '_linear.tiff'
+# Smallest capture side: the network pools 5 times (32 px) and DeepFnF's kernels reflect-pad by
+# up to 28 px, which needs at least 29 px; below this a picture comes out as noise or black.
+MIN_CAPTURE_SIDE = 32
 USER_ERRORS = (FileNotFoundError, FileExistsError, CaptureError, CheckpointError, FaidFormatError,
-               NoiseEstimationError)
+               NoiseEstimationError, FnFError)
 
 EPILOG = f"""inputs:
   16-bit PNG/TIFF (or float32 TIFF): linear camera RGB, FAID style; a PNG's FAID color metadata
@@ -140,6 +144,7 @@ def run(args):
                                  args.flash_only_input, args.exposure_ratio, args.color_matrix)
         for note in pair.notes:
             print(f'  {note}')
+        _check_capture_size(pair)
         linear = denoise_capture(loaded.net, pair, loaded.input_mode, args, device)
         gain = args.gain if args.gain is not None else auto_gain(linear, pair.color_matrix)
         print(f'  gain {gain:.4g}' + (' (--gain)' if args.gain is not None else ' (automatic)'))
@@ -246,6 +251,13 @@ def _jobs(args, uses_flash):
         print('note: FAID naming (<Name>_ambient.png); if these are FAID files, their _flash.png holds the flash '
               'light alone: pass --flash-only-input')
     return [(name, noflash, flash, args.out_dir / f'{name}{DENOISED_SUFFIX}') for name, noflash, flash in pairs]
+
+
+def _check_capture_size(pair):
+    height, width = pair.noflash.shape[:2]
+    if min(height, width) < MIN_CAPTURE_SIDE:
+        raise CaptureError(f'{pair.noflash_path} is {width}x{height} pixels; the network needs at least '
+                           f'{MIN_CAPTURE_SIDE}x{MIN_CAPTURE_SIDE}: use a larger capture')
 
 
 def _linear_path(out):

@@ -249,3 +249,44 @@ def test_outputs_never_replace_an_input(tmp_path):
         check_output_paths([source], [tmp_path / 'other.png'])
     check_output_paths([source], [tmp_path / 'other.png'], overwrite=True)
     check_output_paths([tmp_path / 'new.png'], [source, None])
+
+
+# --- damaged inputs and unusable output folders: one-line errors naming the file, before the work --------------
+
+@pytest.mark.parametrize('bad', [np.nan, np.inf, -np.inf])
+def test_non_finite_float_samples_are_refused_with_the_file(tmp_path, bad):
+    image = np.full((8, 8, 3), 0.25, np.float32)
+    image[2, 5, 1] = bad
+    path = tmp_path / 'capture.tiff'
+    path.write_bytes(encode_float_tiff(image))
+    with pytest.raises(CaptureError, match=f'{path}: 1 NaN or Inf sample.*row 2, column 5'):
+        read_image(path)
+
+
+@pytest.mark.parametrize('data, message', [(b'', 'empty file \\(0 bytes\\)'), (b'\x89PNG\r\n\x1a\n', 'not a decodable'),
+                                           (b'not an image', 'not a decodable')])
+def test_empty_or_undecodable_files_name_the_file(tmp_path, data, message):
+    path = tmp_path / 'photo.png'
+    path.write_bytes(data)
+    with pytest.raises(CaptureError, match=f'{path}: {message}'):
+        read_image(path)
+
+
+def test_output_folders_are_checked_and_created_before_the_work(tmp_path):
+    from fnf_basicsr.errors import OutputError
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(OutputError, match='is a file, not a folder'):
+        check_output_paths([tmp_path / 'file' / 'out.png'], [])
+    with pytest.raises(CaptureError, match='is a folder'):
+        check_output_paths([tmp_path], [])
+    check_output_paths([tmp_path / 'new' / 'deeper' / 'out.png'], [])
+    assert (tmp_path / 'new' / 'deeper').is_dir()
+
+
+def test_temporaries_of_killed_runs_are_removed(tmp_path):
+    stale = tmp_path / '.out.png.999999999.abc.tmp'  # no process has that id
+    live = tmp_path / f'.out.png.{__import__("os").getpid()}.abc.tmp'  # a run still writing
+    stale.write_bytes(b'half')
+    live.write_bytes(b'half')
+    check_output_paths([tmp_path / 'out.png'], [])
+    assert not stale.exists() and live.exists()

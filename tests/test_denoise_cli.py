@@ -306,3 +306,37 @@ def test_output_must_be_png_and_help_lists_the_formats(capsys):
     text = build_parser().format_help()
     for word in ('--flash-only-input', '--exposure-ratio', 'DNG', '_noflash', '_ambient', '--save-linear'):
         assert word in text
+
+
+def test_capture_smaller_than_the_network_takes_is_refused(workspace, tmp_path):
+    small = tmp_path / 'small.png'
+    small.write_bytes(encode_png16(np.full((16, 40, 3), 1000, np.uint16)))
+    with pytest.raises(SystemExit, match=f'{small} is 40x16 pixels; the network needs at least 32x32'):
+        run_cli({**workspace, 'noflash': small, 'flash': small}, tmp_path / 'out.png')
+    assert not (tmp_path / 'out.png').exists()
+
+
+def test_nan_in_a_float_capture_is_refused_not_a_black_picture(workspace, tmp_path):
+    from fnf_basicsr.inference.capture_io import encode_float_tiff
+    linear = read_image(workspace['noflash']).pixels.copy()
+    linear[10, 20, 0] = np.nan
+    noflash = tmp_path / 'nan_noflash.tiff'
+    noflash.write_bytes(encode_float_tiff(linear))
+    flash = tmp_path / 'flash.tiff'
+    flash.write_bytes(encode_float_tiff(read_image(workspace['flash']).pixels))
+    with pytest.raises(SystemExit, match=f'{noflash}: 1 NaN or Inf sample'):
+        run_cli({**workspace, 'noflash': noflash, 'flash': flash}, tmp_path / 'out.png', '--gain', '2')
+    assert not (tmp_path / 'out.png').exists()
+
+
+def test_output_under_a_regular_file_is_refused_before_denoising(workspace, tmp_path, monkeypatch):
+    import fnf_basicsr.denoise as denoise
+    monkeypatch.setattr(denoise, 'denoise_capture', lambda *args: pytest.fail('denoised before the check'))
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(SystemExit, match='is a file, not a folder'):
+        run_cli(workspace, tmp_path / 'file' / 'out.png')
+
+
+def test_missing_output_folder_is_created(workspace, tmp_path):
+    assert run_cli(workspace, tmp_path / 'new' / 'folder' / 'out.png') == 0
+    assert (tmp_path / 'new' / 'folder' / 'out.png').is_file()

@@ -28,6 +28,8 @@ import numpy as np
 from PIL import Image
 
 from fnf_basicsr.data.faid import ILLUMINANT_KEY, MATRIX_KEY, ColorMetadata, FaidFormatError, read_png_text
+from fnf_basicsr.errors import DataError, MissingInputError
+from fnf_basicsr.utils.files import prepare_output_folder, remove_stale_temporaries
 from fnf_basicsr.utils.files import write_atomically  # noqa: F401  (part of this module's API)
 from fnf_basicsr.utils.rendering import srgb_degamma
 
@@ -49,8 +51,8 @@ DNG_ILLUMINANT_1, DNG_ILLUMINANT_2 = 50778, 50779
 DNG_NOISE_PROFILE = 51041
 
 
-class CaptureError(ValueError):
-    """An input file that cannot be used as it is; the message names the file and the fix."""
+class CaptureError(DataError):
+    """An input file that cannot be used as it is; the message names the file and the fix (a ValueError)."""
 
 
 @dataclass
@@ -154,7 +156,9 @@ def read_image(path, encoding='auto'):
     if encoding not in ENCODINGS:
         raise ValueError(f'encoding must be one of {ENCODINGS}, got {encoding!r}')
     if not path.is_file():
-        raise FileNotFoundError(f'{path} does not exist (or is not a file); check the path of the photo')
+        raise MissingInputError(f'{path} does not exist (or is not a file); check the path of the photo')
+    if path.stat().st_size == 0:
+        raise CaptureError(f'{path}: empty file (0 bytes), e.g. from an interrupted copy; copy it again')
     suffix = path.suffix.lower()
     if suffix in RAW_SUFFIXES:
         if encoding == 'srgb':
@@ -163,11 +167,18 @@ def read_image(path, encoding='auto'):
     if suffix not in RASTER_SUFFIXES:
         raise CaptureError(f'{path}: unsupported file type {suffix!r}; use one of '
                            f'{sorted(RASTER_SUFFIXES + RAW_SUFFIXES)}')
-    data = path.read_bytes()
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise CaptureError(f'{path}: cannot read it ({error.strerror or error})') from None
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # OpenCV raises on some damaged headers instead of returning None
+        pixels = None
     if pixels is None:
         raise CaptureError(f'{path}: not a decodable {suffix[1:].upper()} file (truncated or corrupt?)')
     pixels, bit_depth = _rgb_pixels(pixels, path)
+    _check_finite(pixels, path)
     encoding = _resolve_encoding(encoding, bit_depth, path)
     exif = _read_exif(path)
     pixels = _apply_orientation(pixels, exif.get(EXIF_ORIENTATION, 1))
@@ -219,14 +230,20 @@ def find_pairs(folder):
 
 
 def check_output_paths(outputs, inputs, overwrite=False):
-    """Refuse outputs that are an input (always) or that exist (unless ``overwrite``).
+    """Refuse outputs that are an input (always), that exist (unless ``overwrite``), or whose folder
+    cannot be written; create missing output folders and remove temporaries that killed runs left.
 
     Raises:
         CaptureError: an output names an input file, or exists and ``overwrite`` is False.
+        OutputError: an output's folder is under a regular file, cannot be created, or is read-only.
     """
     inputs = [Path(path) for path in inputs if path is not None]
     for output in outputs:
         output = Path(output)
+        if output.is_dir():
+            raise CaptureError(f'output {output} is a folder; give a file name ending in .png')
+        prepare_output_folder(output.parent)
+        remove_stale_temporaries(output)
         for source in inputs:
             same = output.exists() and source.exists() and os.path.samefile(output, source)  # also hard links
             if same or output.resolve() == source.resolve():
@@ -269,6 +286,17 @@ def _rgb_pixels(pixels, path):
                            'float32')
     conversion = cv2.COLOR_BGRA2RGB if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB
     return cv2.cvtColor(pixels, conversion), depths[pixels.dtype]
+
+
+def _check_finite(pixels, path):
+    """Refuse NaN / Inf samples (float TIFFs): they would turn the whole picture black or NaN."""
+    if pixels.dtype.kind != 'f':
+        return
+    bad = ~np.isfinite(pixels)
+    if bad.any():
+        row, col, _ = np.argwhere(bad)[0]
+        raise CaptureError(f'{path}: {int(bad.sum())} NaN or Inf sample(s), the first at row {row}, column {col}; '
+                           'the denoiser needs finite intensities: fix or re-export the image')
 
 
 def _resolve_encoding(encoding, bit_depth, path):
