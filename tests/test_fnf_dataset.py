@@ -256,6 +256,8 @@ def test_bad_folders_and_options_are_refused(faid_folder, tmp_path):
     for bad in ({'crop_size': 0}, {'margin': -1}):
         with pytest.raises(ValueError, match='crop_size must be >= 1 and margin >= 0'):
             FlashNoFlashDataset(options(faid_folder, **bad))
+    with pytest.raises(ValueError, match='max_images must be >= 1'):
+        FlashNoFlashDataset(options(faid_folder, max_images=0))
     with pytest.raises(ValueError, match='sig_read and sig_shot must be finite'):
         FlashNoFlashDataset(options(faid_folder, noise={'sig_read': float('nan'), 'sig_shot': 0.01}))
     with pytest.raises(ValueError, match=r'3 training sample\(s\), 3 per process, but batch_size_per_gpu 4.*0 iterations'):

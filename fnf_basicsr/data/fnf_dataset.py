@@ -207,6 +207,8 @@ class FlashNoFlashDataset(data.Dataset):
         if self.crop_size < 1 or self.margin < 0:
             raise ConfigError(f'crop_size must be >= 1 and margin >= 0, got crop_size {self.crop_size} and margin '
                               f'{self.margin}')
+        if opt.get('max_images') is not None and int(opt['max_images']) < 1:
+            raise ConfigError(f'max_images must be >= 1 (or left out for all images), got {opt["max_images"]}')
         self.input_mode = opt.get('input_mode', 'flash_noflash')
         self.reference = opt.get('reference', 'noflash')
         _check_choice('input_mode', self.input_mode, INPUT_MODES)
