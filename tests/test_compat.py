@@ -89,7 +89,7 @@ def experiment_with_states(tmp_path, iters=(4, 8), with_networks=True):
     """experiments/exp/{training_states/<it>.state, models/net_g_<it>.pth} and the options to resume it."""
     exp = tmp_path / 'experiments' / 'exp'
     (exp / 'models').mkdir(parents=True)
-    template = basicsr_training_state(tmp_path / 'template')
+    basicsr_training_state(tmp_path / 'template')
     (exp / 'training_states').mkdir()
     for it in iters:
         state = torch.load(tmp_path / 'template' / 'training_states' / '7.state')

@@ -330,7 +330,7 @@ def test_nan_in_a_float_capture_is_refused_not_a_black_picture(workspace, tmp_pa
 
 
 def test_output_under_a_regular_file_is_refused_before_denoising(workspace, tmp_path, monkeypatch):
-    import fnf_basicsr.denoise as denoise
+    from fnf_basicsr import denoise
     monkeypatch.setattr(denoise, 'denoise_capture', lambda *args: pytest.fail('denoised before the check'))
     (tmp_path / 'file').write_text('x')
     with pytest.raises(SystemExit, match='is a file, not a folder'):

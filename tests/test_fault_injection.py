@@ -30,7 +30,7 @@ def run_killed(args, cwd, label, count, timeout=240):
     env = {**os.environ, FAULT_ENV: f'{label}:{count}', 'OMP_NUM_THREADS': '1',
            'PYTHONPATH': os.pathsep.join(filter(None, [str(PLUGINS_DIR), os.environ.get('PYTHONPATH')]))}
     proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+                          check=False, timeout=timeout)
     assert proc.returncode == -signal.SIGKILL, f'not killed at {label}:{count}: exit {proc.returncode}\n{proc.stderr}'
 
 

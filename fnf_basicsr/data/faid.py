@@ -180,7 +180,8 @@ def mark_complete(folder):
 
 
 def check_complete(folder):
-    """Raise FaidFormatError if ``folder`` carries the mark of an unfinished write, with the command that finishes it."""
+    """Raise FaidFormatError if ``folder`` carries the mark of an unfinished write, naming the command that
+    finishes it."""
     marker = Path(folder) / INCOMPLETE_MARKER
     if not marker.exists():
         return
@@ -201,7 +202,8 @@ def read_file_bytes(path):
     except FileNotFoundError:
         raise MissingInputError(f'{path} does not exist') from None
     except OSError as error:
-        raise DataError(f'{path}: cannot read it ({error.strerror or error}); check the file and its permissions') from None
+        raise DataError(f'{path}: cannot read it ({error.strerror or error}); check the file and its '
+                        'permissions') from None
     if not data:
         raise DataError(f'{path}: empty file (0 bytes), e.g. from an interrupted copy; copy or download it again')
     return data
