@@ -139,7 +139,8 @@ def check_registered(opt, path):
                if name.endswith('_opt') and isinstance(o, dict) and 'type' in o and not name.startswith(('optim',))]
     for registry, where, name in wanted:
         if name is not None and name not in registry:
-            raise ConfigError(f'{path}: {where} {name!r} is not registered{_did_you_mean(name, list(registry._obj_map))}'
+            hint = _did_you_mean(name, list(registry._obj_map))
+            raise ConfigError(f'{path}: {where} {name!r} is not registered{hint}'
                               '; a component of another package is found once that package is listed under '
                               'plugins: [...]')
 
@@ -175,8 +176,9 @@ class ExperimentLock:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self.handle.close()
-            raise OutputExistsError(f'another training run named {self.name!r} is running in {os.path.dirname(self.path)}'
-                                    '; wait for it, or give this run another name (name: in the option file)') from None
+            raise OutputExistsError(f'another training run named {self.name!r} is running in '
+                                    f'{os.path.dirname(self.path)}; wait for it, or give this run another name '
+                                    '(name: in the option file)') from None
         return self
 
     def __exit__(self, *exc_info):

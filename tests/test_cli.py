@@ -87,7 +87,8 @@ def test_force_yml_may_add_a_key_that_is_no_near_miss(tmp_path):
 
 @pytest.mark.parametrize('changes, message', [
     ({'plugins': ['no_such_plugin_pkg']}, r"plugins: cannot import 'no_such_plugin_pkg'.*install that package"),
-    ({'network_g': {'type': 'DeepFNF'}}, r"network_g 'DeepFNF' is not registered \(did you mean 'DeepFnF'\?\).*plugins:"),
+    ({'network_g': {'type': 'DeepFNF'}},
+     r"network_g 'DeepFNF' is not registered \(did you mean 'DeepFnF'\?\).*plugins:"),
     ({'model_type': 'FnfModel'}, r"model_type 'FnfModel' is not registered"),
     ({'path': {'pretrain_network_g': 'missing.pth'}}, r"path:pretrain_network_g missing.pth does not exist"),
 ], ids=['plugin', 'network', 'model', 'weights'])

@@ -260,7 +260,8 @@ def test_bad_folders_and_options_are_refused(faid_folder, tmp_path):
         FlashNoFlashDataset(options(faid_folder, max_images=0))
     with pytest.raises(ValueError, match='sig_read and sig_shot must be finite'):
         FlashNoFlashDataset(options(faid_folder, noise={'sig_read': float('nan'), 'sig_shot': 0.01}))
-    with pytest.raises(ValueError, match=r'3 training sample\(s\), 3 per process, but batch_size_per_gpu 4.*0 iterations'):
+    with pytest.raises(ValueError, match=r'3 training sample\(s\), 3 per process, but batch_size_per_gpu 4.*'
+                                         r'0 iterations'):
         FlashNoFlashDataset(options(faid_folder, 'train', batch_size_per_gpu=4))
     with pytest.raises(ValueError, match=r"misalignment: unknown option\(s\) \['rotation'\]"):
         FlashNoFlashDataset(options(faid_folder, misalignment={'rotation': 1}))

@@ -329,9 +329,10 @@ class FlashNoFlashDataset(data.Dataset):
         world_size = get_dist_info()[1]
         per_process = math.ceil(len(self) * float(self.opt.get('dataset_enlarge_ratio', 1)) / world_size)
         if per_process < batch:
-            raise ConfigError(f'dataset {self.opt.get("name", "")!r}: {len(self)} training sample(s), {per_process} per '
-                              f'process, but batch_size_per_gpu {batch}: every batch would be dropped and training '
-                              f'would run 0 iterations; lower batch_size_per_gpu or raise dataset_enlarge_ratio')
+            raise ConfigError(f'dataset {self.opt.get("name", "")!r}: {len(self)} training sample(s), '
+                              f'{per_process} per process, but batch_size_per_gpu {batch}: every batch would be '
+                              f'dropped and training would run 0 iterations; lower batch_size_per_gpu or raise '
+                              f'dataset_enlarge_ratio')
 
     # ----------------------------------------------------------------------------- indexing
 
