@@ -29,4 +29,5 @@ class FnFReplicaRecordingModel(FnFModel):
         super().save(epoch, current_iter)
         rank, _ = get_dist_info()
         weights = self.get_bare_model(self.net_g).state_dict()
-        torch.save(weights, os.path.join(self.opt['path']['experiments_root'], f'replica_rank{rank}_{current_iter}.pth'))
+        experiments = self.opt['path']['experiments_root']
+        torch.save(weights, os.path.join(experiments, f'replica_rank{rank}_{current_iter}.pth'))
