@@ -532,7 +532,8 @@ def run(args):
                                            args.overwrite)
     print(write_table(methods, results, out_dir))
     if sweep_set is not None:
-        write_displacement_plot(methods, sweep, sweep_set.options['displacement_bins'], out_dir / 'fig3_displacement.png')
+        edges = sweep_set.options['displacement_bins']
+        write_displacement_plot(methods, sweep, edges, out_dir / 'fig3_displacement.png')
     (out_dir / 'strips').mkdir(parents=True, exist_ok=True)
     for key in strip_keys:
         write_strip(key, test_set, methods, out_dir / 'strip_parts', out_dir / 'strips' / f'{key}.png')

@@ -45,7 +45,8 @@ class DeepFnF(PaddedBasisUNet):
     image X (channels 0:3 of the input) is filtered as in Eq. 4 (:func:`two_scale_filter`):
     ``F = sum_j c_j * ((X * A_j) + (X^h *_d B_j))`` with X^h the tent-smoothed X and ``*_d`` a
     convolution dilated by d, so B_j acts as a low-pass kernel spanning (K - 1) * d + 1 = 57
-    pixels (63 with the tent's interpolation); the output is ``F * G`` (Eq. 5). Basis channels are laid out as in the released code (color, A/B, j).
+    pixels (63 with the tent's interpolation); the output is ``F * G`` (Eq. 5). Basis channels are laid
+    out as in the released code (color, A/B, j).
 
     Options for the paper's baselines and ablations: ``use_scale_map=False`` is the no-flash-only
     network of Table 1 (output F; give it the 6-channel no-flash input), ``use_lowpass=False``

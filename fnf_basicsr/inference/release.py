@@ -58,8 +58,9 @@ def _conv_pairs():
     for decoder, prefix, blocks in (('coefficient_decoder', '', 5), ('basis_decoder', 'k_', 4)):
         for block in range(blocks):
             base = f'{decoder}.up_blocks.{block}'
-            pairs += [(f'{prefix}up{block + 1}_1', f'{base}.up_conv.0'), (f'{prefix}up{block + 1}_2', f'{base}.fuse.0.0'),
-                      (f'{prefix}up{block + 1}_3', f'{base}.fuse.1.0')]
+            name = f'{prefix}up{block + 1}'
+            pairs += [(f'{name}_1', f'{base}.up_conv.0'), (f'{name}_2', f'{base}.fuse.0.0'),
+                      (f'{name}_3', f'{base}.fuse.1.0')]
         if decoder == 'coefficient_decoder':
             pairs += [('end_1', f'{decoder}.end.0.0'), ('end_2', f'{decoder}.end.1.0'), ('output', f'{decoder}.output')]
     pairs += [('k_conv', 'basis_decoder.end.0.0'), ('k_output_1', 'basis_decoder.end.1.0'),
@@ -276,8 +277,8 @@ class ReleaseTestSet:
         for level in range(RELEASE_LEVELS):
             folder = self.root / str(level)
             if not folder.is_dir():
-                raise DataError(f'{self.root} is not the released test-set layout: {folder} is missing '
-                                f'(expected folders 0..{RELEASE_LEVELS - 1} of <c>.npz files); unpack testset.zip again')
+                raise DataError(f'{self.root} is not the released test-set layout: {folder} is missing (expected '
+                                f'folders 0..{RELEASE_LEVELS - 1} of <c>.npz files); unpack testset.zip again')
             numbers = sorted(int(m.group(1)) for m in map(FILE_PATTERN.match, (p.name for p in folder.iterdir())) if m)
             self.entries += [{'key': f'level{level}_{number:03d}', 'file': folder / f'{number}.npz', 'level': level}
                              for number in numbers]
