@@ -45,7 +45,8 @@ def frozen_sets(tmp_path_factory):
 
 
 def run(frozen_sets, tmp_path, *extra):
-    checkpoints = [f'{label}={save_experiment(tmp_path, label.lower().replace("-", ""), opt)}' for label, opt in TINY.items()]
+    checkpoints = [f'{label}={save_experiment(tmp_path, label.lower().replace("-", ""), opt)}'
+                   for label, opt in TINY.items()]
     benchmark.main(checkpoints + ['--test-set', str(frozen_sets / 'test'), '--sweep-set', str(frozen_sets / 'sweep'),
                                   '--out', str(tmp_path / 'report'), '--quiet', *extra])
     return tmp_path / 'report'
