@@ -42,6 +42,8 @@ def substitute_dataset(dataset_opt, phase, scenes):
     opt = {key: value for key, value in dataset_opt.items()
            if key not in ('frozen_root', 'synthetic', 'io_backend', 'subset', 'displacement_bins')}
     opt.update(phase=phase, dataroot=str(scenes), crop_size=64, exclude_test_split=False)
+    if phase == 'train':
+        opt['batch_size_per_gpu'] = 1  # the 2 substitute scenes hold fewer samples than the files' batches
     if phase != 'train':
         opt['dimming_factors'] = opt.get('dimming_factors', [50])[:1]
     return opt
