@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from fnf_basicsr.errors import ConfigError, DataError, FnFError, MissingInputError, OutputExistsError, report_errors
+from fnf_basicsr.models.fnf_model import estimate_from_output
 
 PROG = 'fnf-benchmark'
 REFERENCES = {
@@ -84,7 +85,7 @@ class Method:
             if 'return_intermediates' in inspect.signature(self.net.forward).parameters:
                 parts = self.net(lq, return_intermediates=True)
                 return parts['output'], parts
-            return self.net(lq), None
+            return estimate_from_output(self.net(lq)), None
 
 
 def safe_name(text):

@@ -12,8 +12,8 @@ import fnf_basicsr  # noqa: F401
 from basicsr.archs import build_network
 from fnf_basicsr import benchmark
 from fnf_basicsr.data.synthetic import generate_split
+from fnf_basicsr.data.frozen_set import freeze, freeze_request
 from fnf_basicsr.inference import release
-from conftest import load_script
 
 TINY = {'DeepFnF': {'type': 'DeepFnF', 'in_channels': 12, 'width': 0.0625, 'num_basis': 4, 'kernel_size': 5,
                     'upsample': 2},
@@ -26,7 +26,7 @@ def save_experiment(root, name, network_opt):
     torch.manual_seed(0)
     folder = root / 'experiments' / name
     (folder / 'models').mkdir(parents=True, exist_ok=True)
-    mode = 'noflash' if network_opt['in_channels'] == 6 else 'flash_noflash'
+    mode = 'noflash' if network_opt.get('in_channels') == 6 else 'flash_noflash'
     (folder / f'{name}.yml').write_text(yaml.safe_dump({'name': name, 'network_g': network_opt,
                                                         'datasets': {'train': {'input_mode': mode}}}))
     torch.save({'params': build_network(network_opt).state_dict()}, folder / 'models' / 'net_g_latest.pth')
@@ -37,10 +37,9 @@ def save_experiment(root, name, network_opt):
 def frozen_sets(tmp_path_factory):
     root = tmp_path_factory.mktemp('bench')
     generate_split(root / 'scenes', 'test', num_scenes=4, size=96, workers=1, progress=False)
-    freeze = load_script('freeze_testset')
-    common = ['--dataroot', str(root / 'scenes'), '--crop-size', '64', '--subset', 'all', '--quiet']
-    freeze.main(common + ['--output', str(root / 'test'), '--dimming-factors', '50', '12.5'])
-    freeze.main(common + ['--output', str(root / 'sweep'), '--displacement-bins', '0', '2', '4'])
+    common = {'dataroot': str(root / 'scenes'), 'crop_size': 64, 'subset': 'all'}
+    freeze(*freeze_request(output=str(root / 'test'), dimming_factors=[50, 12.5], **common), progress=False)
+    freeze(*freeze_request(output=str(root / 'sweep'), displacement_bins=[0, 2, 4], **common), progress=False)
     return root
 
 
@@ -276,3 +275,14 @@ def test_damaged_release_testset_files_are_one_line_errors(tmp_path, deepfnf_che
     assert "keys ['adapt_matrix'] missing" in fails(capsys, lambda: run_one(testset, tmp_path, deepfnf_checkpoint))
     path.write_bytes((testset / '1' / '0.npz').read_bytes()[:100])
     assert 'truncated or corrupt' in fails(capsys, lambda: run_one(testset, tmp_path, deepfnf_checkpoint))
+
+
+def test_scores_basicsr_restorers_that_return_more_channels_than_three(frozen_sets, tmp_path):
+    swinir = {'type': 'SwinIR', 'in_chans': 12, 'upscale': 1, 'img_size': 64, 'window_size': 8, 'embed_dim': 12,
+              'depths': [1], 'num_heads': [2], 'mlp_ratio': 1, 'upsampler': '', 'resi_connection': '1conv'}
+    checkpoint = save_experiment(tmp_path, 'swinir', swinir)
+    benchmark.main([f'SwinIR={checkpoint}', '--test-set', str(frozen_sets / 'test'), '--out', str(tmp_path / 'r'),
+                    '--quiet'])
+    with open(tmp_path / 'r' / 'table.csv') as handle:
+        rows = [r for r in csv.DictReader(handle) if r['method'] == 'SwinIR']
+    assert len(rows) == 2 and all(0 < float(r['psnr']) < 60 for r in rows)
