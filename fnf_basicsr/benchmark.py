@@ -120,7 +120,7 @@ class FrozenTestSet:
     kind = 'frozen'
 
     def __init__(self, root):
-        from fnf_basicsr.data.fnf_dataset import FROZEN_MANIFEST
+        from fnf_basicsr.data.frozen_set import FROZEN_MANIFEST
         self.root = Path(root)
         self.manifest_path = self.root / FROZEN_MANIFEST
         self._datasets = {}

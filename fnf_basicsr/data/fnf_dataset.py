@@ -26,10 +26,9 @@ from torch.utils import data
 from fnf_basicsr.data import faid
 from fnf_basicsr.data.lmdb_store import lmdb_errors
 from fnf_basicsr.data.degradation import INPUT_MODES, REFERENCES, assemble_input, make_sample
-from fnf_basicsr.data.frozen_set import (DEFAULT_CROP_SIZE, DEFAULT_DIMMING_FACTORS, DEFAULT_MARGIN,  # noqa: F401
-                                         DEFAULT_SCALE_PIVOT, FROZEN_FORMAT, FROZEN_FRAMES, FROZEN_MANIFEST,
-                                         check_complete, check_matches, file_sha256, load_frozen_sample,
-                                         read_frozen_manifest)
+from fnf_basicsr.data.frozen_set import (DEFAULT_CROP_SIZE, DEFAULT_DIMMING_FACTORS, DEFAULT_MARGIN,
+                                         DEFAULT_SCALE_PIVOT, FROZEN_FRAMES, check_complete, check_matches,
+                                         load_frozen_sample, read_frozen_manifest)
 from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, DEFAULT_SCALE_RANGE,
                                          DEFAULT_TRANSLATION_PX, CameraMotion, homography_for_displacement,
                                          image_origin_pivot, required_margin, sample_camera_motion)
