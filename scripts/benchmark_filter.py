@@ -6,7 +6,8 @@ extract the image patches (as many), multiply and sum. It is defined here, once,
 ``tests/test_kernel_filter.py`` imports it from this file as the reference for equivalence.
 
 The benchmarked operation is DeepFnF's two-scale filter (paper Eq. 4: a K x K term plus a
-tent-prefiltered term dilated by d) unless ``--op`` says otherwise. Passes: forward;
+tent-prefiltered term dilated by d) unless ``--op`` says otherwise; ``--method`` picks how ours
+computes it (direct grouped convolutions or FFT; default: what ``two_scale_filter`` picks). Passes: forward;
 forward+backward with gradients for the predicted inputs (coefficients and basis, or kernels),
 as in training, where the filtered image is the network input; forward+backward+image, which
 differentiates the image too.
@@ -22,6 +23,7 @@ Usage:
     python scripts/benchmark_filter.py --size 128 --repeats 3 --device cpu
 """
 import argparse
+import functools
 import json
 import statistics
 import subprocess
@@ -104,6 +106,8 @@ def run_worker(args):
     """Time one (op, implementation, pass) in this process and print a JSON result line."""
     device = torch.device(args.device)
     function = OPS[args.op][args.worker_impl]
+    if args.op == 'two_scale' and args.worker_impl == 'ours':
+        function = functools.partial(two_scale_filter, method=args.method)
     # A small call first, so that lazily loaded libraries and thread pools are not counted.
     warm_up_size = min(args.size, (args.K - 1) * args.d + 2)  # the smallest the naive reflect padding allows
     _call(function, *make_inputs(args.op, warm_up_size, args.J, args.K, args.d, device), args.worker_pass)
@@ -169,7 +173,7 @@ def measure(args, device, pass_name, impl):
     """Run one configuration in a fresh subprocess; returns its JSON result."""
     command = [sys.executable, __file__, '--op', args.op, '--size', str(args.size), '--J', str(args.J),
                '--K', str(args.K), '--d', str(args.d), '--repeats', str(args.repeats), '--device', device,
-               '--threads', str(args.threads),
+               '--threads', str(args.threads), '--method', args.method,
                '--worker-impl', impl, '--worker-pass', pass_name]
     proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -192,6 +196,8 @@ def main(argv=None):
                         help='cpu, cuda, or all (default): cpu plus cuda when available')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(),
                         help='CPU threads (default: all cores); 1 avoids OpenMP oversubscription on a shared machine')
+    parser.add_argument('--method', choices=('auto', 'direct', 'fourier'), default='auto',
+                        help="two_scale only: our filter's method (default auto: FFT from 96x96 pixels on)")
     parser.add_argument('--worker-impl', choices=('ours', 'naive'), help=argparse.SUPPRESS)
     parser.add_argument('--worker-pass', choices=PASSES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -203,8 +209,8 @@ def main(argv=None):
         parser.error('--device cuda: no CUDA device is available')
     devices = ['cpu', 'cuda'] if args.device == 'all' else [args.device]
     devices = [dev for dev in devices if dev == 'cpu' or torch.cuda.is_available()]
-    print(f'op={args.op} size={args.size}x{args.size} J={args.J} K={args.K} d={args.d} batch=1 channels=3 '
-          f'repeats={args.repeats} torch={torch.__version__} cpu_threads={args.threads}\n')
+    print(f'op={args.op} method={args.method} size={args.size}x{args.size} J={args.J} K={args.K} d={args.d} '
+          f'batch=1 channels=3 repeats={args.repeats} torch={torch.__version__} cpu_threads={args.threads}\n')
     print('| device | pass | naive time (s) | ours time (s) | speed-up | naive peak (MB) | ours peak (MB) '
           '| memory ratio |')
     print('|---|---|---|---|---|---|---|---|')

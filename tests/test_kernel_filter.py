@@ -63,6 +63,52 @@ def test_two_scale_filter_equals_naive_form_with_gradients():
         [image, coeffs, basis_a, basis_b])
 
 
+@pytest.mark.parametrize('method', ['direct', 'fourier'])
+@pytest.mark.parametrize('kernel_size,d,height,width', [(5, 2, 20, 24), (15, 4, 33, 18), (15, 4, 4, 5)])
+def test_both_two_scale_methods_equal_naive_form_with_gradients_in_float64(method, kernel_size, d, height, width):
+    # float64: the FFT's rounding differs from the direct sums', so only exactness shows the two are one filter.
+    image, coeffs, basis_a = (t.double() for t in _random_inputs(height=height, width=width, kernel_size=kernel_size))
+    basis_b = _random_inputs(height=height, width=width, kernel_size=kernel_size, seed=2)[2].double()
+    if height < (kernel_size - 1) * d + 2:  # the naive reference's reflect padding needs a larger image
+        def reference(x, c, a, b):
+            return two_scale_filter(x, c, a, b, d, method='direct')
+    else:
+        def reference(x, c, a, b):
+            return naive.naive_two_scale_filter(x, c, a, b, d)
+    grad_output = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    inputs = [image, coeffs, basis_a, basis_b]
+    got = _outputs_and_grads(lambda *t: two_scale_filter(*t, d, method=method), inputs, grad_output)
+    expected = _outputs_and_grads(reference, inputs, grad_output)
+    for name, a, b in zip(('output', 'image', 'coeffs', 'basis_a', 'basis_b'), got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=name)
+
+
+def test_fourier_two_scale_filter_float32_is_as_close_to_float64_as_the_direct_form():
+    # fp32 accumulation stays: both methods compute in float32 and land within 1e-5 of the float64 result.
+    image, coeffs, basis_a = _random_inputs(batch=1, height=112, width=100, num_basis=16, kernel_size=15)
+    basis_b = _random_inputs(batch=1, height=112, width=100, num_basis=16, kernel_size=15, seed=2)[2]
+    exact = two_scale_filter(image.double(), coeffs.double(), basis_a.double(), basis_b.double(), 4)
+    for method in ('direct', 'fourier'):
+        output = two_scale_filter(image, coeffs, basis_a, basis_b, 4, method=method)
+        assert output.dtype == torch.float32
+        torch.testing.assert_close(output.double(), exact, rtol=1e-5, atol=1e-5 * exact.abs().max().item())
+
+
+def test_two_scale_auto_method_picks_fourier_on_large_images_only(monkeypatch):
+    import fnf_basicsr.ops.kernel_filter as kernel_filter
+    calls = []
+    monkeypatch.setattr(kernel_filter, 'fourier_two_scale_filter', lambda *args: calls.append(args[0].shape))
+    image, coeffs, basis = _random_inputs(batch=1, height=8, width=8)
+    two_scale_filter(image, coeffs, basis, basis, d=2)
+    assert not calls
+    side = int(kernel_filter.FOURIER_MIN_PIXELS ** 0.5)
+    image, coeffs, basis = _random_inputs(batch=1, height=side, width=side)
+    two_scale_filter(image, coeffs, basis, basis, d=2)
+    assert calls == [image.shape]
+    with pytest.raises(ValueError, match='method must be one of'):
+        two_scale_filter(image, coeffs, basis, basis, d=2, method='fft')
+
+
 def test_per_pixel_filter_equals_naive_form_with_gradients():
     image, _, _ = _random_inputs()
     kernels = torch.randn(2, 25, 20, 24, generator=torch.Generator().manual_seed(3))
@@ -102,8 +148,11 @@ def test_two_scale_impulse_response_is_eq3_kernel_with_57_sample_footprint():
 
     # Eq. 4 equals filtering with A + (B bilinearly upsampled by d) / d^2 (Eq. 3): the 57-sample
     # span plus the tent's d - 1 on each side, 63 taps in all.
-    response = _impulse_response(lambda x, c: two_scale_filter(x, c, basis_a, basis_b, d))
+    response = _impulse_response(lambda x, c: two_scale_filter(x, c, basis_a, basis_b, d, method='direct'))
     assert _support(response) == (63, 63)
+    # The FFT form filters with the same kernel (its zeros are zeros up to float64 rounding).
+    fourier = _impulse_response(lambda x, c: two_scale_filter(x, c, basis_a, basis_b, d, method='fourier'))
+    torch.testing.assert_close(fourier, response, rtol=0, atol=1e-12)
     eq3_kernel = _bilinear_upsample(basis_b[0, 0, 0], d) / d ** 2 + F.pad(basis_a[0, 0, 0], (24,) * 4)
     centre = response.shape[-1] // 2
     # A correlation's impulse response is its kernel flipped.
@@ -146,12 +195,13 @@ def test_filters_accept_images_smaller_than_the_kernel():
     torch.testing.assert_close(per_pixel_filter(constant, kernels), expected)
 
 
-def test_filtering_runs_in_float32_under_bfloat16_autocast():
+@pytest.mark.parametrize('method', ['direct', 'fourier'])
+def test_filtering_runs_in_float32_under_bfloat16_autocast(method):
     image, coeffs, basis = (t.bfloat16() for t in _random_inputs())
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        output = two_scale_filter(image, coeffs, basis, basis, d=2)
+        output = two_scale_filter(image, coeffs, basis, basis, d=2, method=method)
     assert output.dtype == torch.float32
-    expected = two_scale_filter(image.float(), coeffs.float(), basis.float(), basis.float(), d=2)
+    expected = two_scale_filter(image.float(), coeffs.float(), basis.float(), basis.float(), d=2, method=method)
     torch.testing.assert_close(output, expected, rtol=1e-5, atol=1e-5)
 
 

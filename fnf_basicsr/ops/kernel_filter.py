@@ -19,6 +19,7 @@ Under ``torch.autocast`` they still compute in float32: half-precision sums of t
 products lose the low bits that a denoised image is made of.
 """
 import contextlib
+import math
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,11 @@ import torch.nn.functional as F
 # otherwise hold 6.5 GB of them). Under autograd all of them are kept for the backward pass
 # anyway, so they are filtered in one call, which is the fastest.
 INFERENCE_CHUNK_BYTES = 256 * 2 ** 20
+FILTER_METHODS = ('auto', 'direct', 'fourier')
+# two_scale_filter's 'auto' switches to the FFT at this many pixels (see scripts/benchmark_filter.py).
+FOURIER_MIN_PIXELS = 96 * 96
+# Spectra per chunk of _FourierTwoScale: small enough to stay in the CPU caches between the FFT and the mixing.
+FOURIER_CHUNK_BYTES = 4 * 2 ** 20
 
 
 def tent_kernel(d, dtype=torch.float32, device=None):
@@ -187,7 +193,7 @@ class _MixFiltered(torch.autograd.Function):
         return grad_filtered, grad_coeffs
 
 
-def two_scale_filter(image, coeffs, basis_a, basis_b, d, use_lowpass=True):
+def two_scale_filter(image, coeffs, basis_a, basis_b, d, use_lowpass=True, method='auto'):
     """DeepFnF's two-scale basis filtering (paper Eq. 4).
 
     ``F[n] = sum_j c_j[n] * ((X * A_j)[n] + (X^h *_d B_j)[n])``: the K x K kernels A_j act on the
@@ -195,6 +201,11 @@ def two_scale_filter(image, coeffs, basis_a, basis_b, d, use_lowpass=True):
     This equals filtering with ``A_j + (B_j bilinearly upsampled by d) / d**2`` (Eq. 3), whose
     footprint is ``(K - 1) * d + 1`` samples of B_j (57 for K = 15, d = 4) widened by the tent's
     ``d - 1`` on each side (63 nonzero taps, the outermost ones interpolating towards zero).
+
+    Two exact computations, equal up to float rounding (tests compare both with the naive form):
+    ``'direct'`` filters with A_j and with the dilated B_j as two grouped convolutions
+    (:func:`basis_filter`); ``'fourier'`` filters with the Eq. 3 kernel by FFT
+    (:class:`_FourierTwoScale`), which costs about a third of the multiply-adds on training crops.
 
     Args:
         image (Tensor): shape (B, C, H, W), the no-flash image X.
@@ -204,17 +215,187 @@ def two_scale_filter(image, coeffs, basis_a, basis_b, d, use_lowpass=True):
             (and may be None) when ``use_lowpass`` is False.
         d (int): upsampling factor of B_j (4 in the paper).
         use_lowpass (bool): False drops the B_j term, the paper's "15x15 only" ablation (Table 2).
+        method (str): ``'auto'`` (Fourier for images of at least ``FOURIER_MIN_PIXELS``, where it is
+            the faster), ``'direct'`` or ``'fourier'``; the 15x15-only filter is always direct.
 
     Returns:
         Tensor: shape (B, C, H, W), float32 (float64 if an input is float64).
     """
-    filtered = basis_filter(image, coeffs, basis_a)
+    if method not in FILTER_METHODS:
+        raise ValueError(f'two_scale_filter: method must be one of {list(FILTER_METHODS)}, got {method!r}.')
     if not use_lowpass:
-        return filtered
+        return basis_filter(image, coeffs, basis_a)
     if basis_b is None:
         raise ValueError('two_scale_filter: basis_b is None but use_lowpass=True; pass the low-frequency '
                          'kernels B_j (B, J, C, K, K), or use_lowpass=False for the 15x15-only ablation.')
-    return filtered + basis_filter(lowpass_prefilter(image, d), coeffs, basis_b, dilation=d)
+    if method == 'auto':
+        method = 'fourier' if image.shape[-2] * image.shape[-1] >= FOURIER_MIN_PIXELS else 'direct'
+    if method == 'direct':
+        filtered = basis_filter(image, coeffs, basis_a)
+        return filtered + basis_filter(lowpass_prefilter(image, d), coeffs, basis_b, dilation=d)
+    return fourier_two_scale_filter(image, coeffs, basis_a, basis_b, d)
+
+
+def fourier_two_scale_filter(image, coeffs, basis_a, basis_b, d):
+    """:func:`two_scale_filter` computed with FFTs; arguments as there, float32 (float64) result.
+
+    The image is mirror-padded once by the Eq. 3 kernel's half-width ``(K - 1) * d / 2 + d - 1``
+    (reflect padding commutes with the symmetric tent, so this equals padding X and X^h apart).
+    """
+    _check_basis_inputs(image, coeffs, basis_a)
+    _check_basis_inputs(image, coeffs, basis_b)
+    d = _check_positive_int(d, 'd')
+    with _full_precision(image, coeffs, basis_a, basis_b) as dtype:
+        padded = mirror_pad(image.to(dtype), _eq3_half_width(basis_a.shape[-1], d))
+        # The filtered images are kept for the coefficients' gradient only when autograd will ask for it.
+        keep_filtered = torch.is_grad_enabled() and coeffs.requires_grad
+        return _FourierTwoScale.apply(padded, coeffs.to(dtype), basis_a.to(dtype), basis_b.to(dtype), d, keep_filtered)
+
+
+def _eq3_half_width(kernel_size, d):
+    return (kernel_size - 1) * d // 2 + d - 1
+
+
+def _fft_length(length):
+    """The smallest 2^a 3^b 5^c >= ``length``: the sizes FFT libraries are fastest at."""
+    best = 1 << (length - 1).bit_length()
+    for odd in (1, 3, 5, 9, 15, 25, 27, 45, 75, 81):
+        size = odd
+        while size < length:
+            size *= 2
+        best = min(best, size)
+    return best
+
+
+class _Eq3Spectra:
+    """The DFT (on an N x M grid, M // 2 + 1 real-FFT columns) of the Eq. 3 kernel of each (A_j, B_j).
+
+    The kernel ``W = A (at offset half - (K - 1) / 2) + tent * (B dilated by d)`` spans
+    2 * half + 1 taps, so its DFT is separable per term: ``E_A,u A E_A,v^T + E_B,u B E_B,v^T``, with
+    ``E[u, a] = exp(-2 pi i u offset(a) / N)`` and the tent's DFT folded into ``E_B``. Small matrix
+    products replace one zero-padded N x M FFT per kernel; :meth:`adjoint` is their transpose, the
+    basis gradient.
+    """
+
+    def __init__(self, padded_shape, kernel_size, d, dtype, device):
+        half = _eq3_half_width(kernel_size, d)
+        span = 2 * half + 1
+        self.height, self.width = padded_shape[-2] - 2 * half, padded_shape[-1] - 2 * half
+        self.rows, self.cols = _fft_length(self.height + span - 1), _fft_length(self.width + span - 1)
+        self.kernel_size = kernel_size
+        complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+        self.rows_a, self.rows_b = (e.to(complex_dtype) for e in _eq3_dft(self.rows, kernel_size, d, half, device))
+        cols_a, cols_b = _eq3_dft(self.cols, kernel_size, d, half, device)
+        keep = self.cols // 2 + 1
+        self.cols_a, self.cols_b = cols_a[:keep].to(complex_dtype), cols_b[:keep].to(complex_dtype)
+        # Real-FFT column weights of the inverse transform: the columns that stand for two conjugates count twice.
+        weights = torch.full((keep,), 2.0, dtype=torch.float64, device=device)
+        weights[0] = 1.0
+        if self.cols % 2 == 0:
+            weights[-1] = 1.0
+        self.col_weights = weights.to(complex_dtype) / (self.rows * self.cols)
+        self.complex_dtype = complex_dtype
+
+    def kernels(self, basis_a, basis_b):
+        """(B, j, C, K, K) x 2 -> (B, j, C, N, M // 2 + 1) complex spectra."""
+        term_a = self.rows_a @ (basis_a.to(self.complex_dtype) @ self.cols_a.T)
+        return term_a.add_(self.rows_b @ (basis_b.to(self.complex_dtype) @ self.cols_b.T))
+
+    def adjoint(self, spectrum):
+        """Gradients of (A, B) for ``spectrum`` = d loss / d conj(kernel spectrum) up to the real part."""
+        weighted = spectrum * self.col_weights
+        grad_a = (self.rows_a.conj().T @ weighted @ self.cols_a.conj()).real
+        grad_b = (self.rows_b.conj().T @ weighted @ self.cols_b.conj()).real
+        return grad_a, grad_b
+
+
+def _eq3_dft(length, kernel_size, d, half, device):
+    """Float64 DFT matrices (length, K) of the Eq. 3 kernel's two terms along one axis."""
+    def dft(taps, offset, step):
+        frequency = torch.arange(length, dtype=torch.float64, device=device)[:, None]
+        position = offset + step * torch.arange(taps, dtype=torch.float64, device=device)[None]
+        unit = torch.ones((), dtype=torch.float64, device=device)
+        return torch.polar(unit, -2 * math.pi * frequency * position / length)
+
+    ramp = torch.cat([torch.arange(1, d + 1), torch.arange(d - 1, 0, -1)]).to(torch.float64).to(device) / d ** 2
+    tent = dft(2 * d - 1, 0, 1) @ ramp.to(torch.complex128)  # the 1-D tent; the 2-D one is its outer product
+    return dft(kernel_size, half - (kernel_size - 1) // 2, 1), tent[:, None] * dft(kernel_size, 0, d)
+
+
+class _FourierTwoScale(torch.autograd.Function):
+    """Eq. 3-4 by FFT: ``out = sum_j c_j * irfft2(conj(W_j^) * P^)``, P the padded image, W_j the Eq. 3 kernel.
+
+    Circular correlation on an N x M grid with N >= H + 2 * half (likewise M) never wraps into the
+    outputs kept, so it is the linear one. The basis elements go through in chunks of
+    ``FOURIER_CHUNK_BYTES`` of spectra (cache-sized; measured faster than all at once). The
+    backward pass reuses the forward's filtered images for the coefficients, and for the basis
+    correlates ``grad * c_j`` with P in the Fourier domain, evaluated only at the kernel taps
+    (:meth:`_Eq3Spectra.adjoint`); the image gradient sums the spectra over j before one inverse FFT.
+    """
+
+    @staticmethod
+    def forward(ctx, padded, coeffs, basis_a, basis_b, d, keep_filtered):
+        spectra = _Eq3Spectra(padded.shape, basis_a.shape[-1], d, padded.dtype, padded.device)
+        height, width = spectra.height, spectra.width
+        image_spectrum = torch.fft.rfft2(padded, s=(spectra.rows, spectra.cols))[:, None]
+        batch, num_basis, channels = basis_a.shape[:3]
+        filtered_all = padded.new_empty(batch, num_basis, channels, height, width) if keep_filtered else None
+        output = padded.new_zeros(batch, channels, height, width)
+        for chunk in _fourier_chunks(spectra, batch, num_basis, channels):
+            product = spectra.kernels(basis_a[:, chunk], basis_b[:, chunk]).conj_physical_().mul_(image_spectrum)
+            filtered = torch.fft.irfft2(product, s=(spectra.rows, spectra.cols))[..., :height, :width]
+            if keep_filtered:
+                filtered_all[:, chunk] = filtered
+            for offset, j in enumerate(range(num_basis)[chunk]):
+                output.addcmul_(filtered[:, offset], coeffs[:, j, None])
+        ctx.spectra, ctx.padded_size = spectra, padded.shape[-2:]
+        ctx.save_for_backward(image_spectrum, coeffs, basis_a, basis_b, filtered_all)
+        return output
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output):
+        image_spectrum, coeffs, basis_a, basis_b, filtered = ctx.saved_tensors
+        spectra = ctx.spectra
+        need_image, need_coeffs, need_a, need_b = ctx.needs_input_grad[:4]
+        grad_coeffs = _mix_gradient(filtered, grad_output) if need_coeffs else None
+        grad_a = torch.zeros_like(basis_a) if need_a else None
+        grad_b = torch.zeros_like(basis_b) if need_b else None
+        image_grad_spectrum = 0
+        if need_image or need_a or need_b:
+            batch, num_basis, channels = basis_a.shape[:3]
+            for chunk in _fourier_chunks(spectra, batch, num_basis, channels):
+                weighted = grad_output[:, None] * coeffs[:, chunk, None]  # (B, j, C, H, W)
+                spectrum = torch.fft.rfft2(weighted, s=(spectra.rows, spectra.cols))
+                if need_a or need_b:
+                    chunk_a, chunk_b = spectra.adjoint(spectrum.conj() * image_spectrum)
+                    if need_a:
+                        grad_a[:, chunk] = chunk_a
+                    if need_b:
+                        grad_b[:, chunk] = chunk_b
+                if need_image:
+                    kernels = spectra.kernels(basis_a[:, chunk], basis_b[:, chunk])
+                    image_grad_spectrum = image_grad_spectrum + (spectrum * kernels).sum(1)
+        grad_padded = None
+        if need_image:
+            grad_padded = torch.fft.irfft2(image_grad_spectrum, s=(spectra.rows, spectra.cols))
+            grad_padded = grad_padded[..., :ctx.padded_size[0], :ctx.padded_size[1]].contiguous()
+        return grad_padded, grad_coeffs, grad_a, grad_b, None, None
+
+
+def _fourier_chunks(spectra, batch, num_basis, channels):
+    """Slices of the basis elements whose spectra take about ``FOURIER_CHUNK_BYTES`` each."""
+    element_bytes = batch * channels * spectra.rows * (spectra.cols // 2 + 1) * spectra.rows_a.element_size()
+    size = max(1, min(num_basis, FOURIER_CHUNK_BYTES // element_bytes))
+    return [slice(start, start + size) for start in range(0, num_basis, size)]
+
+
+def _mix_gradient(filtered, grad_output):
+    """``sum_c grad_output[:, c] * filtered[:, :, c]``: (B, J, C, H, W), (B, C, H, W) -> (B, J, H, W), in place."""
+    grad = filtered[:, :, 0] * grad_output[:, None, 0]
+    for channel in range(1, filtered.shape[2]):
+        grad.addcmul_(filtered[:, :, channel], grad_output[:, None, channel])
+    return grad
 
 
 def per_pixel_filter(image, kernels):
