@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 import fnf_basicsr  # noqa: F401  (first: it makes basicsr importable on today's torchvision)
 from basicsr.data import build_dataset
 from basicsr.models import build_model
+from fnf_basicsr.errors import ConfigError
 from fnf_basicsr.data.synthetic import generate_split
 
 TINY_DEEPFNF = {'type': 'DeepFnF', 'width': 0.0625, 'num_basis': 4, 'kernel_size': 5, 'upsample': 2}
@@ -137,3 +138,57 @@ def test_ema_starts_from_params_ema_of_the_pretrained_checkpoint_as_srmodel(scen
         model = build_model(opt)
         assert all(torch.all(p == 0.25) for p in model.net_g.state_dict().values())
         assert all(torch.all(p == expected) for p in model.net_g_ema.state_dict().values()), checkpoint
+
+
+def _is_channels_last(net):
+    weights = [p for p in net.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1]
+    return all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in weights)
+
+
+@pytest.mark.parametrize('precision', [None, 'bf16'])
+def test_channels_last_training_step_equals_the_nchw_one(scenes, tmp_path, precision):
+    data = batch(scenes)
+    results = {}
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        model = build_model(model_options(tmp_path, TINY_DEEPFNF, channels_last=channels_last,
+                                          mixed_precision=precision, ema_decay=0.5))
+        parameters = list(model.net_g.parameters())
+        model.feed_data(data)
+        model.optimize_parameters(1)
+        assert _is_channels_last(model.net_g) == channels_last and _is_channels_last(model.net_g_ema) == channels_last
+        assert all(a is b for a, b in zip(parameters, model.net_g.parameters()))  # the optimizer's parameters
+        results[channels_last] = (model.log_dict, [p.detach().contiguous() for p in model.net_g.parameters()])
+    # Same arithmetic in another order: fp32 sums agree closely, bf16 ones within bf16 rounding.
+    tolerance = 1e-4 if precision is None else 2e-2
+    for key, value in results[False][0].items():
+        assert results[True][0][key] == pytest.approx(value, rel=tolerance)
+    for nchw, channels_last in zip(results[False][1], results[True][1]):
+        torch.testing.assert_close(channels_last, nchw, rtol=tolerance, atol=tolerance * 1e-2)
+
+
+def test_validation_in_another_memory_format_than_training_restores_the_training_one(scenes, tmp_path):
+    loader = DataLoader(dataset(scenes, 'val'), batch_size=1)
+    metrics = {}
+    for train_layout, val_layout in ((False, False), (True, False), (False, True)):
+        torch.manual_seed(0)
+        opt = model_options(tmp_path, TINY_DEEPFNF, channels_last=train_layout)
+        opt['val']['channels_last'] = val_layout
+        model = build_model(opt)
+        model.validation(loader, current_iter=1, tb_logger=None, save_img=False)
+        assert _is_channels_last(model.net_g) == train_layout
+        metrics[train_layout, val_layout] = model.metric_results['psnr']
+    assert metrics[True, False] == pytest.approx(metrics[False, False], abs=1e-4)
+    assert metrics[False, True] == pytest.approx(metrics[False, False], abs=1e-4)
+
+
+def test_testing_model_uses_the_validation_memory_format(tmp_path):
+    opt = model_options(tmp_path, TINY_DEEPFNF, is_train=False)
+    opt['val']['channels_last'] = True
+    assert _is_channels_last(build_model(opt).net_g)
+
+
+@pytest.mark.parametrize('value', ['yes', 1])
+def test_channels_last_must_be_a_boolean(tmp_path, value):
+    with pytest.raises(ConfigError, match='train.channels_last must be true or false'):
+        build_model(model_options(tmp_path, TINY_DEEPFNF, channels_last=value))

@@ -17,6 +17,7 @@ from basicsr.utils import get_root_logger, imwrite
 from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
+from fnf_basicsr.errors import ConfigError
 from fnf_basicsr.utils.rendering import render_srgb
 
 AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -30,6 +31,20 @@ def estimate_from_output(output):
     12 with a global residual): their first 3 channels are the no-flash frame's slot of ``lq``.
     """
     return output[:, :3] if output.shape[1] > 3 else output
+
+
+def set_channels_last(net, channels_last):
+    """Convert ``net``'s 4-D parameters and buffers in place to channels_last (or back); returns ``net``.
+
+    Parameters stay the same objects (only their data is re-laid), so an optimizer built on them keeps
+    working; converting to the layout they already have copies nothing.
+    """
+    return net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def as_channels_last(tensor, channels_last):
+    """``tensor`` (B, C, H, W) in channels_last memory format if asked, else as it is."""
+    return tensor.contiguous(memory_format=torch.channels_last) if channels_last else tensor
 
 
 def to_metric_image(srgb):
@@ -56,8 +71,26 @@ class FnFModel(SRModel):
         train.gradient_opt: e.g. ``{type: GradientL1Loss, loss_weight: 1.0}`` (the paper's eta term).
         train.perceptual_opt: optional, as in SRModel, on rendered images.
         train.mixed_precision / val.mixed_precision: ``bf16`` or ``fp16`` autocast (default off).
+        train.channels_last / val.channels_last: the network's weights and its input in
+            ``torch.channels_last`` memory format while training / validating (default false). The
+            network is converted before BasicSR wraps it (DDP), and back and forth around a
+            validation whose format differs from training's; the optimizer keeps the same parameters.
         val.tb_images: how many rendered validation images to send to TensorBoard (default 2).
     """
+
+    def channels_last(self, phase):
+        """Whether ``phase`` ('train' or 'val') runs the network in channels_last memory format."""
+        value = (self.opt.get(phase) or {}).get('channels_last', False)
+        if not isinstance(value, bool):
+            raise ConfigError(f'{phase}.channels_last must be true or false, got {value!r}')
+        return value
+
+    def _phase(self):
+        return 'train' if self.opt['is_train'] else 'val'
+
+    def model_to_device(self, net):
+        # Before BasicSR's (DDP) wrapper: DDP's gradient buckets follow the parameters' layout.
+        return super().model_to_device(set_channels_last(net, self.channels_last(self._phase())))
 
     def init_training_settings(self):
         if not getattr(self.get_bare_model(self.net_g), 'trainable', True):
@@ -81,7 +114,8 @@ class FnFModel(SRModel):
         checkpoint has none, BasicSR's fallback), else from the freshly built network."""
         from basicsr.archs import build_network
         get_root_logger().info(f'Use Exponential Moving Average with decay: {self.ema_decay}')
-        self.net_g_ema = build_network(self.opt['network_g']).to(self.device)
+        self.net_g_ema = set_channels_last(build_network(self.opt['network_g']).to(self.device),
+                                           self.channels_last('train'))
         load_path = self.opt['path'].get('pretrain_network_g')
         if load_path is not None:
             self.load_network(self.net_g_ema, load_path, self.opt['path'].get('strict_load_g', True), 'params_ema')
@@ -94,7 +128,7 @@ class FnFModel(SRModel):
         if not mode:
             return nullcontext()
         if mode not in AUTOCAST_DTYPES:
-            raise ValueError(f"{phase}.mixed_precision must be one of {sorted(AUTOCAST_DTYPES)} or null, got {mode!r}")
+            raise ConfigError(f"{phase}.mixed_precision must be one of {sorted(AUTOCAST_DTYPES)} or null, got {mode!r}")
         return torch.autocast(device_type=self.device.type, dtype=AUTOCAST_DTYPES[mode])
 
     def feed_data(self, data):
@@ -119,7 +153,7 @@ class FnFModel(SRModel):
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad()
         with self.autocast('train'):
-            self.output = estimate_from_output(self.net_g(self.lq))
+            self.output = estimate_from_output(self.net_g(as_channels_last(self.lq, self.channels_last('train'))))
         losses = self.compute_losses(self.render(self.output), self.render(self.gt))
         l_total = sum(losses.values())
         self.grad_scaler.scale(l_total).backward()
@@ -133,8 +167,11 @@ class FnFModel(SRModel):
         net = getattr(self, 'net_g_ema', self.net_g)
         was_training = net.training
         net.eval()
+        channels_last = self.channels_last('val')
+        set_channels_last(net, channels_last)
         with torch.no_grad(), self.autocast('val'):
-            self.output = estimate_from_output(net(self.lq)).float()
+            self.output = estimate_from_output(net(as_channels_last(self.lq, channels_last))).float()
+        set_channels_last(net, self.channels_last(self._phase()))  # back to the training layout (a no-op if equal)
         net.train(was_training)
 
     def get_current_visuals(self):

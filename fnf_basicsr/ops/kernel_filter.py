@@ -139,7 +139,7 @@ def basis_filter(image, coeffs, basis, dilation=1, chunk_size=None):
         if chunk_size is None:
             chunk_size = _default_chunk_size(image, coeffs, basis, dtype)
         chunk_size = _check_positive_int(chunk_size, 'chunk_size')
-        image, coeffs, basis = image.to(dtype), coeffs.to(dtype), basis.to(dtype)
+        image, coeffs, basis = _dense(image, dtype), _dense(coeffs, dtype), basis.to(dtype)
         padded = mirror_pad(image, (kernel_size - 1) * dilation // 2)
         output = 0
         for start in range(0, basis.shape[1], chunk_size):
@@ -246,10 +246,11 @@ def fourier_two_scale_filter(image, coeffs, basis_a, basis_b, d):
     _check_basis_inputs(image, coeffs, basis_b)
     d = _check_positive_int(d, 'd')
     with _full_precision(image, coeffs, basis_a, basis_b) as dtype:
-        padded = mirror_pad(image.to(dtype), _eq3_half_width(basis_a.shape[-1], d))
+        padded = mirror_pad(_dense(image, dtype), _eq3_half_width(basis_a.shape[-1], d))
         # The filtered images are kept for the coefficients' gradient only when autograd will ask for it.
         keep_filtered = torch.is_grad_enabled() and coeffs.requires_grad
-        return _FourierTwoScale.apply(padded, coeffs.to(dtype), basis_a.to(dtype), basis_b.to(dtype), d, keep_filtered)
+        return _FourierTwoScale.apply(padded, _dense(coeffs, dtype), basis_a.to(dtype), basis_b.to(dtype), d,
+                                      keep_filtered)
 
 
 def _eq3_half_width(kernel_size, d):
@@ -422,8 +423,8 @@ def per_pixel_filter(image, kernels):
         raise ValueError(f'per_pixel_filter: kernels {tuple(kernels.shape)} do not match image {tuple(image.shape)}; '
                          'expected the same batch size, height and width.')
     with _full_precision(image, kernels) as dtype:
-        padded = mirror_pad(image.to(dtype), (kernel_size - 1) // 2)
-        return _PerPixelFilter.apply(padded, kernels.to(dtype))
+        padded = mirror_pad(_dense(image, dtype), (kernel_size - 1) // 2)
+        return _PerPixelFilter.apply(padded, _dense(kernels, dtype))
 
 
 class _PerPixelFilter(torch.autograd.Function):
@@ -460,6 +461,13 @@ def _tap_window(padded, tap, kernels):
     kernel_size = round(kernels.shape[1] ** 0.5)
     dy, dx = divmod(tap, kernel_size)
     return padded[..., dy:dy + kernels.shape[-2], dx:dx + kernels.shape[-1]]
+
+
+def _dense(tensor, dtype):
+    """``tensor`` in ``dtype`` and NCHW-contiguous: the filters walk it one channel at a time, and a
+    channels_last map (e.g. coefficients sliced from a channels_last network's output) would make
+    each pass read every channel's cache lines."""
+    return tensor.to(dtype).contiguous()
 
 
 def _default_chunk_size(image, coeffs, basis, dtype):
