@@ -330,7 +330,7 @@ def generate_split(root, split, num_scenes, size=512, workers=2, overwrite=False
     bar = functools.partial(tqdm, total=len(todo), desc=f'synthetic {split}', unit='scene', disable=not progress)
     if workers > 1 and len(todo) > 1:
         _srgb8_to_linear()  # computed once here: forked workers inherit it and never call torch
-        with multiprocessing.Pool(workers, initializer=_limit_threads) as pool:
+        with _serial_opencv(), multiprocessing.Pool(workers) as pool:
             for _ in bar(pool.imap_unordered(_render_and_write, todo)):
                 fault_point('synthetic_scene')
     else:
@@ -909,9 +909,20 @@ def _to_camera_image(linear_srgb, scene, exposure_target):
 # ----------------------------------------------------------------------------- workers
 
 
-def _limit_threads():
-    # Two worker processes on two cores: keep OpenCV from starting its own thread pool in each.
+@contextlib.contextmanager
+def _serial_opencv():
+    """One OpenCV thread while worker processes are forked (two processes on two cores need no more).
+
+    Set in the parent, before the fork: a forked child calling ``cv2.setNumThreads`` waits forever
+    for the parent's OpenCV pool threads, which do not exist in the child (a deadlock seen once an
+    earlier cv2 call in the process had started that pool). Children inherit the setting.
+    """
+    threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def _render_and_write(job):

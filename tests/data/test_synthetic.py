@@ -270,3 +270,26 @@ def test_script_refuses_bad_numbers_in_one_line(tmp_path, capsys, argv, message)
         script.main(['--root', str(tmp_path / 'out'), *argv])
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip() == f'generate_synthetic.py: error: {message}'
+
+
+FORK_AFTER_OPENCV_THREADS = '''
+import sys
+import cv2
+import numpy as np
+from fnf_basicsr.data.synthetic import generate_split
+cv2.setNumThreads(2)
+cv2.GaussianBlur(np.zeros((2000, 2000, 3), np.float32), (31, 31), 5)  # starts OpenCV's thread pool
+generate_split(sys.argv[1], 'test', 2, size=16, workers=2, progress=False)
+print('done')
+'''
+
+
+def test_parallel_generation_after_opencv_started_its_threads_does_not_deadlock(tmp_path):
+    # Before: each forked worker called cv2.setNumThreads(1) and waited forever for the parent's
+    # OpenCV pool threads (the whole test suite hung here after tests that used cv2 in parallel).
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, '-c', FORK_AFTER_OPENCV_THREADS, str(tmp_path / 'out')],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0 and 'done' in proc.stdout, proc.stderr[-2000:]
+    assert len(list_faid_names(tmp_path / 'out')) == 2
