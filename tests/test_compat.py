@@ -5,7 +5,7 @@ import importlib
 import pytest
 import torch
 
-import fnf_basicsr
+import fnf_basicsr  # noqa: F401  (applies the fixes before basicsr is imported)
 from fnf_basicsr import compat
 from conftest import free_port, run_python
 
