@@ -20,6 +20,7 @@ from fnf_basicsr.inference.capture_io import (ENCODINGS, CaptureError, check_out
                                               encode_srgb_png, find_pairs, read_capture_pair, write_atomically)
 from fnf_basicsr.inference.checkpoint import CheckpointError, load_network
 from fnf_basicsr.inference.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, check_tiling, denoise_tiled, denoise_whole
+from fnf_basicsr.models.fnf_model import as_channels_last, set_channels_last
 from fnf_basicsr.utils.rendering import render_srgb, srgb_degamma
 
 PROG = 'fnf-denoise'
@@ -86,6 +87,9 @@ def build_parser():
                        'image at once (memory grows with the image).')
     model.add_argument('--overlap', type=int, default=DEFAULT_OVERLAP,
                        help=f'minimum overlap of neighbouring tiles in pixels (default {DEFAULT_OVERLAP}).')
+    model.add_argument('--channels-last', action='store_true',
+                       help='weights and tiles in channels_last memory format (faster convolutions on CPU; '
+                       'the same result up to float rounding).')
 
     capture = parser.add_argument_group('capture')
     capture.add_argument('--encoding', choices=ENCODINGS, default='auto',
@@ -162,13 +166,18 @@ def denoise_capture(net, pair, input_mode, args, device):
     noflash = torch.from_numpy(pair.noflash).permute(2, 0, 1)
     flash = torch.from_numpy(pair.flash).permute(2, 0, 1) if pair.flash is not None else None
 
+    channels_last = getattr(args, 'channels_last', False)
+    set_channels_last(net, channels_last)  # tiles keep their layout through .to(device)
+
     def read_tile(tile):
         second = flash[:, tile.rows, tile.cols] if flash is not None else None
-        return assemble_input(noflash[:, tile.rows, tile.cols], second, sig_read, sig_shot, input_mode)[None]
+        lq = assemble_input(noflash[:, tile.rows, tile.cols], second, sig_read, sig_shot, input_mode)[None]
+        return as_channels_last(lq, channels_last)
 
     height, width = pair.noflash.shape[:2]
     if args.tile == 0:
-        return denoise_whole(net, assemble_input(noflash, flash, sig_read, sig_shot, input_mode)[None], device)
+        lq = assemble_input(noflash, flash, sig_read, sig_shot, input_mode)[None]
+        return denoise_whole(net, as_channels_last(lq, channels_last), device)
     return denoise_tiled(net, read_tile, height, width, args.tile, args.overlap, device,
                          progress=not args.no_progress)
 
