@@ -151,12 +151,31 @@ def check_weights(opt, path, phase):
     for key in ('pretrain_network_g', 'resume_state'):
         if paths.get(key) and not os.path.isfile(paths[key]):
             raise MissingInputError(f'{path}: path:{key} {paths[key]} does not exist; train it first or fix the path')
+    if paths.get('pretrain_network_g'):
+        check_sidecar_network(opt, path, paths['pretrain_network_g'])
     if phase == 'test' and not paths.get('pretrain_network_g'):
         from basicsr.archs import build_network
         network = build_network(dict(opt['network_g']))
         if getattr(network, 'trainable', True) and any(True for _ in network.parameters()):
             raise ConfigError(f'{path}: path:pretrain_network_g is not set, so `basicsr test` would score a randomly '
                               'initialised network; set it to the trained weights (.pth)')
+
+
+def check_sidecar_network(opt, path, weights):
+    """A converted checkpoint (``<stem>.yml`` beside it, scripts/convert_release_weights.py) computes what it was
+    converted for only with its ``network_g``: options such as ``upsampling: tf1`` change no parameter shape, so a
+    network built without them would load the weights strictly and still differ."""
+    sidecar = os.path.splitext(weights)[0] + '.yml'
+    if not os.path.isfile(sidecar):
+        return
+    with open(sidecar, encoding='utf-8') as handle:
+        expected = (yaml.safe_load(handle) or {}).get('network_g') or {}
+    network = opt.get('network_g') or {}
+    differing = sorted(key for key, value in expected.items() if network.get(key) != value)
+    if differing:
+        wanted = ', '.join(f'{key}: {expected[key]}' for key in differing)
+        raise ConfigError(f'{path}: path:pretrain_network_g {weights} was written with the network_g of {sidecar}, '
+                          f'which sets {wanted}; copy that network_g block into {path}')
 
 
 class ExperimentLock:

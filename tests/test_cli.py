@@ -112,3 +112,16 @@ def test_a_second_training_run_of_the_same_name_is_refused(tmp_path, capsys, mon
     with cli.ExperimentLock(str(tmp_path), 'tiny'):
         line = one_line_error(capsys, ['train', '-opt', 'o.yml'])
     assert "another training run named 'tiny' is running" in line
+
+
+def test_a_converted_checkpoint_needs_the_network_options_it_was_converted_with(tmp_path, capsys):
+    weights = tmp_path / 'release.pth'
+    weights.write_bytes(b'')
+    write_yaml(tmp_path / 'release.yml', {'network_g': {'type': 'DeepFnF', 'upsampling': 'tf1',
+                                                        'tent_padding': 'zeros'}})
+    write_yaml(tmp_path / 'o.yml', tiny_options(network_g={'type': 'DeepFnF'},
+                                                path={'pretrain_network_g': str(weights)}))
+    line = one_line_error(capsys, ['test', '-opt', str(tmp_path / 'o.yml')])
+    assert re.search(r'release\.yml, which sets tent_padding: zeros, upsampling: tf1; copy that network_g block', line)
+    opt = tiny_options(network_g={'type': 'DeepFnF', 'upsampling': 'tf1', 'tent_padding': 'zeros'})
+    cli.check_sidecar_network(opt, 'o.yml', str(weights))  # the same options: accepted
