@@ -286,28 +286,36 @@ class _Eq3Spectra:
         self.kernel_size = kernel_size
         complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
         self.rows_a, self.rows_b = (e.to(complex_dtype) for e in _eq3_dft(self.rows, kernel_size, d, half, device))
-        cols_a, cols_b = _eq3_dft(self.cols, kernel_size, d, half, device)
         keep = self.cols // 2 + 1
-        self.cols_a, self.cols_b = cols_a[:keep].to(complex_dtype), cols_b[:keep].to(complex_dtype)
-        # Real-FFT column weights of the inverse transform: the columns that stand for two conjugates count twice.
-        weights = torch.full((keep,), 2.0, dtype=torch.float64, device=device)
+        cols = torch.cat(_eq3_dft(self.cols, kernel_size, d, half, device), dim=1)[:keep]  # (M // 2 + 1, 2K)
+        self.cols_t = cols.T.to(complex_dtype).contiguous()
+        # Inverse real FFT along the columns: those standing for two conjugate frequencies count twice.
+        weights = torch.full((keep, 1), 2.0, dtype=torch.float64, device=device)
         weights[0] = 1.0
         if self.cols % 2 == 0:
             weights[-1] = 1.0
-        self.col_weights = weights.to(complex_dtype) / (self.rows * self.cols)
+        self.cols_adjoint = (weights * cols.conj() / (self.rows * self.cols)).to(complex_dtype)
         self.complex_dtype = complex_dtype
 
     def kernels(self, basis_a, basis_b):
         """(B, j, C, K, K) x 2 -> (B, j, C, N, M // 2 + 1) complex spectra."""
-        term_a = self.rows_a @ (basis_a.to(self.complex_dtype) @ self.cols_a.T)
-        return term_a.add_(self.rows_b @ (basis_b.to(self.complex_dtype) @ self.cols_b.T))
+        # Rows first, then one product with inner size 2K for both terms: its output is the sum, and the large
+        # operand is only ever multiplied from the right (batch dimensions fold into rows, no transposed copies).
+        rows = torch.cat([self.rows_a @ basis_a.to(self.complex_dtype), self.rows_b @ basis_b.to(self.complex_dtype)],
+                         dim=-1)
+        return rows @ self.cols_t
 
-    def adjoint(self, spectrum):
-        """Gradients of (A, B) for ``spectrum`` = d loss / d conj(kernel spectrum) up to the real part."""
-        weighted = spectrum * self.col_weights
-        grad_a = (self.rows_a.conj().T @ weighted @ self.cols_a.conj()).real
-        grad_b = (self.rows_b.conj().T @ weighted @ self.cols_b.conj()).real
-        return grad_a, grad_b
+    def adjoint(self, product):
+        """Gradients of (A, B), (B, j, C, K, K) each, from ``product = conj(grad spectrum) * image spectrum``.
+
+        The Fourier-domain correlation of the weighted gradient with the padded image, inverse-transformed
+        only at the kernel taps of each term.
+        """
+        columns = product @ self.cols_adjoint  # (B, j, C, N, 2K)
+        size = self.kernel_size
+        grad_a = self.rows_a.conj().T @ columns[..., :size]
+        grad_b = self.rows_b.conj().T @ columns[..., size:]
+        return grad_a.real, grad_b.real
 
 
 def _eq3_dft(length, kernel_size, d, half, device):
@@ -368,15 +376,15 @@ class _FourierTwoScale(torch.autograd.Function):
             for chunk in _fourier_chunks(spectra, batch, num_basis, channels):
                 weighted = grad_output[:, None] * coeffs[:, chunk, None]  # (B, j, C, H, W)
                 spectrum = torch.fft.rfft2(weighted, s=(spectra.rows, spectra.cols))
+                if need_image:
+                    kernels = spectra.kernels(basis_a[:, chunk], basis_b[:, chunk])
+                    image_grad_spectrum = image_grad_spectrum + (spectrum * kernels).sum(1)
                 if need_a or need_b:
-                    chunk_a, chunk_b = spectra.adjoint(spectrum.conj() * image_spectrum)
+                    chunk_a, chunk_b = spectra.adjoint(spectrum.conj_physical_().mul_(image_spectrum))
                     if need_a:
                         grad_a[:, chunk] = chunk_a
                     if need_b:
                         grad_b[:, chunk] = chunk_b
-                if need_image:
-                    kernels = spectra.kernels(basis_a[:, chunk], basis_b[:, chunk])
-                    image_grad_spectrum = image_grad_spectrum + (spectrum * kernels).sum(1)
         grad_padded = None
         if need_image:
             grad_padded = torch.fft.irfft2(image_grad_spectrum, s=(spectra.rows, spectra.cols))
@@ -386,7 +394,7 @@ class _FourierTwoScale(torch.autograd.Function):
 
 def _fourier_chunks(spectra, batch, num_basis, channels):
     """Slices of the basis elements whose spectra take about ``FOURIER_CHUNK_BYTES`` each."""
-    element_bytes = batch * channels * spectra.rows * (spectra.cols // 2 + 1) * spectra.rows_a.element_size()
+    element_bytes = batch * channels * spectra.rows * (spectra.cols // 2 + 1) * spectra.cols_t.element_size()
     size = max(1, min(num_basis, FOURIER_CHUNK_BYTES // element_bytes))
     return [slice(start, start + size) for start in range(0, num_basis, size)]
 
