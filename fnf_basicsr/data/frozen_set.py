@@ -25,8 +25,8 @@ from fnf_basicsr.data.degradation import INPUT_MODES
 from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, DEFAULT_SCALE_RANGE,
                                          DEFAULT_TRANSLATION_PX)
 from fnf_basicsr.data.noise import TEST_SIG_READ, TEST_SIG_SHOT
-from fnf_basicsr.errors import ConfigError, DataError, MissingInputError, OutputError, OutputExistsError
-from fnf_basicsr.utils.files import write_atomically
+from fnf_basicsr.errors import ConfigError, DataError, MissingInputError, OutputExistsError
+from fnf_basicsr.utils.files import prepare_output_folder, remove_stale_temporaries, write_atomically
 
 FROZEN_MANIFEST = 'manifest.json'
 FROZEN_FORMAT = 'fnf-basicsr frozen test set'
@@ -41,7 +41,6 @@ DEFAULT_SCALE_PIVOT = 'image_origin'  # the released code; crop_center gives ~3x
 # Options that identify where the scenes come from rather than how they are degraded: a set moved
 # to another folder, or frozen by path instead of through `synthetic:`, is still the same set.
 SOURCE_KEYS = ('dataroot', 'io_backend', 'input_modes')
-_TEMPORARY_GLOB = '.*.tmp'  # utils.files.write_atomically's temporaries
 
 
 def file_sha256(data_bytes):
@@ -278,16 +277,7 @@ def check_output_location(output, inputs):
         if source == output or output in source.parents:
             raise ConfigError(f'--output {output} is or contains the input {source}; write the frozen set to '
                               f'another folder')
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        probe = output / f'.write-test{_TEMPORARY_GLOB[2:]}'
-        probe.write_bytes(b'')
-        probe.unlink()
-    except (FileExistsError, NotADirectoryError):
-        raise OutputError(f'cannot create {output}: a parent of it is a file, not a folder; choose another '
-                          f'--output') from None
-    except PermissionError:
-        raise OutputError(f'cannot write to {output}: permission denied; choose a writable --output') from None
+    prepare_output_folder(output, 'frozen set')
 
 
 def remove_written_files(output, manifest):
@@ -295,8 +285,7 @@ def remove_written_files(output, manifest):
     output = Path(output)
     for entry in manifest.get('samples', []):
         (output / entry['file']).unlink(missing_ok=True)
-    for temporary in output.glob(_TEMPORARY_GLOB):
-        temporary.unlink(missing_ok=True)
+    remove_stale_temporaries(output, any_name=True)
     (output / FROZEN_MANIFEST).unlink(missing_ok=True)
 
 
@@ -312,14 +301,13 @@ def prepare_output(output, options, overwrite, software):
         manifest = read_frozen_manifest(output)
         changed = differing_options(manifest.get('options', {}), options)
         if not changed:
-            for temporary in output.glob(_TEMPORARY_GLOB):  # left by a killed run
-                temporary.unlink(missing_ok=True)
+            remove_stale_temporaries(output, any_name=True)  # left by a killed run
             return manifest
         if not overwrite:
             raise OutputExistsError(f'{output} holds a frozen set written with other options ({changed}); choose '
                                     f'another --output or pass --overwrite to replace that set')
         remove_written_files(output, manifest)
-    elif any(path.name != FROZEN_MANIFEST for path in output.iterdir() if not path.match(_TEMPORARY_GLOB)):
+    elif any(path.name != FROZEN_MANIFEST for path in output.iterdir() if path.suffix != '.tmp'):
         raise OutputExistsError(f'{output} exists and holds files that are not a frozen set; choose an empty or new '
                                 f'--output (nothing in it is deleted, not even with --overwrite)')
     return {'format': FROZEN_FORMAT, 'options': options, 'complete': False, 'samples': [], 'software': software}

@@ -111,7 +111,7 @@ def test_a_folder_the_writer_did_not_write_is_never_emptied(scenes, tmp_path):
 def test_unusable_outputs_and_damaged_manifests_are_named_before_any_work(scenes, tmp_path):
     (tmp_path / 'file').write_text('x')
     request, _ = freeze_request(dataroot=str(scenes), output=str(tmp_path), crop_size=CROP, margin=8, max_images=1)
-    with pytest.raises(OutputError, match='a parent of it is a file'):
+    with pytest.raises(OutputError, match='file, not a folder'):
         freeze(request, tmp_path / 'file' / 'set', progress=False)
     (tmp_path / 'broken').mkdir()
     (tmp_path / 'broken' / FROZEN_MANIFEST).write_text('{"format": "fnf-basicsr frozen')
