@@ -1,7 +1,12 @@
 """fnf-benchmark end to end: two tiny models and the references on a 4-image frozen set."""
 import csv
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -286,3 +291,28 @@ def test_scores_basicsr_restorers_that_return_more_channels_than_three(frozen_se
     with open(tmp_path / 'r' / 'table.csv') as handle:
         rows = [r for r in csv.DictReader(handle) if r['method'] == 'SwinIR']
     assert len(rows) == 2 and all(0 < float(r['psnr']) < 60 for r in rows)
+
+
+def test_a_killed_run_resumes_to_the_report_an_uninterrupted_run_writes(frozen_sets, tmp_path):
+    checkpoint = save_experiment(tmp_path, 'deepfnf', TINY['DeepFnF'])
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+
+    def command(out):
+        return [sys.executable, '-m', 'fnf_basicsr.benchmark', f'DeepFnF={checkpoint}', '--test-set',
+                str(frozen_sets / 'test'), '--out', str(out), '--quiet']
+    subprocess.run(command(tmp_path / 'whole'), env=env, check=True, capture_output=True, timeout=600)
+    process = subprocess.Popen(command(tmp_path / 'killed'), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    caches = tmp_path / 'killed' / 'per_image'
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if any(len(path.read_bytes().splitlines()) >= 4 for path in caches.glob('*.jsonl')):
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / 'killed' / 'table.csv').exists() or process.returncode == 0  # no report from a killed run
+    subprocess.run(command(tmp_path / 'killed'), env=env, check=True, capture_output=True, timeout=600)
+    for name in ('table.csv', 'table.md'):
+        assert (tmp_path / 'killed' / name).read_text() == (tmp_path / 'whole' / name).read_text()
+    assert not list((tmp_path / 'killed').rglob('.*.tmp'))
