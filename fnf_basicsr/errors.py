@@ -41,8 +41,16 @@ class DeviceError(FnFError, RuntimeError):
 
 
 def one_line(error):
-    """The message of ``error`` on one line (continuation lines joined with ' ')."""
-    return ' '.join(part.strip() for part in str(error).splitlines() if part.strip())
+    """The message of ``error`` on one line (continuation lines joined with ' ').
+
+    A failure inside a DataLoader worker comes back with the worker's traceback in its message
+    ("Caught X in DataLoader worker process 0. Original Traceback ..."): only the original message,
+    its last line, is kept.
+    """
+    lines = [part.strip() for part in str(error).splitlines() if part.strip()]
+    if len(lines) > 1 and lines[1].startswith('Original Traceback'):
+        return lines[-1].split(': ', 1)[-1]
+    return ' '.join(lines)
 
 
 @contextlib.contextmanager
