@@ -129,6 +129,18 @@ def test_network_without_global_statistics_is_tiled_in_one_pass():
     assert psnr_against(whole, tiled) >= MIN_TILED_PSNR_DB
 
 
+def test_a_restorer_returning_its_input_channels_is_tiled_by_its_estimate():
+    from basicsr.archs.swinir_arch import SwinIR
+    lq = noisy_capture(128, seed=4)
+    torch.manual_seed(4)
+    net = SwinIR(in_chans=12, upscale=1, img_size=64, window_size=8, embed_dim=12, depths=[1], num_heads=[2],
+                 mlp_ratio=1, upsampler='', resi_connection='1conv').eval()
+    whole = denoise_whole(net, lq)
+    tiled = denoise_tiled(net, crop_reader(lq), 128, 128, tile=64, overlap=32, progress=False)
+    assert whole.shape == tiled.shape == (3, 128, 128)
+    assert psnr_against(whole, tiled) >= 30  # a transformer's tiles differ more than a U-Net's, but agree
+
+
 def test_an_image_smaller_than_a_tile_is_processed_whole():
     lq = noisy_capture(64, seed=3)[..., :50, :]
     torch.manual_seed(3)

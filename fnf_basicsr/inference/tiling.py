@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fnf_basicsr.archs.fnf_blocks import SIZE_MULTIPLE, global_average_features
+from fnf_basicsr.models.fnf_model import estimate_from_output
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 64
@@ -166,7 +167,7 @@ def denoise_tiled(net, read_tile, height, width, tile=DEFAULT_TILE, overlap=DEFA
     output = torch.zeros(3, height, width, dtype=torch.float32)
     for region, row_window, col_window in tqdm(plan, desc='denoise tiles', unit='tile', disable=not progress):
         lq = read_tile(region).to(device)
-        result = net(lq) if basis is None else net(lq, basis=basis)
+        result = estimate_from_output(net(lq)) if basis is None else net(lq, basis=basis)
         weight = (row_window[:, None] * col_window[None, :]).float()
         output[:, region.rows, region.cols] += result[0].float().cpu() * weight
     return output
@@ -221,4 +222,4 @@ def denoise_whole(net, lq, device='cpu'):
     Returns:
         Tensor (3, H, W) float32 on the CPU.
     """
-    return net(lq.to(torch.device(device)))[0].float().cpu()
+    return estimate_from_output(net(lq.to(torch.device(device))))[0].float().cpu()
