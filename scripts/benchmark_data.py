@@ -11,7 +11,6 @@ Example:
     python scripts/benchmark_data.py --num-scenes 8 --samples 100
 """
 import argparse
-import importlib.util
 import shutil
 import time
 from pathlib import Path
@@ -21,15 +20,8 @@ import torch
 
 import fnf_basicsr  # noqa: F401
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
+from fnf_basicsr.data.lmdb_store import create_lmdb
 from fnf_basicsr.data.synthetic import ensure_synthetic_dataset
-
-
-def load_create_lmdb():
-    path = Path(__file__).resolve().parent / 'create_lmdb.py'
-    spec = importlib.util.spec_from_file_location('create_lmdb', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def time_generation(root, num_scenes, size):
@@ -64,7 +56,7 @@ def main(argv=None):
 
     lmdb_path = args.root / 'train.lmdb'
     start = time.perf_counter()
-    load_create_lmdb().create_lmdb(folder, lmdb_path, crop_size=args.size, stride=args.size // 2, progress=False)
+    create_lmdb(folder, lmdb_path, crop_size=args.size, stride=args.size // 2, progress=False)
     print(f'LMDB packing + verification: {time.perf_counter() - start:.2f} s for {args.num_scenes} scenes')
 
     common = {'crop_size': args.crop_size}

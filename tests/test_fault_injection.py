@@ -19,6 +19,7 @@ import lmdb
 import numpy as np
 import pytest
 
+from fnf_basicsr.data import lmdb_store
 from conftest import PLUGINS_DIR, SCRIPTS_DIR, load_script, run_python, write_yaml
 from fnf_basicsr.data import faid
 from fnf_basicsr.errors import DataError
@@ -66,7 +67,7 @@ def faid_folder(tmp_path_factory):
 def test_killed_create_lmdb_leaves_nothing_and_a_rerun_builds_the_same_lmdb(faid_folder, tmp_path, label, count):
     create_lmdb = load_script('create_lmdb')
     reference = tmp_path / 'reference.lmdb'
-    create_lmdb.create_lmdb(faid_folder, reference, crop_size=48, stride=32, progress=False)
+    lmdb_store.create_lmdb(faid_folder, reference, crop_size=48, stride=32, progress=False)
     out = tmp_path / 'out' / 'train.lmdb'
     argv = ['--input', faid_folder, '--output', out, '--crop-size', '48', '--stride', '32', '--quiet']
     run_killed([SCRIPTS_DIR / 'create_lmdb.py', *argv], tmp_path, label, count)

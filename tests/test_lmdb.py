@@ -1,4 +1,5 @@
-"""scripts/create_lmdb.py: bit-exact 16-bit round trip, per-key metadata, meta_info, refusals."""
+"""The LMDB crop layout (fnf_basicsr.data.lmdb_store) and scripts/create_lmdb.py: bit-exact 16-bit round trip,
+per-key metadata, meta_info, refusals."""
 
 from pathlib import Path
 
@@ -10,7 +11,9 @@ from torch.utils.data import DataLoader
 
 import fnf_basicsr  # noqa: F401
 from fnf_basicsr.data import faid
-from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset, crop_key, parse_crop_key
+from fnf_basicsr.data import lmdb_store
+from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
+from fnf_basicsr.data.lmdb_store import crop_key, parse_crop_key
 from conftest import load_script
 
 SHAPE = (70, 90, 3)  # crops of 48 every 32 px: rows at 0, 22; columns at 0, 32, 42
@@ -34,16 +37,16 @@ def faid_folder(tmp_path_factory):
 
 
 def test_crop_positions_cover_the_image(create_lmdb):
-    assert create_lmdb.crop_positions(70, 48, 32) == [0, 22]
-    assert create_lmdb.crop_positions(96, 48, 24) == [0, 24, 48]
-    assert create_lmdb.crop_positions(40, 48, 32) == [0]
+    assert lmdb_store.crop_positions(70, 48, 32) == [0, 22]
+    assert lmdb_store.crop_positions(96, 48, 24) == [0, 24, 48]
+    assert lmdb_store.crop_positions(40, 48, 32) == [0]
     assert parse_crop_key(crop_key('Toys_242', 22, 320)) == ('Toys_242', 22, 320)
     assert parse_crop_key('plain') == ('plain', 0, 0)
 
 
 def test_round_trip_is_bit_exact_with_metadata_per_key(create_lmdb, faid_folder, tmp_path):
     lmdb_path = tmp_path / 'train.lmdb'
-    report = create_lmdb.create_lmdb(faid_folder, lmdb_path, crop_size=48, stride=32, progress=False)
+    report = lmdb_store.create_lmdb(faid_folder, lmdb_path, crop_size=48, stride=32, progress=False)
     # The test-split scene is left out of the default split 'all'.
     assert report['scenes'] == 2 and report['crops'] == 2 * 2 * 3 and report['verified'] == 24
     meta_lines = (lmdb_path / 'meta_info.txt').read_text().splitlines()
@@ -70,7 +73,7 @@ def test_dataset_reads_the_lmdb_like_the_folder(create_lmdb, faid_folder, tmp_pa
     lmdb_path = tmp_path / 'whole.lmdb'
     # One crop per image holding the whole image: both backends must read the same pixels and
     # metadata. (The noise differs: val samples are seeded by their key, here the crop key.)
-    create_lmdb.create_lmdb(faid_folder, lmdb_path, crop_size=100, stride=100, progress=False)
+    lmdb_store.create_lmdb(faid_folder, lmdb_path, crop_size=100, stride=100, progress=False)
     common = {'phase': 'val', 'crop_size': 48, 'margin': 6, 'dimming_factors': [20]}
     from_lmdb = FlashNoFlashDataset({**common, 'dataroot': str(lmdb_path), 'io_backend': {'type': 'lmdb'}})
     from_disk = FlashNoFlashDataset({**common, 'dataroot': str(faid_folder)})
@@ -90,24 +93,24 @@ def test_dataset_reads_the_lmdb_like_the_folder(create_lmdb, faid_folder, tmp_pa
 
 
 def test_splits_and_refusals(create_lmdb, faid_folder, tmp_path):
-    test_split = create_lmdb.create_lmdb(faid_folder, tmp_path / 'test.lmdb', split='test', crop_size=48,
+    test_split = lmdb_store.create_lmdb(faid_folder, tmp_path / 'test.lmdb', split='test', crop_size=48,
                                          stride=32, progress=False)
     assert test_split['scenes'] == 1
     with pytest.raises(FileExistsError, match='--overwrite'):
-        create_lmdb.create_lmdb(faid_folder, tmp_path / 'test.lmdb', split='test', progress=False)
-    replaced = create_lmdb.create_lmdb(faid_folder, tmp_path / 'test.lmdb', split='test', crop_size=64,
+        lmdb_store.create_lmdb(faid_folder, tmp_path / 'test.lmdb', split='test', progress=False)
+    replaced = lmdb_store.create_lmdb(faid_folder, tmp_path / 'test.lmdb', split='test', crop_size=64,
                                        stride=64, overwrite=True, progress=False)
     assert replaced['crops'] == 4  # rows 0, 6; columns 0, 26
     with pytest.raises(ValueError, match='must end with .lmdb'):
-        create_lmdb.create_lmdb(faid_folder, tmp_path / 'out', progress=False)
+        lmdb_store.create_lmdb(faid_folder, tmp_path / 'out', progress=False)
     with pytest.raises(ValueError, match='no scenes in split'):
-        create_lmdb.create_lmdb(faid_folder, tmp_path / 'val.lmdb', split='val', val_names=['Nope'],
+        lmdb_store.create_lmdb(faid_folder, tmp_path / 'val.lmdb', split='val', val_names=['Nope'],
                                 progress=False)
 
 
 def test_missing_lmdb_key_names_the_key_and_the_lmdb(create_lmdb, faid_folder, tmp_path):
     lmdb_path = tmp_path / 'broken.lmdb'
-    create_lmdb.create_lmdb(faid_folder, lmdb_path, crop_size=64, stride=64, progress=False)
+    lmdb_store.create_lmdb(faid_folder, lmdb_path, crop_size=64, stride=64, progress=False)
     with open(lmdb_path / 'meta_info.txt', 'a') as meta:
         meta.write('Ghost_y00000_x00000_ambient.png (64,64,3) 1\n')
     dataset = FlashNoFlashDataset({'phase': 'val', 'dataroot': str(lmdb_path), 'io_backend': {'type': 'lmdb'},
@@ -138,7 +141,7 @@ def read_every_sample(lmdb_path):
 @pytest.fixture
 def small_lmdb(create_lmdb, faid_folder, tmp_path):
     lmdb_path = tmp_path / 'small.lmdb'
-    create_lmdb.create_lmdb(faid_folder, lmdb_path, crop_size=48, stride=32, progress=False)
+    lmdb_store.create_lmdb(faid_folder, lmdb_path, crop_size=48, stride=32, progress=False)
     return lmdb_path
 
 
@@ -164,10 +167,10 @@ def test_invalid_numbers_are_one_line_errors(create_lmdb, faid_folder, tmp_path,
 
 def test_output_under_a_regular_file_is_refused_before_the_work(create_lmdb, faid_folder, tmp_path, monkeypatch):
     (tmp_path / 'file').write_text('not a folder')
-    monkeypatch.setattr(create_lmdb, 'plan_crops', lambda *args: pytest.fail('the work started'))
+    monkeypatch.setattr(lmdb_store, 'plan_crops', lambda *args: pytest.fail('the work started'))
     from fnf_basicsr.errors import OutputError
     with pytest.raises(OutputError, match=f'{tmp_path / "file"} is a file, not a folder'):
-        create_lmdb.create_lmdb(faid_folder, tmp_path / 'file' / 'sub' / 'train.lmdb', progress=False)
+        lmdb_store.create_lmdb(faid_folder, tmp_path / 'file' / 'sub' / 'train.lmdb', progress=False)
 
 
 def test_output_in_a_read_only_folder_is_refused_before_the_work(create_lmdb, faid_folder, tmp_path, monkeypatch):
@@ -179,10 +182,10 @@ def test_output_in_a_read_only_folder_is_refused_before_the_work(create_lmdb, fa
         read_only = next((p for p in map(Path, ('/sys', '/proc/sys')) if p.is_dir() and not _writable(p)), None)
         if read_only is None:
             pytest.skip('no read-only folder available')
-    monkeypatch.setattr(create_lmdb, 'plan_crops', lambda *args: pytest.fail('the work started'))
+    monkeypatch.setattr(lmdb_store, 'plan_crops', lambda *args: pytest.fail('the work started'))
     from fnf_basicsr.errors import OutputError
     with pytest.raises(OutputError, match='cannot write the LMDB in'):
-        create_lmdb.create_lmdb(faid_folder, read_only / 'train.lmdb', progress=False)
+        lmdb_store.create_lmdb(faid_folder, read_only / 'train.lmdb', progress=False)
 
 
 def _writable(folder):
@@ -207,7 +210,7 @@ def test_failed_run_leaves_nothing_and_keeps_the_old_lmdb(create_lmdb, faid_fold
 
     monkeypatch.setattr(faid, 'encode_png16', failing_encode)
     with pytest.raises(OSError):
-        create_lmdb.create_lmdb(faid_folder, small_lmdb, crop_size=64, stride=64, overwrite=True, progress=False)
+        lmdb_store.create_lmdb(faid_folder, small_lmdb, crop_size=64, stride=64, overwrite=True, progress=False)
     assert read_every_sample(small_lmdb) == before  # still the complete old one, not a mix
     assert sorted(p.name for p in small_lmdb.parent.iterdir()) == ['small.lmdb']  # no temporaries
 
@@ -269,5 +272,5 @@ def test_temporaries_of_dead_runs_are_removed(create_lmdb, faid_folder, tmp_path
     dead = tmp_path / '.train.lmdb.999999999.0123.tmp'  # no process has that id
     dead.mkdir()
     (dead / 'data.mdb').write_bytes(b'partial')
-    create_lmdb.create_lmdb(faid_folder, tmp_path / 'train.lmdb', crop_size=64, stride=64, progress=False)
+    lmdb_store.create_lmdb(faid_folder, tmp_path / 'train.lmdb', crop_size=64, stride=64, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['train.lmdb']

@@ -4,17 +4,13 @@ Storage layouts read here (and written by ``scripts/create_lmdb.py`` and
 ``scripts/freeze_testset.py``):
 
 * FAID folder: ``<Name>_ambient.png`` / ``<Name>_flash.png`` (:mod:`fnf_basicsr.data.faid`).
-* LMDB: two records per crop, keys ``<crop>_ambient`` and ``<crop>_flash``, holding the 16-bit
-  PNG bytes of a crop with the color metadata in their text chunks; ``<crop>`` is
-  ``<Name>_y<top>_x<left>`` (the crop's position in the original image, see :func:`crop_key`);
-  ``meta_info.txt`` lists ``<key>.png (h,w,c) <compression>`` as BasicSR's LMDB tools write it.
+* LMDB of crops (:mod:`fnf_basicsr.data.lmdb_store`).
 * Frozen set: ``manifest.json`` plus one ``.npz`` per sample (:mod:`fnf_basicsr.data.frozen_set`).
 """
 import difflib
 import hashlib
 import math
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +20,8 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from fnf_basicsr.data import faid
-from fnf_basicsr.data.lmdb_store import lmdb_errors
+from fnf_basicsr.data.lmdb_store import (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX, LMDB_META_INFO,  # noqa: F401
+                                         crop_key, lmdb_crop_keys, lmdb_errors, parse_crop_key)
 from fnf_basicsr.data.degradation import INPUT_MODES, REFERENCES, assemble_input, make_sample
 from fnf_basicsr.data.frozen_set import (DEFAULT_CROP_SIZE, DEFAULT_DIMMING_FACTORS, DEFAULT_MARGIN,
                                          DEFAULT_SCALE_PIVOT, FROZEN_FRAMES, check_complete, check_matches,
@@ -35,11 +32,6 @@ from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, 
 from fnf_basicsr.data.noise import (LOG_READ_RANGE, LOG_SHOT_RANGE, TEST_SIG_READ, TEST_SIG_SHOT, log_uniform,
                                     sample_noise_params)
 from fnf_basicsr.errors import ConfigError
-
-LMDB_AMBIENT_SUFFIX = '_ambient'
-LMDB_FLASH_SUFFIX = '_flash'
-LMDB_META_INFO = 'meta_info.txt'
-_CROP_KEY = re.compile(r'^(?P<name>.+)_y(?P<top>\d+)_x(?P<left>\d+)$')
 
 _FILE_CLIENTS = {}  # see _shared_file_client
 
@@ -56,41 +48,6 @@ DATASET_KEYS = {'dataroot', 'io_backend', 'phase', 'crop_size', 'margin', 'input
 # Keys BasicSR itself reads from a dataset's options (build_dataloader, train_pipeline, parse_options).
 BASICSR_DATASET_KEYS = {'name', 'type', 'scale', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
                         'use_shuffle', 'prefetch_mode', 'pin_memory', 'persistent_workers', 'num_prefetch_queue'}
-
-
-def crop_key(name, top, left):
-    """LMDB key of the crop of image ``name`` whose top-left pixel is at (``top``, ``left``)."""
-    return f'{name}_y{int(top):05d}_x{int(left):05d}'
-
-
-def parse_crop_key(key):
-    """``(name, top, left)`` of an LMDB crop key; a key without a position is a whole image at (0, 0)."""
-    match = _CROP_KEY.match(key)
-    if match is None:
-        return key, 0, 0
-    return match['name'], int(match['top']), int(match['left'])
-
-
-def lmdb_crop_keys(lmdb_path, require_complete=True):
-    """Sorted crop keys listed in an LMDB's ``meta_info.txt`` (records ``<crop>_ambient.png``).
-
-    With ``require_complete`` (readers), an unfinished, truncated or foreign LMDB is refused first
-    (:func:`fnf_basicsr.data.lmdb_store.check_lmdb`): opening a truncated one could end in SIGBUS.
-    """
-    if require_complete:
-        from fnf_basicsr.data.lmdb_store import check_lmdb
-        check_lmdb(lmdb_path)
-    meta = Path(lmdb_path) / LMDB_META_INFO
-    if not meta.is_file():
-        raise FileNotFoundError(f'{meta} does not exist: {lmdb_path} is not an LMDB written by scripts/create_lmdb.py '
-                                f'(or BasicSR\'s LmdbMaker); build it with scripts/create_lmdb.py')
-    suffix = f'{LMDB_AMBIENT_SUFFIX}.png'
-    records = [line.split()[0] for line in meta.read_text().splitlines() if line.strip()]
-    keys = sorted(record[:-len(suffix)] for record in records if record.endswith(suffix))
-    if not keys:
-        raise ValueError(f'{meta} lists no <crop>{suffix} records ({len(records)} lines); rebuild the LMDB with '
-                         f'scripts/create_lmdb.py')
-    return keys
 
 
 def select_names(names, subset='all', exclude_test_split=True, num_val=DEFAULT_NUM_VAL, val_names=None):

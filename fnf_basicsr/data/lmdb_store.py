@@ -1,9 +1,14 @@
-"""Checks that make a damaged or unfinished LMDB fail with a message instead of a crash.
+"""The LMDB crop layout in one place: keys, writer, verification, and the checks readers make.
 
-``scripts/create_lmdb.py`` builds an LMDB in a temporary folder and gives it its final name only
-once every record is written and verified; the last file it writes there is
-:data:`COMPLETE_MARKER`. Readers call :func:`check_lmdb` before opening one, which refuses
+Layout (what ``scripts/create_lmdb.py`` writes and FlashNoFlashDataset reads): two records per
+crop, ``<crop>_ambient`` and ``<crop>_flash``, lossless 16-bit PNG bytes of the crop with the
+pair's color metadata in their text chunks; ``<crop>`` is ``<Name>_y<top>_x<left>``, the crop's
+position in the original image (:func:`crop_key`); ``meta_info.txt`` lists
+``<key>.png (h,w,c) <compression>`` as BasicSR's LMDB tools write it; :data:`COMPLETE_MARKER` is
+the last file written, once every record has been read back and compared with its source.
 
+:func:`create_lmdb` builds an LMDB in a temporary folder and gives it its final name only once it
+is complete and verified. Readers call :func:`check_lmdb` before opening one, which refuses
 * a folder without the marker (the run that wrote it was killed or failed, or an old build);
 * a ``data.mdb`` shorter than its own header says: LMDB maps the file into memory, and reading a
   page past the end of a truncated file kills the process with SIGBUS, so the size must be
@@ -15,11 +20,24 @@ once every record is written and verified; the last file it writes there is
 """
 import contextlib
 import json
+import os
+import re
+import shutil
 import struct
 from pathlib import Path
 
-from fnf_basicsr.errors import DataError, MissingInputError
+import numpy as np
+from tqdm import tqdm
 
+from fnf_basicsr.data import faid
+from fnf_basicsr.errors import ConfigError, DataError, MissingInputError, OutputError, OutputExistsError
+from fnf_basicsr.utils.files import (fault_point, prepare_output_folder, remove_stale_temporaries, temporary_path,
+                                     write_atomically)
+
+LMDB_AMBIENT_SUFFIX = '_ambient'
+LMDB_FLASH_SUFFIX = '_flash'
+LMDB_META_INFO = 'meta_info.txt'
+_CROP_KEY = re.compile(r'^(?P<name>.+)_y(?P<top>\d+)_x(?P<left>\d+)$')
 COMPLETE_MARKER = 'fnf_lmdb_complete.json'
 DATA_FILE = 'data.mdb'
 REBUILD = 'rebuild it with scripts/create_lmdb.py --overwrite'
@@ -101,3 +119,263 @@ def lmdb_errors(lmdb_path):
         yield
     except lmdb.Error as error:
         raise DataError(f'LMDB {lmdb_path} is damaged ({type(error).__name__}: {error}); {REBUILD}') from None
+
+
+def crop_key(name, top, left):
+    """LMDB key of the crop of image ``name`` whose top-left pixel is at (``top``, ``left``)."""
+    return f'{name}_y{int(top):05d}_x{int(left):05d}'
+
+
+def parse_crop_key(key):
+    """``(name, top, left)`` of an LMDB crop key; a key without a position is a whole image at (0, 0)."""
+    match = _CROP_KEY.match(key)
+    if match is None:
+        return key, 0, 0
+    return match['name'], int(match['top']), int(match['left'])
+
+
+def lmdb_crop_keys(lmdb_path, require_complete=True):
+    """Sorted crop keys listed in an LMDB's ``meta_info.txt`` (records ``<crop>_ambient.png``).
+
+    With ``require_complete`` (readers), an unfinished, truncated or foreign LMDB is refused first
+    (:func:`check_lmdb`): opening a truncated one could end in SIGBUS.
+    """
+    if require_complete:
+        check_lmdb(lmdb_path)
+    meta = Path(lmdb_path) / LMDB_META_INFO
+    if not meta.is_file():
+        raise FileNotFoundError(f'{meta} does not exist: {lmdb_path} is not an LMDB written by scripts/create_lmdb.py '
+                                f'(or BasicSR\'s LmdbMaker); build it with scripts/create_lmdb.py')
+    suffix = f'{LMDB_AMBIENT_SUFFIX}.png'
+    records = [line.split()[0] for line in meta.read_text().splitlines() if line.strip()]
+    keys = sorted(record[:-len(suffix)] for record in records if record.endswith(suffix))
+    if not keys:
+        raise ValueError(f'{meta} lists no <crop>{suffix} records ({len(records)} lines); rebuild the LMDB with '
+                         f'scripts/create_lmdb.py')
+    return keys
+
+
+DEFAULT_CROP_SIZE = 512  # a 448 training crop plus a 32-pixel margin on every side
+DEFAULT_STRIDE = 256
+PNG_COMPRESSION = 1  # OpenCV's default PNG compression, used by faid.encode_png16; recorded in meta_info
+MAP_SIZE_SLACK = 1.25  # LMDB map size over the raw 16-bit bytes (PNG can exceed raw by a few bytes per row)
+COMMIT_EVERY = 2500  # crops per LMDB transaction (BasicSR's LmdbMaker: 5000 records)
+
+
+def crop_positions(length, crop_size, stride):
+    """Start offsets of crops along one axis covering ``[0, length)``; ``[0]`` if the axis is shorter."""
+    if length <= crop_size:
+        return [0]
+    starts = list(range(0, length - crop_size + 1, stride))
+    if starts[-1] != length - crop_size:
+        starts.append(length - crop_size)
+    return starts
+
+
+def png_size(path):
+    """(height, width) from a PNG header, without decoding pixels."""
+    try:
+        with open(path, 'rb') as file:
+            header = file.read(24)
+    except OSError as error:
+        raise DataError(f'{path}: cannot read it ({error.strerror or error})') from None
+    if not header:
+        raise faid.FaidFormatError(f'{path}: empty file (0 bytes), e.g. from an interrupted copy; copy it again')
+    if len(header) < 24 or not header.startswith(faid.PNG_SIGNATURE) or header[12:16] != b'IHDR':
+        raise faid.FaidFormatError(f'{path}: not a decodable PNG file (truncated header or not a PNG); copy or '
+                                   'download it again')
+    width, height = struct.unpack('>II', header[16:24])
+    if not (width and height):
+        raise faid.FaidFormatError(f'{path}: PNG header says {width}x{height} pixels; copy or download it again')
+    return height, width
+
+
+def plan_crops(input_dir, names, crop_size, stride):
+    """``[(name, top, left, height, width)]`` of every crop, in name order."""
+    plan = []
+    for name in names:
+        height, width = png_size(Path(input_dir) / f'{name}{faid.AMBIENT_SUFFIX}')
+        crop_h, crop_w = min(crop_size, height), min(crop_size, width)
+        for top in crop_positions(height, crop_size, stride):
+            for left in crop_positions(width, crop_size, stride):
+                plan.append((name, top, left, crop_h, crop_w))
+    return plan
+
+
+def read_pair_u16(input_dir, name):
+    """``(ambient_u16, flash_u16, metadata)`` of one scene of a FAID folder."""
+    paths = [Path(input_dir) / f'{name}{suffix}' for suffix in (faid.AMBIENT_SUFFIX, faid.FLASH_SUFFIX)]
+    return faid.decode_pair(*(faid.read_file_bytes(path) for path in paths), str(paths[0]), str(paths[1]))
+
+
+def iter_crops(input_dir, plan):
+    """Yield ``(key, ambient_crop, flash_crop, metadata)`` following ``plan``; each image is read once."""
+    loaded_name, pair = None, None
+    for name, top, left, height, width in plan:
+        if name != loaded_name:
+            loaded_name, pair = name, read_pair_u16(input_dir, name)
+        ambient, flash_only, metadata = pair
+        window = (slice(top, top + height), slice(left, left + width))
+        yield crop_key(name, top, left), ambient[window], flash_only[window], metadata
+
+
+def check_numbers(crop_size, stride, num_val, max_images):
+    """Refuse crop sizes, strides and counts that cannot make a dataset (before any work)."""
+    for label, value, low in (('--crop-size', crop_size, 1), ('--stride', stride, 1), ('--num-val', num_val, 0),
+                              ('--max-images', max_images, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise ConfigError(f'{label} must be an integer >= {low}, got {value!r}')
+
+
+def create_lmdb(input_dir, lmdb_path, split='all', crop_size=DEFAULT_CROP_SIZE, stride=DEFAULT_STRIDE,
+                num_val=128, val_names=None, max_images=None, overwrite=False, progress=True):
+    """Write the LMDB in a temporary sibling folder, verify it, then give it its final name.
+
+    A killed or failed run therefore never leaves anything under ``lmdb_path``; the next run
+    removes the temporaries of dead runs and starts again. The last file written before the
+    rename is the completion record that readers require (:func:`fnf_basicsr.data.lmdb_store.check_lmdb`).
+
+    Args:
+        input_dir: FAID-format folder.
+        lmdb_path: output folder, must end with ``.lmdb`` (BasicSR's convention); parents are created.
+        split: ``all``, ``train``, ``val`` or ``test`` (see the module docstring).
+        crop_size, stride: crop side and step in pixels.
+        num_val, val_names: validation selection (see ``select_names``).
+        max_images: keep only the first N selected scenes (quick tests).
+        overwrite: replace an existing ``lmdb_path`` (only once the new one is complete).
+        progress: show tqdm progress bars.
+
+    Returns:
+        dict with ``scenes``, ``crops``, ``records`` (2 per crop), ``bytes`` (PNG bytes stored),
+        ``verified`` (records read back equal).
+
+    Raises:
+        ConfigError: invalid numbers or an output name without ``.lmdb``.
+        OutputExistsError: ``lmdb_path`` exists and ``overwrite`` is False.
+        OutputError: the output folder cannot be created or written (also a full disk).
+        DataError: an input is damaged, or a record read back differs from its source.
+    """
+    check_numbers(crop_size, stride, num_val, max_images)
+    lmdb_path = Path(lmdb_path)
+    if lmdb_path.suffix != '.lmdb':
+        raise ConfigError(f'the LMDB path must end with .lmdb (BasicSR convention), got {lmdb_path}')
+    if lmdb_path.exists() and not overwrite:
+        raise OutputExistsError(f'{lmdb_path} already exists; pass --overwrite to replace it')
+    prepare_output_folder(lmdb_path.parent, 'LMDB')
+    remove_stale_temporaries(lmdb_path)
+    from fnf_basicsr.data.fnf_dataset import select_names  # (the dataset imports this module)
+    names = select_names(faid.list_faid_names(input_dir), split, num_val=num_val, val_names=val_names)
+    if max_images:
+        names = names[:max_images]
+    if not names:
+        raise ConfigError(f'{input_dir}: no scenes in split {split!r}; check --split and the folder')
+    plan = plan_crops(input_dir, names, crop_size, stride)
+    tmp = temporary_path(lmdb_path)
+    try:
+        stored = write_records(input_dir, tmp, plan, progress, lmdb_path.name)
+        verified = verify_lmdb(input_dir, tmp, plan, progress)
+        record = {'format': 'fnf-basicsr crops', 'scenes': len(names), 'crops': len(plan), 'records': 2 * len(plan),
+                  'crop_size': crop_size, 'stride': stride, 'data_bytes': (tmp / DATA_FILE).stat().st_size}
+        write_atomically(tmp / COMPLETE_MARKER, json.dumps(record, indent=1).encode())
+        fault_point('lmdb_publish')
+        publish(tmp, lmdb_path, overwrite)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return {'scenes': len(names), 'crops': len(plan), 'records': 2 * len(plan), 'bytes': stored,
+            'verified': verified}
+
+
+def write_records(input_dir, lmdb_path, plan, progress=True, label=None):
+    """Write every crop of ``plan`` into a new LMDB at ``lmdb_path``, then ``meta_info.txt``.
+
+    Returns:
+        The number of PNG bytes stored.
+
+    Raises:
+        OutputError: LMDB or the disk refused a write (full disk, map full, ...).
+    """
+    import lmdb
+    raw_bytes = sum(2 * height * width * 3 * 2 for *_, height, width in plan)
+    meta_lines, stored = [], 0
+    try:
+        env = lmdb.open(str(lmdb_path), map_size=int(raw_bytes * MAP_SIZE_SLACK) + 2 ** 24)
+        try:
+            txn = env.begin(write=True)
+            crops = tqdm(iter_crops(input_dir, plan), total=len(plan), unit='crop', desc=f'write {label or lmdb_path}',
+                         disable=not progress)
+            for count, (key, ambient, flash_only, metadata) in enumerate(crops, 1):
+                text = metadata.to_text()
+                for suffix, image in ((LMDB_AMBIENT_SUFFIX, ambient), (LMDB_FLASH_SUFFIX, flash_only)):
+                    payload = faid.encode_png16(np.ascontiguousarray(image), text)
+                    txn.put(f'{key}{suffix}'.encode('ascii'), payload)
+                    meta_lines.append(f'{key}{suffix}.png ({image.shape[0]},{image.shape[1]},3) {PNG_COMPRESSION}\n')
+                    stored += len(payload)
+                    fault_point('lmdb_put')
+                if count % COMMIT_EVERY == 0:
+                    txn.commit()
+                    txn = env.begin(write=True)
+            txn.commit()
+            env.sync(True)
+        finally:
+            env.close()
+    except (lmdb.Error, OSError) as error:
+        raise OutputError(f'cannot write the LMDB {lmdb_path}: {error}; free disk space or choose another '
+                          'output folder') from None
+    write_atomically(Path(lmdb_path) / LMDB_META_INFO, ''.join(meta_lines).encode())
+    return stored
+
+
+def publish(tmp, lmdb_path, overwrite):
+    """Rename the finished LMDB ``tmp`` to ``lmdb_path``; an old one is moved aside first, then deleted."""
+    if not overwrite:
+        try:
+            os.rename(tmp, lmdb_path)  # fails if lmdb_path appeared meanwhile (a non-empty folder)
+        except OSError:
+            raise OutputExistsError(f'{lmdb_path} already exists; pass --overwrite to replace it') from None
+        return
+    old = temporary_path(lmdb_path)
+    if lmdb_path.exists():
+        os.rename(lmdb_path, old)
+    try:
+        os.rename(tmp, lmdb_path)
+    finally:
+        if old.exists():
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def verify_lmdb(input_dir, lmdb_path, plan, progress=True):
+    """Read every record back and compare pixels (bit-exact) and metadata with the source.
+
+    Returns:
+        The number of records verified; raises DataError listing the first mismatches.
+    """
+    import lmdb
+    lmdb_path = str(lmdb_path)
+    expected_keys = [crop_key(name, top, left) for name, top, left, *_ in plan]
+    listed = lmdb_crop_keys(lmdb_path, require_complete=False)
+    if listed != sorted(expected_keys):
+        raise DataError(f'{lmdb_path}/meta_info.txt lists {len(listed)} crops, expected {len(expected_keys)}')
+    problems, checked = [], 0
+    env = lmdb.open(lmdb_path, readonly=True, lock=False, readahead=False)
+    try:
+        with env.begin(write=False) as txn:
+            for key, ambient, flash_only, metadata in tqdm(iter_crops(input_dir, plan), total=len(plan), unit='crop',
+                                                          desc='verify', disable=not progress):
+                records = [txn.get(f'{key}{suffix}'.encode('ascii'))
+                           for suffix in (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX)]
+                if any(record is None for record in records):
+                    problems.append(f'{key}: record missing')
+                    continue
+                sources = [f'{lmdb_path}:{key}{suffix}' for suffix in (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX)]
+                read_ambient, read_flash, read_metadata = faid.decode_pair(*records, *sources)
+                if not (np.array_equal(read_ambient, ambient) and np.array_equal(read_flash, flash_only)):
+                    problems.append(f'{key}: pixels differ')
+                if read_metadata.to_text() != metadata.to_text():
+                    problems.append(f'{key}: color metadata differs')
+                checked += 2
+    finally:
+        env.close()
+    if problems:
+        raise DataError(f'{lmdb_path}: {len(problems)} record(s) differ from the source: ' + '; '.join(problems[:5]))
+    return checked
