@@ -405,16 +405,18 @@ def write_displacement_plot(methods, sweep_results, bin_edges, out_path):
     def bin_of(row):
         return int(np.clip(np.searchsorted(bin_edges, row['displacement'], side='right') - 1, 0, len(bin_edges) - 2))
 
-    figure, axis = plt.subplots(figsize=(6, 4), dpi=120)
-    for method in methods:
+    figure, axis = plt.subplots(figsize=(8.5, 4), dpi=120)
+    colours = plt.get_cmap('tab20').colors  # distinct colours for up to 20 methods (tab10 repeats after 10)
+    for index, method in enumerate(methods):
         stats = summarise(sweep_results[method.label], bin_of)
         bins = sorted(stats)
         centres = [(bin_edges[b] + bin_edges[b + 1]) / 2 for b in bins]
-        axis.plot(centres, [stats[b]['psnr'] for b in bins], marker='o', label=method.label)
+        axis.plot(centres, [stats[b]['psnr'] for b in bins], marker='o', label=method.label,
+                  color=colours[(2 * index) % 20 + (2 * index) // 20 % 2])
     axis.set_xlabel('mean displacement between flash and no-flash (px)')
     axis.set_ylabel('PSNR (dB)')
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))  # outside: never over the curves
     figure.tight_layout()
     figure.savefig(out_path)
     plt.close(figure)
