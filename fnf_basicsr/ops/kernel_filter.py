@@ -9,6 +9,9 @@ Two kinds of kernel fields are used by the networks of this package:
   coefficients. That holds ``J * C`` filtered images (fewer, in chunks, during inference)
   instead of the ``H * W * C * K * K`` per-pixel kernels and equally large image patches that
   the released TensorFlow code builds (``scripts/benchmark_filter.py`` compares the two).
+  DeepFnF's two-scale filter (:func:`two_scale_filter`) on training-size images goes through the
+  Fourier domain instead: one FFT per basis element filters with the whole Eq. 3 kernel (A_j plus
+  the upsampled B_j), and the basis gradient is evaluated only at the kernel taps.
 * Free per-pixel kernels (KPN; Mildenhall et al. 2018): :func:`per_pixel_filter` accumulates the
   ``K * K`` shifted copies of the image, each weighted by its kernel tap, so memory stays at a
   few images.
