@@ -136,6 +136,14 @@ def test_tiled_run_matches_whole_image_run(workspace, tmp_path):
     assert psnr >= 45
 
 
+def test_channels_last_inference_gives_the_same_result(workspace, tmp_path):
+    run_cli(workspace, tmp_path / 'nchw.png', '--save-linear')
+    run_cli(workspace, tmp_path / 'cl.png', '--save-linear', '--channels-last')
+    nchw = read_image(tmp_path / 'nchw_linear.tiff').pixels
+    channels_last = read_image(tmp_path / 'cl_linear.tiff').pixels
+    np.testing.assert_allclose(channels_last, nchw, rtol=1e-4, atol=1e-6)
+
+
 def test_8_bit_srgb_inputs(workspace, tmp_path, capsys):
     folder = tmp_path / 'jpegs'
     folder.mkdir()
