@@ -2,8 +2,8 @@
 
 The naive form is what the released DeepFnF / BPN TensorFlow code does (``apply_filtering`` in
 ``utils/tf_utils.py``): form the per-pixel kernels (coefficients times basis, H*W*C*K*K numbers),
-extract the image patches (as many), multiply and sum. It is defined here, once, and
-``tests/test_kernel_filter.py`` imports it from this file as the reference for equivalence.
+extract the image patches (as many), multiply and sum; it lives in :mod:`fnf_basicsr.ops.naive_filter`,
+where ``tests/test_kernel_filter.py`` takes it as the reference for equivalence.
 
 The benchmarked operation is DeepFnF's two-scale filter (paper Eq. 4: a K x K term plus a
 tent-prefiltered term dilated by d) unless ``--op`` says otherwise; ``--method`` picks how ours
@@ -31,46 +31,9 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
-from fnf_basicsr.ops.kernel_filter import basis_filter, lowpass_prefilter, per_pixel_filter, two_scale_filter
-
-
-# --- naive reference (released-code form) ----------------------------------------------------
-
-def naive_basis_filter(image, coeffs, basis, dilation=1):
-    """Reference for :func:`basis_filter`: materialise per-pixel kernels and image patches.
-
-    Shapes as in :func:`basis_filter`; needs O(H * W * C * K * K) memory.
-    """
-    batch, channels, height, width = image.shape
-    num_basis, kernel_size = basis.shape[1], basis.shape[-1]
-    pad = (kernel_size - 1) * dilation // 2
-    padded = F.pad(image, (pad,) * 4, mode='reflect')
-    patches = F.unfold(padded, kernel_size, dilation=dilation)
-    patches = patches.view(batch, channels, kernel_size * kernel_size, height * width)
-    kernels = torch.einsum('bjn,bjck->bckn', coeffs.reshape(batch, num_basis, height * width),
-                           basis.reshape(batch, num_basis, channels, kernel_size * kernel_size))
-    return (patches * kernels).sum(2).view(batch, channels, height, width)
-
-
-def naive_two_scale_filter(image, coeffs, basis_a, basis_b, d, use_lowpass=True):
-    """Reference for :func:`two_scale_filter` built on :func:`naive_basis_filter`."""
-    filtered = naive_basis_filter(image, coeffs, basis_a)
-    if not use_lowpass:
-        return filtered
-    return filtered + naive_basis_filter(lowpass_prefilter(image, d), coeffs, basis_b, dilation=d)
-
-
-def naive_per_pixel_filter(image, kernels):
-    """Reference for :func:`per_pixel_filter`: unfold K*K patches and weight them."""
-    batch, channels, height, width = image.shape
-    kernel_size = round(kernels.shape[1] ** 0.5)
-    pad = (kernel_size - 1) // 2
-    patches = F.unfold(F.pad(image, (pad,) * 4, mode='reflect'), kernel_size)
-    patches = patches.view(batch, channels, kernel_size * kernel_size, height * width)
-    weights = kernels.reshape(batch, 1, kernel_size * kernel_size, height * width)
-    return (patches * weights).sum(2).view(batch, channels, height, width)
+from fnf_basicsr.ops.kernel_filter import basis_filter, per_pixel_filter, two_scale_filter
+from fnf_basicsr.ops.naive_filter import naive_basis_filter, naive_per_pixel_filter, naive_two_scale_filter
 
 
 # --- benchmark ----------------------------------------------------------------------------------

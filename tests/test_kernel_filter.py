@@ -1,27 +1,14 @@
 """Kernel-field filtering: equal to the naive per-pixel-kernel form, correct footprints, safe dtypes."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from fnf_basicsr.ops import naive_filter as naive
 from fnf_basicsr.ops.kernel_filter import (basis_filter, lowpass_prefilter, mirror_pad, per_pixel_filter,
                                            tent_kernel, two_scale_filter)
 
-BENCHMARK_SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'benchmark_filter.py'
-
-
-def _load_naive_reference():
-    """The naive (released-code) filters live once, in the benchmark script."""
-    spec = importlib.util.spec_from_file_location('benchmark_filter', BENCHMARK_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-naive = _load_naive_reference()
 
 
 def _random_inputs(batch=2, channels=3, height=20, width=24, num_basis=4, kernel_size=5, seed=0):
