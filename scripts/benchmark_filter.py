@@ -183,7 +183,13 @@ def main(argv=None):
             ours = measure(args, device, pass_name, 'ours')
             print(f"| {device} | {pass_name} | {naive['seconds']:.3f} | {ours['seconds']:.3f} | "
                   f"{naive['seconds'] / ours['seconds']:.1f}x | {naive['peak_mb']:.0f} | {ours['peak_mb']:.0f} | "
-                  f"{naive['peak_mb'] / max(ours['peak_mb'], 1e-9):.1f}x |", flush=True)
+                  f"{memory_ratio(naive['peak_mb'], ours['peak_mb'])} |", flush=True)
+
+
+def memory_ratio(naive_mb, ours_mb, resolution_mb=1.0):
+    """The peak-memory ratio, or 'n/a' when ours is below what the measurement resolves (page granularity
+    and allocator caching make peaks under about 1 MB meaningless)."""
+    return f'{naive_mb / ours_mb:.1f}x' if ours_mb >= resolution_mb else f'n/a (ours < {resolution_mb:g} MB)'
 
 
 if __name__ == '__main__':
