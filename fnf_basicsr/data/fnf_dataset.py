@@ -155,7 +155,7 @@ class FlashNoFlashDataset(data.Dataset):
     def __init__(self, opt):
         super().__init__()
         self.opt = opt
-        _check_dataset_keys(opt)
+        _check_keys(f'dataset {opt.get("name", "")!r}', opt, DATASET_KEYS | BASICSR_DATASET_KEYS)
         self.phase = opt.get('phase', 'train')
         self.is_train = self.phase == 'train'
         self.crop_size = int(opt.get('crop_size', DEFAULT_CROP_SIZE))
@@ -521,16 +521,11 @@ def _check_choice(label, value, choices):
         raise ValueError(f'{label} must be one of {list(choices)}, got {value!r}')
 
 
-def _check_dataset_keys(opt):
-    unknown = sorted(set(opt) - DATASET_KEYS - BASICSR_DATASET_KEYS)
-    if unknown:
-        hints = [difflib.get_close_matches(key, DATASET_KEYS | BASICSR_DATASET_KEYS, n=1) for key in unknown]
-        hint = '; '.join(f'{key!r}: did you mean {match[0]!r}?' for key, match in zip(unknown, hints) if match)
-        raise ConfigError(f'dataset {opt.get("name", "")!r}: unknown option(s) {unknown}'
-                          + (f' ({hint})' if hint else '') + '; see the options of FlashNoFlashDataset')
-
-
 def _check_keys(label, options, allowed):
-    unknown = set(options) - allowed
+    """Refuse option keys outside ``allowed``, suggesting the nearest allowed key for each (typos)."""
+    unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise ValueError(f'{label}: unknown option(s) {sorted(unknown)}; allowed: {sorted(allowed)}')
+        hints = [(key, difflib.get_close_matches(key, sorted(allowed), n=1)) for key in unknown]
+        hint = '; '.join(f'{key!r}: did you mean {match[0]!r}?' for key, match in hints if match)
+        raise ConfigError(f'{label}: unknown option(s) {unknown}' + (f' ({hint})' if hint else '')
+                          + f'; allowed: {sorted(allowed)}')
