@@ -14,6 +14,7 @@ import sys
 import yaml
 
 from fnf_basicsr.errors import ConfigError, DeviceError, MissingInputError, OutputExistsError, report_errors
+from fnf_basicsr.utils.options import load_option_file
 
 DESCRIPTION = __doc__.splitlines()[0]
 EPILOG = """examples:
@@ -65,20 +66,6 @@ def basicsr_argv(args, phase):
     if args.force_yml:
         argv += ['--force_yml', *args.force_yml]
     return argv
-
-
-def load_option_file(path):
-    if not os.path.isfile(path):
-        raise MissingInputError(f'option file not found: {path}; pass the path of a YAML option file, e.g. '
-                                '-opt options/synthetic/train_fnf.yml')
-    with open(path, encoding='utf-8') as handle:
-        try:
-            opt = yaml.safe_load(handle)
-        except yaml.YAMLError as err:
-            raise ConfigError(f'{path} is not valid YAML: {err}') from None
-    if not isinstance(opt, dict):
-        raise ConfigError(f'{path} must hold a mapping of options, got {type(opt).__name__}.')
-    return opt
 
 
 def check_forced_keys(opt, forced, path):

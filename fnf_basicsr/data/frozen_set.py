@@ -27,6 +27,7 @@ from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, 
 from fnf_basicsr.data.noise import TEST_SIG_READ, TEST_SIG_SHOT
 from fnf_basicsr.errors import ConfigError, DataError, MissingInputError, OutputExistsError
 from fnf_basicsr.utils.files import prepare_output_folder, remove_stale_temporaries, write_atomically
+from fnf_basicsr.utils.options import load_option_file
 
 FROZEN_MANIFEST = 'manifest.json'
 FROZEN_FORMAT = 'fnf-basicsr frozen test set'
@@ -167,16 +168,9 @@ _NESTED_OVERRIDES = {'sig_read': ('noise', 'sig_read'), 'sig_shot': ('noise', 's
 
 def read_option_file_dataset(option_file, dataset_name=None):
     """``(dataset options, name)`` of one dataset of a BasicSR option file (default: the one named test*)."""
-    import yaml
     path = Path(option_file)
-    if not path.is_file():
-        raise MissingInputError(f'option file not found: {path}; pass a test option file, e.g. '
-                                f'-opt options/test_fnf.yml')
-    try:
-        opt = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f'{path} is not valid YAML: {" ".join(str(error).split())}') from None
-    datasets = (opt or {}).get('datasets') if isinstance(opt, dict) else None
+    opt = load_option_file(path, 'a test option file', 'options/test_fnf.yml')
+    datasets = opt.get('datasets')
     if not isinstance(datasets, dict) or not datasets:
         raise ConfigError(f'{path} has no datasets: section; pass a test option file')
     if dataset_name is None:
