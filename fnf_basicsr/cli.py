@@ -11,7 +11,6 @@ import importlib
 import os
 import sys
 
-import yaml
 
 from fnf_basicsr.errors import ConfigError, DeviceError, MissingInputError, OutputExistsError, report_errors
 from fnf_basicsr.utils.options import load_option_file
@@ -152,11 +151,11 @@ def check_sidecar_network(opt, path, weights):
     """A converted checkpoint (``<stem>.yml`` beside it, scripts/convert_release_weights.py) computes what it was
     converted for only with its ``network_g``: options such as ``upsampling: tf1`` change no parameter shape, so a
     network built without them would load the weights strictly and still differ."""
-    sidecar = os.path.splitext(weights)[0] + '.yml'
-    if not os.path.isfile(sidecar):
+    from fnf_basicsr.inference.release import sidecar_path
+    sidecar = sidecar_path(weights)
+    if not sidecar.is_file():
         return
-    with open(sidecar, encoding='utf-8') as handle:
-        expected = (yaml.safe_load(handle) or {}).get('network_g') or {}
+    expected = load_option_file(sidecar).get('network_g') or {}
     network = opt.get('network_g') or {}
     differing = sorted(key for key, value in expected.items() if network.get(key) != value)
     if differing:

@@ -22,6 +22,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.data.degradation import INPUT_MODES, input_channels
 from fnf_basicsr.errors import DataError, MissingInputError
+from fnf_basicsr.inference.release import sidecar_path
 
 DEFAULT_PARAM_KEY = 'params'  # BasicSR's default param_key_g, and its fallback
 OPTION_SUFFIXES = ('.yml', '.yaml')
@@ -119,7 +120,7 @@ def find_option_file(checkpoint):
     Raises:
         CheckpointError: none, or several and none named after the experiment.
     """
-    sidecar = Path(checkpoint).with_suffix('.yml')
+    sidecar = sidecar_path(checkpoint)
     if sidecar.is_file() and _has_network(sidecar):
         return sidecar
     folder = experiment_folder(checkpoint)
