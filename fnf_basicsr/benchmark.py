@@ -124,7 +124,7 @@ def code_version():
 # ---------------------------------------------------------------------------------------------
 
 class FrozenTestSet:
-    """A set written by scripts/freeze_testset.py, rendered with our one rendering function."""
+    """A set written by scripts/data_preparation/freeze_testset.py, rendered with our one rendering function."""
     kind = 'frozen'
 
     def __init__(self, root):
@@ -151,7 +151,8 @@ class FrozenTestSet:
             if not self.manifest_path.is_file():
                 raise
             raise DataError(f'{self.manifest_path} is unreadable or garbled ({type(error).__name__}: {error}); '
-                            f'freeze the set again with scripts/freeze_testset.py --output {self.root}') from None
+                            f'freeze the set again with scripts/data_preparation/freeze_testset.py '
+                            f'--output {self.root}') from None
 
     def __len__(self):
         return len(self.entries)
@@ -234,8 +235,8 @@ def open_test_set(root):
     from fnf_basicsr.inference.release import is_release_testset
     root = Path(root)
     if not root.is_dir():
-        raise MissingInputError(f'test set {root} does not exist; freeze one with scripts/freeze_testset.py or pass '
-                                "the released data/testset folder")
+        raise MissingInputError(f'test set {root} does not exist; freeze one with '
+                                'scripts/data_preparation/freeze_testset.py or pass the released data/testset folder')
     return ReleaseSet(root) if is_release_testset(root) else FrozenTestSet(root)
 
 
@@ -477,10 +478,10 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     parser.add_argument('methods', nargs='+', metavar='[LABEL=]SPEC',
                         help='experiment names (experiments/<name>/models/net_g_latest.pth) or .pth checkpoints '
-                        '(e.g. one written by scripts/convert_release_weights.py)')
+                        '(e.g. one written by scripts/model_conversion/convert_release_weights.py)')
     parser.add_argument('--test-set', required=True,
-                        help='frozen test set (scripts/freeze_testset.py) or the released data/testset folder '
-                        '(<k>/<c>.npz), scored as the authors\' test.py.')
+                        help='frozen test set (scripts/data_preparation/freeze_testset.py) or the released '
+                        'data/testset folder (<k>/<c>.npz), scored as the authors\' test.py.')
     parser.add_argument('--sweep-set', help='frozen displacement sweep (freeze_testset.py --displacement-bins).')
     parser.add_argument('--out', required=True, help='report folder (created).')
     parser.add_argument('--param-key', default=DEFAULT_PARAM_KEY, metavar='KEY', help=PARAM_KEY_HELP)

@@ -148,9 +148,9 @@ def check_weights(opt, path, phase):
 
 
 def check_sidecar_network(opt, path, weights):
-    """A converted checkpoint (``<stem>.yml`` beside it, scripts/convert_release_weights.py) computes what it was
-    converted for only with its ``network_g``: options such as ``upsampling: tf1`` change no parameter shape, so a
-    network built without them would load the weights strictly and still differ."""
+    """A converted checkpoint (``<stem>.yml`` beside it, scripts/model_conversion/convert_release_weights.py)
+    computes what it was converted for only with its ``network_g``: options such as ``upsampling: tf1`` change no
+    parameter shape, so a network built without them would load the weights strictly and still differ."""
     from fnf_basicsr.inference.release import sidecar_path
     sidecar = sidecar_path(weights)
     if not sidecar.is_file():

@@ -51,9 +51,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def load_script(name):
-    """Import ``scripts/<name>.py`` as a module (scripts are not part of the package)."""
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS_DIR / f'{name}.py')
+def load_script(relative):
+    """Import ``scripts/<relative>.py`` as a module (scripts are not part of the package)."""
+    spec = importlib.util.spec_from_file_location(Path(relative).name, SCRIPTS_DIR / f'{relative}.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,5 +1,5 @@
-"""The LMDB crop layout (fnf_basicsr.data.lmdb_store) and scripts/create_lmdb.py: bit-exact 16-bit round trip,
-per-key metadata, meta_info, refusals."""
+"""The LMDB crop layout (fnf_basicsr.data.lmdb_store) and scripts/data_preparation/create_lmdb.py: bit-exact
+16-bit round trip, per-key metadata, meta_info, refusals."""
 
 from pathlib import Path
 
@@ -21,7 +21,7 @@ SHAPE = (70, 90, 3)  # crops of 48 every 32 px: rows at 0, 22; columns at 0, 32,
 
 @pytest.fixture(scope='module')
 def create_lmdb():
-    return load_script('create_lmdb')
+    return load_script('data_preparation/create_lmdb')
 
 
 @pytest.fixture(scope='module')

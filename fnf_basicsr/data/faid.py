@@ -158,7 +158,8 @@ def list_faid_names(folder, exclude=()):
     if not names:
         detail = f' after excluding {len(excluded)} name(s)' if ambient else ''
         raise FaidFormatError(f'{folder}: no <Name>{AMBIENT_SUFFIX} / <Name>{FLASH_SUFFIX} pairs{detail}; '
-                              f'download FAID there or generate synthetic scenes with scripts/generate_synthetic.py')
+                              f'download FAID there or generate synthetic scenes with '
+                              f'scripts/data_preparation/generate_synthetic.py')
     return names
 
 

@@ -1,7 +1,7 @@
 """FlashNoFlashDataset: FAID-format pairs (folder or LMDB) -> simulated low-light captures.
 
-Storage layouts read here (and written by ``scripts/create_lmdb.py`` and
-``scripts/freeze_testset.py``):
+Storage layouts read here (and written by ``scripts/data_preparation/create_lmdb.py`` and
+``scripts/data_preparation/freeze_testset.py``):
 
 * FAID folder: ``<Name>_ambient.png`` / ``<Name>_flash.png`` (:mod:`fnf_basicsr.data.faid`).
 * LMDB of crops (:mod:`fnf_basicsr.data.lmdb_store`).
@@ -139,7 +139,7 @@ class FlashNoFlashDataset(data.Dataset):
         displacement_bins (list): val/test sweep of paper Fig. 3: bin edges in pixels, e.g.
             [0, 2, 4, 8, 12, 16, 20]; each image is used once per bin with a homography whose
             mean displacement is drawn uniformly in the bin.
-        frozen_root (str): read a frozen set (scripts/freeze_testset.py) instead of degrading
+        frozen_root (str): read a frozen set (scripts/data_preparation/freeze_testset.py) instead of degrading
             on the fly; its manifest fixes every degradation option. When ``dataroot`` or
             ``synthetic`` is given too, the options must match those the set was frozen with.
         synthetic (dict): ``split``, ``num_scenes``, ``size``, ``workers``: generate (on first
@@ -337,7 +337,7 @@ class FlashNoFlashDataset(data.Dataset):
         """The deterministic val/test sample ``index`` (as ``__getitem__``), in any input mode.
 
         The noise of the no-flash frame does not depend on the input mode, so the frames of
-        the three modes can be stored together (scripts/freeze_testset.py).
+        the three modes can be stored together (scripts/data_preparation/freeze_testset.py).
         """
         image_index, bin_index, factor_index = self._split_index(index)
         entry = self.entries[image_index]
@@ -455,7 +455,7 @@ class FlashNoFlashDataset(data.Dataset):
                 payload = file_client.get(location)
             if payload is None:
                 raise LookupError(f'key {location!r} is not in the LMDB {self.dataroot}; rebuild it with '
-                                  f'scripts/create_lmdb.py or fix {LMDB_META_INFO}')
+                                  f'scripts/data_preparation/create_lmdb.py or fix {LMDB_META_INFO}')
             payloads.append(payload)
         ambient, flash_only, metadata = faid.decode_pair(*payloads, *sources)
         pair = (ambient, flash_only, metadata.color_matrix, sources[0])

@@ -105,13 +105,13 @@ def read_frozen_manifest(root):
     """The manifest of a frozen set, checked for format; raises with the fix when absent or unreadable."""
     path = Path(root) / FROZEN_MANIFEST
     if not path.is_file():
-        raise MissingInputError(f'{path} does not exist; write the frozen set with scripts/freeze_testset.py '
-                                f'--output {root}')
+        raise MissingInputError(f'{path} does not exist; write the frozen set with '
+                                f'scripts/data_preparation/freeze_testset.py --output {root}')
     try:
         manifest = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DataError(f'{path} is not readable JSON ({error}); the frozen set is damaged: write it again with '
-                        f'scripts/freeze_testset.py --output {root} --overwrite') from None
+                        f'scripts/data_preparation/freeze_testset.py --output {root} --overwrite') from None
     if not isinstance(manifest, dict) or manifest.get('format') != FROZEN_FORMAT:
         found = manifest.get('format') if isinstance(manifest, dict) else type(manifest).__name__
         raise DataError(f'{path}: not a frozen set manifest (format {found!r}, expected {FROZEN_FORMAT!r})')
@@ -123,24 +123,24 @@ def load_frozen_sample(root, entry, verify=True):
     path = Path(root) / entry['file']
     if not path.is_file():
         raise MissingInputError(f'{path} is listed in {Path(root) / FROZEN_MANIFEST} but missing; resume '
-                                f'scripts/freeze_testset.py to write it again')
+                                f'scripts/data_preparation/freeze_testset.py to write it again')
     payload = path.read_bytes()
     if verify and file_sha256(payload) != entry['sha256']:
         raise DataError(f'{path}: checksum differs from the manifest (corrupt or modified file); delete it and '
-                        f'resume scripts/freeze_testset.py')
+                        f'resume scripts/data_preparation/freeze_testset.py')
     with np.load(io.BytesIO(payload)) as arrays:
         sample = {name: arrays[name] for name in arrays.files}
     for name, array in sample.items():
         if array.dtype.kind == 'f' and not np.all(np.isfinite(array)):
             raise DataError(f'{path}: array {name!r} holds NaN or Inf values; delete the file and resume '
-                            f'scripts/freeze_testset.py')
+                            f'scripts/data_preparation/freeze_testset.py')
     return sample
 
 
 def check_complete(root, manifest):
     if not manifest.get('complete'):
         raise DataError(f'{Path(root) / FROZEN_MANIFEST}: the frozen set is incomplete (interrupted run); run '
-                        f'scripts/freeze_testset.py again with the same options to finish it')
+                        f'scripts/data_preparation/freeze_testset.py again with the same options to finish it')
 
 
 def check_matches(root, manifest, dataset_opt, option_file=None):
@@ -152,8 +152,8 @@ def check_matches(root, manifest, dataset_opt, option_file=None):
                             for key in changed[:4])
         source = f'-opt {option_file}' if option_file else 'the same options'
         raise ConfigError(f'{root} was frozen with other options than the dataset asks for ({details}); freeze it '
-                          f'again with scripts/freeze_testset.py {source} --overwrite, or point frozen_root at a set '
-                          f'frozen from these options')
+                          f'again with scripts/data_preparation/freeze_testset.py {source} --overwrite, or point '
+                          f'frozen_root at a set frozen from these options')
 
 
 # ------------------------------------------------------------------------------------------ requests

@@ -1,6 +1,6 @@
 """The LMDB crop layout in one place: keys, writer, verification, and the checks readers make.
 
-Layout (what ``scripts/create_lmdb.py`` writes and FlashNoFlashDataset reads): two records per
+Layout (what ``scripts/data_preparation/create_lmdb.py`` writes and FlashNoFlashDataset reads): two records per
 crop, ``<crop>_ambient`` and ``<crop>_flash``, lossless 16-bit PNG bytes of the crop with the
 pair's color metadata in their text chunks; ``<crop>`` is ``<Name>_y<top>_x<left>``, the crop's
 position in the original image (:func:`crop_key`); ``meta_info.txt`` lists
@@ -40,7 +40,7 @@ LMDB_META_INFO = 'meta_info.txt'
 _CROP_KEY = re.compile(r'^(?P<name>.+)_y(?P<top>\d+)_x(?P<left>\d+)$')
 COMPLETE_MARKER = 'fnf_lmdb_complete.json'
 DATA_FILE = 'data.mdb'
-REBUILD = 'rebuild it with scripts/create_lmdb.py --overwrite'
+REBUILD = 'rebuild it with scripts/data_preparation/create_lmdb.py --overwrite'
 
 # LMDB 0.9 on-disk layout (mdb.c): pages 0 and 1 are meta pages, a 16-byte page header followed by
 # MDB_meta {magic u32, version u32, address, mapsize, dbs[2] (48 bytes each), last_pg, txnid};
@@ -81,7 +81,7 @@ def check_lmdb(lmdb_path):
     """Refuse an LMDB folder that is unfinished, truncated or not an LMDB (see the module docstring).
 
     Returns:
-        The completion record (dict) written by ``scripts/create_lmdb.py``.
+        The completion record (dict) written by ``scripts/data_preparation/create_lmdb.py``.
 
     Raises:
         MissingInputError: the folder does not exist.
@@ -90,7 +90,7 @@ def check_lmdb(lmdb_path):
     lmdb_path = Path(lmdb_path)
     if not lmdb_path.is_dir():
         raise MissingInputError(f'LMDB {lmdb_path} does not exist (or is not a folder); build it with '
-                                'scripts/create_lmdb.py')
+                                'scripts/data_preparation/create_lmdb.py')
     marker = lmdb_path / COMPLETE_MARKER
     try:
         record = json.loads(marker.read_text())
@@ -144,14 +144,15 @@ def lmdb_crop_keys(lmdb_path, require_complete=True):
         check_lmdb(lmdb_path)
     meta = Path(lmdb_path) / LMDB_META_INFO
     if not meta.is_file():
-        raise FileNotFoundError(f'{meta} does not exist: {lmdb_path} is not an LMDB written by scripts/create_lmdb.py '
-                                f'(or BasicSR\'s LmdbMaker); build it with scripts/create_lmdb.py')
+        raise FileNotFoundError(f'{meta} does not exist: {lmdb_path} is not an LMDB written by '
+                                f'scripts/data_preparation/create_lmdb.py (or BasicSR\'s LmdbMaker); build it with '
+                                f'scripts/data_preparation/create_lmdb.py')
     suffix = f'{LMDB_AMBIENT_SUFFIX}.png'
     records = [line.split()[0] for line in meta.read_text().splitlines() if line.strip()]
     keys = sorted(record[:-len(suffix)] for record in records if record.endswith(suffix))
     if not keys:
         raise ValueError(f'{meta} lists no <crop>{suffix} records ({len(records)} lines); rebuild the LMDB with '
-                         f'scripts/create_lmdb.py')
+                         f'scripts/data_preparation/create_lmdb.py')
     return keys
 
 

@@ -322,8 +322,8 @@ def generate_split(root, split, num_scenes, size=512, workers=2, overwrite=False
                                     f'pass overwrite=True (--overwrite) or choose another folder')
     prepare_output_folder(root, 'synthetic scenes')
     remove_stale_temporaries(root, any_name=True)
-    resume_command = resume_command or (f'python scripts/generate_synthetic.py --root {root} --split {split} '
-                                        f'--num {num_scenes} --size {size}')
+    resume_command = resume_command or (f'python scripts/data_preparation/generate_synthetic.py --root {root} '
+                                        f'--split {split} --num {num_scenes} --size {size}')
     mark_incomplete(root, resume_command, parameters)
     todo = [(str(root), name, SPLIT_SEED_OFFSETS[split] + index, size, True)
             for index, name in enumerate(names) if overwrite or not _scene_written(root, name)]

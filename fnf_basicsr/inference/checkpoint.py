@@ -112,7 +112,7 @@ def experiment_folder(checkpoint):
 def find_option_file(checkpoint):
     """The option file of a checkpoint: ``<stem>.yml`` beside it, else the one BasicSR copied.
 
-    ``<stem>.yml`` next to ``<stem>.pth`` (what scripts/convert_release_weights.py writes) wins
+    ``<stem>.yml`` next to ``<stem>.pth`` (what scripts/model_conversion/convert_release_weights.py writes) wins
     when it holds a ``network_g``. Otherwise, among the ``.yml`` files of the experiment folder
     holding a ``network_g`` entry: the only one, or the one whose stem is the folder's name (the
     experiment ``name``).

@@ -216,7 +216,8 @@ def _checkpoint_bytes(state_dict):
 
 def _option_text(options, out_path, npz_path):
     header = (f'# network_g of the released DeepFnF (likesum/deepFnF), converted from {Path(npz_path).name}\n'
-              '# by scripts/convert_release_weights.py. upsampling: tf1 and tent_padding: zeros reproduce the\n'
+              '# by scripts/model_conversion/convert_release_weights.py. upsampling: tf1 and tent_padding: zeros '
+              'reproduce the\n'
               '# TensorFlow graph; copy network_g and path into a test option file to use it with basicsr test.\n')
     body = {'network_g': options,
             'path': {'pretrain_network_g': str(out_path), 'param_key_g': 'params', 'strict_load_g': True}}
@@ -350,7 +351,7 @@ class ReleaseTestSet:
 
 
 # ---------------------------------------------------------------------------------------------
-# Command line: scripts/convert_release_weights.py
+# Command line: scripts/model_conversion/convert_release_weights.py
 # ---------------------------------------------------------------------------------------------
 
 CONVERT_PROG = 'convert_release_weights.py'
@@ -370,7 +371,7 @@ def build_convert_parser():
 
 
 def convert_main(argv=None):
-    """Entry point of scripts/convert_release_weights.py; known failures print one line and exit 2."""
+    """Entry point of scripts/model_conversion/convert_release_weights.py; known failures print one line and exit 2."""
     from fnf_basicsr.errors import report_errors
     args = build_convert_parser().parse_args(argv)
     with report_errors(CONVERT_PROG):

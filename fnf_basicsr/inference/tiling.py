@@ -27,7 +27,7 @@ read reflected content (d < 28), 0.04 at d = 8, and the rest from the other tile
 (``tests/test_tiling.py``, random DeepFnF): 104 dB with 384 px tiles and exactly 64 px of overlap.
 512 is a multiple of the 32 px pooling grid (no padding inside tiles); with it the whole command
 peaks at 2.67 GiB RSS on a 12-megapixel pair with the full-width DeepFnF on CPU
-(``scripts/benchmark_tiling.py``).
+(``scripts/profiling/benchmark_tiling.py``).
 """
 import math
 from dataclasses import dataclass

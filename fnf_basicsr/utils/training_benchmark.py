@@ -13,7 +13,7 @@ Variants override the file's ``train: mixed_precision`` (``fp32``: off, ``bf16``
 ``train: channels_last``; ``crop`` overrides the training crop, and ``synthetic`` replaces the
 training data by generated synthetic scenes (so that files for data one does not have, e.g. the
 FAID LMDB of options/train_fnf.yml, can be timed). Timings are for reports
-(``scripts/benchmark_training.py``), never for tests.
+(``scripts/profiling/benchmark_training.py``), never for tests.
 """
 import json
 import os

@@ -231,8 +231,9 @@ def test_text_chunks_of_bytes_truncated_at_a_chunk_boundary_are_refused(scene):
 
 def test_folder_marked_incomplete_is_refused_with_the_command_that_finishes_it(scene):
     from fnf_basicsr.data.faid import check_complete, mark_complete, mark_incomplete
-    mark_incomplete(scene, 'python scripts/generate_synthetic.py --root x')
-    with pytest.raises(FaidFormatError, match='incomplete.*`python scripts/generate_synthetic.py --root x`'):
+    command = 'python scripts/data_preparation/generate_synthetic.py --root x'
+    mark_incomplete(scene, command)
+    with pytest.raises(FaidFormatError, match=f'incomplete.*`{command}`'):
         list_faid_names(scene)
     mark_complete(scene)
     assert list_faid_names(scene) == ['Toys_001']

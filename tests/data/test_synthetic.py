@@ -17,7 +17,7 @@ from fnf_basicsr.data.synthetic import (SPLIT_SEED_OFFSETS, Material, RoomPlane,
 from fnf_basicsr.utils.rendering import render_srgb
 
 SIZE = 64
-SCRIPTS = Path(__file__).resolve().parents[2] / 'scripts'
+SCRIPTS = Path(__file__).resolve().parents[2] / 'scripts' / 'data_preparation'
 
 
 def _gray_scene(seed, size=SIZE, keep_objects=True):

@@ -7,7 +7,7 @@ flash capture in a room dimmed by alpha), (2) the ambient image (the denoising t
 ``render_srgb``, exactly as the training loss and the metrics see images.
 
 Example:
-    python scripts/make_synthetic_figure.py
+    python scripts/figures/make_synthetic_figure.py
 """
 import argparse
 import io
@@ -23,7 +23,7 @@ from PIL import Image  # noqa: E402
 from fnf_basicsr.data.synthetic import SPLIT_SEED_OFFSETS, render_scene, scene_name  # noqa: E402
 from fnf_basicsr.utils.rendering import render_srgb  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ALPHA = 1 / 20  # dimming of the ambient light in the flash column
 FLASH_GAIN = 0.5  # the flash image is 2 * flash-only + ...: halve it to show it well exposed
 MAX_BYTES = 400_000

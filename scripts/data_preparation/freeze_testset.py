@@ -5,7 +5,7 @@ Freezing makes evaluations independent of library versions and random-number str
 method is scored on the very same noisy inputs. Freeze from a test option file, so that the
 dataset options are written once and the set matches the file it is scored with:
 
-    python scripts/freeze_testset.py -opt options/test_fnf.yml
+    python scripts/data_preparation/freeze_testset.py -opt options/test_fnf.yml
 
 reads ``datasets: test:`` of the file (the paper's protocol: the 128 FAID test scenes, central
 448x448 crops, sig_read = 10^-2.6, sig_shot = 10^-1.8, dimming 100, 50, 25, 12.5, one homography
@@ -19,10 +19,12 @@ The run is resumable: a sample whose file exists with the manifest's checksum is
 manifest lists; a folder holding anything else, or holding the input data, is never touched.
 
 Examples:
-    python scripts/freeze_testset.py -opt options/test_fnf.yml
-    python scripts/freeze_testset.py -opt options/test_fnf_fig3.yml
-    python scripts/freeze_testset.py -opt options/synthetic/test_fnf.yml --output datasets/frozen/synthetic_test
-    python scripts/freeze_testset.py --dataroot datasets/FAID --output datasets/frozen/faid_test --subset test
+    python scripts/data_preparation/freeze_testset.py -opt options/test_fnf.yml
+    python scripts/data_preparation/freeze_testset.py -opt options/test_fnf_fig3.yml
+    python scripts/data_preparation/freeze_testset.py -opt options/synthetic/test_fnf.yml \
+        --output datasets/frozen/synthetic_test
+    python scripts/data_preparation/freeze_testset.py --dataroot datasets/FAID --output datasets/frozen/faid_test \
+        --subset test
 """
 import argparse
 

@@ -19,8 +19,8 @@ on CUDA ``torch.cuda.max_memory_allocated`` minus the memory allocated before th
 Times are medians over ``--repeats`` runs after one untimed run.
 
 Usage:
-    python scripts/benchmark_filter.py                       # 448x448, J=90, K=15, d=4, CPU (+CUDA)
-    python scripts/benchmark_filter.py --size 128 --repeats 3 --device cpu
+    python scripts/profiling/benchmark_filter.py                       # 448x448, J=90, K=15, d=4, CPU (+CUDA)
+    python scripts/profiling/benchmark_filter.py --size 128 --repeats 3 --device cpu
 """
 import argparse
 import functools

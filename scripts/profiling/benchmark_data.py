@@ -8,7 +8,7 @@ disk and LMDB backends in this process with one thread, which is what one DataLo
 This is a measurement tool, not a test.
 
 Example:
-    python scripts/benchmark_data.py --num-scenes 8 --samples 100
+    python scripts/profiling/benchmark_data.py --num-scenes 8 --samples 100
 """
 import argparse
 import shutil

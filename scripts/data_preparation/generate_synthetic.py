@@ -8,7 +8,7 @@ missing scenes (the files are then identical to those of an uninterrupted run). 
 finished, the folder is marked unfinished and training refuses it.
 
 Example:
-    python scripts/generate_synthetic.py --root datasets/synthetic/train --split train --num 200
+    python scripts/data_preparation/generate_synthetic.py --root datasets/synthetic/train --split train --num 200
 """
 import argparse
 import time
@@ -37,8 +37,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
-    command = (f'python scripts/generate_synthetic.py --root {args.root} --split {args.split} --num {args.num} '
-               f'--size {args.size}')
+    command = (f'python scripts/data_preparation/generate_synthetic.py --root {args.root} --split {args.split} '
+               f'--num {args.num} --size {args.size}')
     with report_errors('generate_synthetic.py'):
         names = generate_split(args.root, args.split, args.num, size=args.size, workers=args.workers,
                                overwrite=args.overwrite, resume_command=command)

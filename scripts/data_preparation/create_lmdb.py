@@ -20,7 +20,8 @@ test scenes never enter ``all``, ``train`` or ``val``. The validation scenes are
 selection as FlashNoFlashDataset's ``subset: val`` (``select_names``).
 
 Example:
-    python scripts/create_lmdb.py --input datasets/FAID --output datasets/FAID_lmdb/train.lmdb --split train
+    python scripts/data_preparation/create_lmdb.py --input datasets/FAID --output datasets/FAID_lmdb/train.lmdb \
+        --split train
 """
 import argparse
 from pathlib import Path

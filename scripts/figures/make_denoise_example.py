@@ -16,8 +16,8 @@ checkpoint); ``--force`` writes it anyway, e.g. to try the script with a seed-bu
 and ``--figure`` somewhere outside ``docs/``.
 
 Usage:
-    python scripts/make_denoise_example.py      # experiments/train_fnf_synthetic/models/net_g_latest.pth
-    python scripts/make_denoise_example.py --weights CKPT --figure /tmp/example.png --force
+    python scripts/figures/make_denoise_example.py      # experiments/train_fnf_synthetic/models/net_g_latest.pth
+    python scripts/figures/make_denoise_example.py --weights CKPT --figure /tmp/example.png --force
 """
 import argparse
 import shlex
@@ -38,7 +38,7 @@ from fnf_basicsr.denoise import LINEAR_SUFFIX, auto_gain
 from fnf_basicsr.inference.capture_io import read_image, write_atomically
 from fnf_basicsr.utils.rendering import render_srgb
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_WEIGHTS = REPO / 'experiments' / 'train_fnf_synthetic' / 'models' / 'net_g_latest.pth'
 DEFAULT_FIGURE = REPO / 'docs' / 'denoise_example.png'
 DEFAULT_WORK_DIR = REPO / 'results' / 'denoise_example'

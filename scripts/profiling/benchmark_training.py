@@ -12,9 +12,9 @@ machine, and never in tests.
 
 Examples:
     # the quickstart twin, all four variants, CPU (and CUDA when present)
-    python scripts/benchmark_training.py options/synthetic/train_fnf.yml
+    python scripts/profiling/benchmark_training.py options/synthetic/train_fnf.yml
     # the paper configuration (width 1, J 90, 448 crops, batch 1) on 8 synthetic 512 px scenes
-    python scripts/benchmark_training.py options/train_fnf.yml --synthetic-data 8x512 --iters 3 --warmup 1
+    python scripts/profiling/benchmark_training.py options/train_fnf.yml --synthetic-data 8x512 --iters 3 --warmup 1
 """
 import argparse
 

@@ -1,6 +1,6 @@
 """Convert the authors' released DeepFnF weights to a BasicSR checkpoint (see the README).
 
-    python scripts/convert_release_weights.py wts/model.npz weights/deepfnf_release.pth
+    python scripts/model_conversion/convert_release_weights.py wts/model.npz weights/deepfnf_release.pth
 
 The work is done by :mod:`fnf_basicsr.inference.release`; this file is only its command line.
 """
