@@ -19,27 +19,22 @@ import numpy as np
 import torch
 
 from fnf_basicsr.data.homography import mean_displacement, required_margin, warp_image
+# input_channels is re-exported until its importers (tests) import it from input_layout.
+from fnf_basicsr.data.input_layout import INPUT_MODES, input_channels  # noqa: F401
 from fnf_basicsr.data.noise import add_noise, noise_std
 
-INPUT_MODES = ('flash_noflash', 'noflash', 'noflash_burst')
 REFERENCES = ('noflash', 'flash')
 FLASH_GAIN = 2.0  # the paper doubles the flash-only exposure
 # Reported displacements are evaluated on 4x4-pixel blocks: within 0.001 px of the all-pixel mean.
 DISPLACEMENT_STEP = 4
 
 
-def input_channels(mode):
-    """Number of ``lq`` channels for an input mode (12, 6 or 12)."""
-    _check_choice('input mode', mode, INPUT_MODES)
-    return 6 if mode == 'noflash' else 12
-
-
 def assemble_input(noflash, second, sig_read, sig_shot, mode):
     """Stack noisy images and their noise-std maps into the network input ``lq``.
 
-    Channel order: ``noflash`` (0:3), ``second`` (3:6), std of ``noflash`` (6:9), std of
-    ``second`` (9:12); in ``noflash`` mode only ``noflash`` (0:3) and its std (3:6). The std is
-    computed from the noisy intensities, as a real capture allows.
+    Channel order (:mod:`fnf_basicsr.data.input_layout`): ``noflash`` (0:3), ``second`` (3:6), std
+    of ``noflash`` (6:9), std of ``second`` (9:12); in ``noflash`` mode only ``noflash`` (0:3) and
+    its std (3:6). The std is computed from the noisy intensities, as a real capture allows.
 
     Args:
         noflash: (3, H, W) noisy no-flash image (the frame whose geometry the network outputs).
