@@ -22,13 +22,14 @@ from torch.utils import data
 from fnf_basicsr.data import faid
 from fnf_basicsr.data.lmdb_store import (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX, LMDB_META_INFO,  # noqa: F401
                                          crop_key, lmdb_crop_keys, lmdb_errors, parse_crop_key)
-from fnf_basicsr.data.degradation import INPUT_MODES, REFERENCES, assemble_input, make_sample
+from fnf_basicsr.data.degradation import REFERENCES, assemble_input, make_sample
 from fnf_basicsr.data.frozen_set import (DEFAULT_CROP_SIZE, DEFAULT_DIMMING_FACTORS, DEFAULT_MARGIN,
                                          DEFAULT_SCALE_PIVOT, FROZEN_FRAMES, check_complete, check_matches,
                                          load_frozen_sample, read_frozen_manifest)
 from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, DEFAULT_SCALE_RANGE,
                                          DEFAULT_TRANSLATION_PX, CameraMotion, homography_for_displacement,
                                          image_origin_pivot, required_margin, sample_camera_motion)
+from fnf_basicsr.data.input_layout import INPUT_MODES
 from fnf_basicsr.data.noise import (LOG_READ_RANGE, LOG_SHOT_RANGE, TEST_SIG_READ, TEST_SIG_SHOT, log_uniform,
                                     sample_noise_params)
 from fnf_basicsr.errors import ConfigError
@@ -113,7 +114,7 @@ class FlashNoFlashDataset(data.Dataset):
             when a homography reaches further (the image border is then repeated, as the
             released code does, where the image ends).
         input_mode (str): ``flash_noflash`` (12 ch, default), ``noflash`` (6 ch) or
-            ``noflash_burst`` (12 ch).
+            ``noflash_burst`` (12 ch); channel layout in :mod:`fnf_basicsr.data.input_layout`.
         reference (str): ``noflash`` (default; the flash is warped) or ``flash``.
         dimming_range (list): train: dimming factor log-uniform in [low, high]; default
             [5, 50] (the released code, alpha in [0.02, 0.2]); the paper's text says [2, 50].
