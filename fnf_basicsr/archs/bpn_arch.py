@@ -2,11 +2,8 @@
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.archs.fnf_blocks import PaddedBasisUNet, global_average_features, init_like_release
+from fnf_basicsr.data.input_layout import CHANNELS_PER_FRAME, COLOR_CHANNELS, all_images, frames_in
 from fnf_basicsr.ops.kernel_filter import basis_filter
-
-COLOR_CHANNELS = 3
-# Input channels per frame: the frame (3) and its noise std (3).
-CHANNELS_PER_FRAME = 2 * COLOR_CHANNELS
 
 
 @ARCH_REGISTRY.register()
@@ -41,7 +38,7 @@ class BPN(PaddedBasisUNet):
         if in_channels % CHANNELS_PER_FRAME or kernel_size % 2 == 0:
             raise ValueError(f'BPN: in_channels must be 6 per frame (frames then noise stds) and kernel_size odd, '
                              f'got in_channels={in_channels}, kernel_size={kernel_size}.')
-        self.num_frames = in_channels // CHANNELS_PER_FRAME
+        self.num_frames = frames_in(in_channels)
         self.num_basis = num_basis
         self.kernel_size = kernel_size
         basis_channels = self.num_frames * COLOR_CHANNELS * num_basis
@@ -69,6 +66,6 @@ class BPN(PaddedBasisUNet):
         if basis is None:
             basis = self.basis_from_pooled(global_average_features(bottleneck, skips))
         coeffs = self.decode(bottleneck, skips, x.shape[-2:]).float().softmax(dim=1)
-        frames = x[:, :self.num_frames * COLOR_CHANNELS]
+        frames = x[:, all_images(self.num_frames)]
         filtered = basis_filter(frames, coeffs, basis)
         return filtered.view(x.shape[0], self.num_frames, COLOR_CHANNELS, *x.shape[-2:]).sum(dim=1)

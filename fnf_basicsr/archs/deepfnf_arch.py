@@ -4,9 +4,8 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.archs.fnf_blocks import PaddedBasisUNet, global_average_features, init_like_release
+from fnf_basicsr.data.input_layout import COLOR_CHANNELS, NOFLASH_FRAME, image_channels
 from fnf_basicsr.ops.kernel_filter import basis_filter, tent_kernel, two_scale_filter
-
-COLOR_CHANNELS = 3
 TENT_PADDINGS = ('reflect', 'zeros')
 
 
@@ -134,7 +133,7 @@ class DeepFnF(PaddedBasisUNet):
         basis_a, basis_b = self._check_basis(basis, x.shape[0])
         maps = self.decode(bottleneck, skips, size)
         coeffs = maps[:, :self.num_basis]
-        filtered = self._filter(x[:, :COLOR_CHANNELS], coeffs, basis_a, basis_b)
+        filtered = self._filter(x[:, image_channels(NOFLASH_FRAME)], coeffs, basis_a, basis_b)
         scale_map = maps[:, self.num_basis:].float() if self.use_scale_map else None
         output = filtered * scale_map if self.use_scale_map else filtered
         if not return_intermediates:

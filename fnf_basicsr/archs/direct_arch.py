@@ -2,8 +2,7 @@
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.archs.fnf_blocks import PaddedUNet, init_like_release
-
-COLOR_CHANNELS = 3
+from fnf_basicsr.data.input_layout import COLOR_CHANNELS, NOFLASH_FRAME, image_channels
 
 
 @ARCH_REGISTRY.register()
@@ -32,4 +31,4 @@ class DirectUNet(PaddedUNet):
     def forward(self, x):
         bottleneck, skips = self.encode(x)
         output = self.decode(bottleneck, skips, x.shape[-2:]).float()
-        return output + x[:, :COLOR_CHANNELS] if self.residual else output
+        return output + x[:, image_channels(NOFLASH_FRAME)] if self.residual else output

@@ -2,11 +2,8 @@
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.archs.fnf_blocks import PaddedUNet, init_like_release
+from fnf_basicsr.data.input_layout import CHANNELS_PER_FRAME, frames_in, image_channels
 from fnf_basicsr.ops.kernel_filter import per_pixel_filter
-
-COLOR_CHANNELS = 3
-# Input channels per frame: the frame (3) and its noise std (3).
-CHANNELS_PER_FRAME = 2 * COLOR_CHANNELS
 
 
 @ARCH_REGISTRY.register()
@@ -40,7 +37,7 @@ class KPN(PaddedUNet):
         if in_channels % CHANNELS_PER_FRAME or kernel_size % 2 == 0:
             raise ValueError(f'KPN: in_channels must be 6 per frame (frames then noise stds) and kernel_size odd, '
                              f'got in_channels={in_channels}, kernel_size={kernel_size}.')
-        self.num_frames = in_channels // CHANNELS_PER_FRAME
+        self.num_frames = frames_in(in_channels)
         self.kernel_size = kernel_size
         super().__init__(in_channels, self.num_frames * kernel_size * kernel_size, width)
         init_like_release(self)
@@ -51,6 +48,5 @@ class KPN(PaddedUNet):
         taps = self.kernel_size * self.kernel_size
         output = 0
         for frame in range(self.num_frames):
-            image = x[:, frame * COLOR_CHANNELS:(frame + 1) * COLOR_CHANNELS]
-            output = output + per_pixel_filter(image, kernels[:, frame * taps:(frame + 1) * taps])
+            output = output + per_pixel_filter(x[:, image_channels(frame)], kernels[:, frame * taps:(frame + 1) * taps])
         return output

@@ -18,10 +18,13 @@ from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
 from fnf_basicsr.archs.classical_util import stabilized_pair, unstabilize_variance
+from fnf_basicsr.data.input_layout import (INPUT_MODES, NOFLASH_FRAME, frame_count, image_channels, input_channels,
+                                           std_channels)
 
-# Where the noisy no-flash image and its std map sit, by number of input channels:
-# 12 = flash/no-flash or 2-frame burst (frame 1 and its std), 6 = no-flash only.
-_NO_FLASH_AND_STD = {12: (slice(0, 3), slice(6, 9)), 6: (slice(0, 3), slice(3, 6))}
+# Where the noisy no-flash image and its std map sit, by number of input channels: every input mode
+# has the no-flash frame, and the pair and the burst (both 12 channels) hold it at the same place.
+_NO_FLASH_AND_STD = {input_channels(mode): (image_channels(NOFLASH_FRAME),
+                                            std_channels(NOFLASH_FRAME, frame_count(mode))) for mode in INPUT_MODES}
 
 
 @ARCH_REGISTRY.register()
