@@ -13,14 +13,20 @@ import math
 import torch
 import torch.nn.functional as F
 
+from fnf_basicsr.data.input_layout import (FLASH_FRAME, NOFLASH_FRAME, frame_count, image_channels, input_channels,
+                                           std_channels)
+from fnf_basicsr.data.noise import variance_from_terms
+
 # The bilateral grid has at most this many cells along the range axis; a guide spanning more range
 # sigmas (a nearly noise-free image has a huge range in noise stds) gets a proportionally larger
 # range sigma, which bounds the memory at about 64 * (H / sigma_space) * (W / sigma_space) cells.
 MAX_RANGE_CELLS = 64
 
-# Layout of the 12-channel flash/no-flash input `lq` (see the common conventions).
-FNF_CHANNELS = 12
-NO_FLASH, FLASH, NO_FLASH_STD, FLASH_STD = slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 12)
+# Where the flash/no-flash input `lq` holds each image and its std map.
+FNF_FRAMES = frame_count('flash_noflash')
+FNF_CHANNELS = input_channels('flash_noflash')
+NO_FLASH, FLASH = image_channels(NOFLASH_FRAME), image_channels(FLASH_FRAME)
+NO_FLASH_STD, FLASH_STD = std_channels(NOFLASH_FRAME, FNF_FRAMES), std_channels(FLASH_FRAME, FNF_FRAMES)
 
 
 def check_fnf_input(lq, owner):
@@ -71,7 +77,8 @@ def stabilize_variance(x, read_var, shot_var):
     """
     sqrt_read = math.sqrt(read_var)
     positive, negative = x.clamp(min=0), x.clamp(max=0)
-    return 2 * positive / (torch.sqrt(shot_var * positive + read_var) + sqrt_read) + negative / sqrt_read
+    std = torch.sqrt(variance_from_terms(positive, read_var, shot_var))
+    return 2 * positive / (std + sqrt_read) + negative / sqrt_read
 
 
 def unstabilize_variance(z, read_var, shot_var):

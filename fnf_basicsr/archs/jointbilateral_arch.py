@@ -41,6 +41,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from fnf_basicsr.archs.classical_util import (FLASH, FLASH_STD, NO_FLASH, NO_FLASH_STD, bilateral_grid_filter,
                                               check_fnf_input, fit_noise_model, gaussian_blur, stabilize_variance)
 from fnf_basicsr.data.degradation import FLASH_GAIN
+from fnf_basicsr.data.noise import variance_from_terms
 
 # Smallest spatial sigma, pixels: the grid gets expensive below it and gains nothing on our scenes.
 MIN_SIGMA_SPACE = 2.0
@@ -174,7 +175,7 @@ class JointBilateralFnF(nn.Module):
         flash_lum = gaussian_blur(flash.mean(0, keepdim=True)[None], smoothing)[0]
         # Noise std of the smoothed luminance difference: per-pixel variances of both images, / 3
         # for the channel mean, / (4 pi s^2) for the Gaussian average.
-        variance = sum(read_var + shot_var * lum.clamp(min=0)
+        variance = sum(variance_from_terms(lum, read_var, shot_var)
                        for lum, (read_var, shot_var) in ((no_flash_lum, no_flash_noise), (flash_lum, flash_noise)))
         difference_std = torch.sqrt(variance / 3 / (4 * math.pi * smoothing ** 2))
         shadow = flash_lum - no_flash_lum < self.shadow_threshold * difference_std

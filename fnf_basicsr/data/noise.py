@@ -17,7 +17,17 @@ TEST_SIG_SHOT = 10 ** -1.8
 
 def noise_variance(intensity, sig_read, sig_shot):
     """Per-pixel variance of the noise at a given (clean or noisy) intensity."""
-    return sig_read ** 2 + sig_shot ** 2 * torch.clamp(intensity, min=0)
+    return variance_from_terms(intensity, sig_read ** 2, sig_shot ** 2)
+
+
+def variance_from_terms(intensity, read_var, shot_var):
+    """:func:`noise_variance` from the variances of its read and shot terms, ``sig_read^2`` and ``sig_shot^2``."""
+    return read_var + shot_var * torch.clamp(intensity, min=0)
+
+
+def noise_params_from_terms(read_var, shot_var):
+    """``(sig_read, sig_shot)`` of the model whose variance is ``read_var + shot_var * intensity``."""
+    return math.sqrt(read_var), math.sqrt(shot_var)
 
 
 def noise_std(noisy, sig_read, sig_shot):

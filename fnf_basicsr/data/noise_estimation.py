@@ -44,6 +44,8 @@ import torch.nn.functional as F
 from scipy.optimize import brentq, nnls
 from scipy.stats import norm
 
+from fnf_basicsr.data.noise import noise_params_from_terms
+
 BLOCK_SIZE = 8
 NUM_BINS = 12
 # Fraction of the blocks of an intensity bin kept as flat (the lowest gradient energy).
@@ -245,8 +247,8 @@ def _clipped_ratio(k):
 
 
 def _fit_line(means, variances):
-    """Non-negative weighted least squares of ``var = a + b * mean``; returns (sqrt(a), sqrt(b))."""
+    """Non-negative weighted least squares of ``var = a + b * mean``; returns ``(sig_read, sig_shot)``."""
     weights = 1.0 / np.maximum(variances, np.finfo(float).tiny)
     design = np.stack([np.ones_like(means), means], axis=1) * weights[:, None]
     (read_var, shot_var), _ = nnls(design, variances * weights)
-    return float(np.sqrt(read_var)), float(np.sqrt(shot_var))
+    return noise_params_from_terms(float(read_var), float(shot_var))

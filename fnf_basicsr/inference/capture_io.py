@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from fnf_basicsr.data.faid import ILLUMINANT_KEY, MATRIX_KEY, ColorMetadata, FaidFormatError, read_png_text
+from fnf_basicsr.data.noise import noise_params_from_terms
 from fnf_basicsr.errors import DataError, MissingInputError
 from fnf_basicsr.utils.files import prepare_output_folder, remove_stale_temporaries
 from fnf_basicsr.utils.files import write_atomically  # noqa: F401  (part of this module's API)
@@ -469,4 +470,4 @@ def _dng_noise(tags):
     scales, offsets = np.asarray(profile[0::2], np.float64), np.asarray(profile[1::2], np.float64)
     if np.any(scales < 0) or np.any(offsets < 0):
         return None
-    return float(np.sqrt(offsets.mean())), float(np.sqrt(scales.mean()))
+    return noise_params_from_terms(float(offsets.mean()), float(scales.mean()))
