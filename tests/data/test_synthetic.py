@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from fnf_basicsr.data import synthetic
 from fnf_basicsr.data.faid import list_faid_names, read_faid_pair
 from fnf_basicsr.errors import DataError
 from fnf_basicsr.data.synthetic import (SPLIT_SEED_OFFSETS, Material, RoomPlane, cct_to_linear_srgb,
                                         ensure_synthetic_dataset, generate_split, point_light_irradiance, render,
-                                        render_scene, sample_scene, scene_name)
+                                        render_scene, sample_scene, scene_name, splits)
+from fnf_basicsr.data.synthetic.geometry import camera_rays, first_hits
+from fnf_basicsr.data.synthetic.scenes import ILLUMINANT_CODES
 from fnf_basicsr.utils.rendering import render_srgb
 
 SIZE = 64
@@ -44,6 +45,26 @@ def test_same_seed_is_bit_identical_and_seeds_differ():
     assert not np.allclose(first[0], other[0])
 
 
+def test_scene_draws_and_images_are_those_of_the_released_generator():
+    # Pinned from the generator as it was before it was split into modules: a reordered draw or a
+    # changed formula shows here (tolerances only absorb last-bit differences between CPUs).
+    scene = sample_scene(SPLIT_SEED_OFFSETS['val'] + 1, 32)
+    assert [type(s).__name__ for s in scene.surfaces] == ['RoomPlane'] * 5 + ['Box', 'Box', 'Sphere']
+    assert scene.metadata.illuminant == 17
+    np.testing.assert_allclose([scene.focal_px, scene.lamp_radius, *scene.exposure_targets],
+                               [26.731185124186172, 0.16796126778280018, 0.7844265745085606, 0.5786901564567688],
+                               rtol=1e-12)
+    np.testing.assert_allclose(scene.metadata.xyz_to_camera.ravel()[[0, 4, 8]],
+                               [0.4745025103369594, 1.5860422718625538, 0.6589729732007873], rtol=1e-12)
+    np.testing.assert_allclose(scene.flash_position, [-0.01096693352022336, -0.0053220466254899875,
+                                                      0.0038207047875592312], rtol=1e-12)
+    ambient, flash_only, _ = render_scene(SPLIT_SEED_OFFSETS['val'] + 1, 32)
+    np.testing.assert_allclose(ambient.mean(axis=(0, 1), dtype=np.float64),
+                               [0.12644666554115247, 0.10185741125405912, 0.013163823974174704], rtol=1e-5)
+    np.testing.assert_allclose(flash_only.mean(axis=(0, 1), dtype=np.float64),
+                               [0.043694214199604176, 0.06964034836573774, 0.02289036934445221], rtol=1e-5)
+
+
 def test_images_are_well_exposed_camera_rgb():
     ambient, flash_only, metadata = render_scene(3, SIZE)
     for image in (ambient, flash_only):
@@ -51,7 +72,7 @@ def test_images_are_well_exposed_camera_rgb():
         assert image.min() >= 0 and image.max() <= 1
         assert (image >= 1).mean() < 0.01  # highlights may clip, nothing else
         assert 0.3 < np.percentile(image.max(axis=2), 99) < 1
-    assert metadata.illuminant in synthetic.ILLUMINANT_CODES
+    assert metadata.illuminant in ILLUMINANT_CODES
 
 
 def test_point_light_follows_inverse_square_and_cosine_laws():
@@ -69,8 +90,8 @@ def test_flash_on_a_uniform_floor_falls_off_as_cosine_over_distance_squared():
     scene.flash_beam_exponent = 0.0  # isotropic flash, to isolate the geometric falloff
     result = render(scene)
     floor_index = next(k for k, s in enumerate(scene.surfaces) if s.axis == 1 and s.normal_sign < 0)
-    dirs = synthetic._camera_rays(scene.size, scene.focal_px, scene.camera_rotation)
-    _, surface_index = synthetic._first_hits(scene.surfaces, dirs)
+    dirs = camera_rays(scene.size, scene.focal_px, scene.camera_rotation)
+    _, surface_index = first_hits(scene.surfaces, dirs)
     on_floor = (surface_index.reshape(scene.size, scene.size) == floor_index).astype(np.uint8)
     on_floor = cv2.erode(on_floor, np.ones((5, 5), np.uint8)).ravel().astype(bool)  # away from blurred edges
     distance = np.linalg.norm(dirs * result.depth.ravel() - scene.flash_position[:, None], axis=0)[on_floor]
@@ -163,28 +184,28 @@ def test_ensure_synthetic_dataset_is_idempotent_and_atomic(tmp_path, monkeypatch
 
     def must_not_run(*args, **kwargs):
         raise AssertionError('the dataset exists; nothing should be generated')
-    monkeypatch.setattr(synthetic, 'generate_split', must_not_run)
+    monkeypatch.setattr(splits, 'generate_split', must_not_run)
     assert ensure_synthetic_dataset(tmp_path, 'train', 2, size=32) == folder
 
 
 def test_ensure_synthetic_dataset_uses_the_winner_of_a_race(tmp_path, monkeypatch):
-    real_generate = synthetic.generate_split
+    real_generate = splits.generate_split
 
     def generate_while_another_process_finishes(root, *args, **kwargs):
         real_generate(tmp_path / 'train_2x32', 'train', 2, 32, workers=1, progress=False)  # the winner
         return real_generate(root, *args, **kwargs)
-    monkeypatch.setattr(synthetic, 'generate_split', generate_while_another_process_finishes)
+    monkeypatch.setattr(splits, 'generate_split', generate_while_another_process_finishes)
     folder = ensure_synthetic_dataset(tmp_path, 'train', 2, size=32, workers=1, progress=False)
     assert sorted(os.listdir(tmp_path)) == ['train_2x32'] and len(list_faid_names(folder)) == 2
 
 
 def test_interrupted_generation_leaves_nothing_under_the_final_name_and_resumes(tmp_path, monkeypatch):
-    real_generate = synthetic.generate_split
+    real_generate = splits.generate_split
 
     def interrupted(root, *args, **kwargs):
-        monkeypatch.setattr(synthetic, '_render_and_write', lambda job: (_ for _ in ()).throw(KeyboardInterrupt))
+        monkeypatch.setattr(splits, '_render_and_write', lambda job: (_ for _ in ()).throw(KeyboardInterrupt))
         return real_generate(root, *args, **kwargs)
-    monkeypatch.setattr(synthetic, 'generate_split', interrupted)
+    monkeypatch.setattr(splits, 'generate_split', interrupted)
     with pytest.raises(KeyboardInterrupt):
         ensure_synthetic_dataset(tmp_path, 'train', 2, size=32, workers=1, progress=False)
     assert not (tmp_path / 'train_2x32').exists()
@@ -224,14 +245,14 @@ def test_interrupted_split_is_refused_then_resumed_to_identical_files(tmp_path, 
     reference = tmp_path / 'reference'
     generate_split(reference, 'val', 3, size=16, workers=1, progress=False)
     calls = []
-    real_render = synthetic._render_and_write
+    real_render = splits._render_and_write
 
     def killed_after_two(job):
         if len(calls) == 2:
             raise KeyboardInterrupt  # what Ctrl-C (or a kill) does in the middle of the split
         calls.append(job)
         return real_render(job)
-    monkeypatch.setattr(synthetic, '_render_and_write', killed_after_two)
+    monkeypatch.setattr(splits, '_render_and_write', killed_after_two)
     partial = tmp_path / 'partial'
     with pytest.raises(KeyboardInterrupt):
         generate_split(partial, 'val', 3, size=16, workers=1, progress=False)
@@ -240,7 +261,7 @@ def test_interrupted_split_is_refused_then_resumed_to_identical_files(tmp_path, 
         list_faid_names(partial)  # what the dataset, create_lmdb.py and freeze_testset.py call
     monkeypatch.undo()
     rendered = []
-    monkeypatch.setattr(synthetic, '_render_and_write', lambda job: rendered.append(job[1]) or real_render(job))
+    monkeypatch.setattr(splits, '_render_and_write', lambda job: rendered.append(job[1]) or real_render(job))
     generate_split(partial, 'val', 3, size=16, workers=1, progress=False)  # the same call resumes
     assert rendered == ['Synth_val_000002']  # only the scene with a file missing
     assert _file_bytes(partial) == _file_bytes(reference)
@@ -249,7 +270,7 @@ def test_interrupted_split_is_refused_then_resumed_to_identical_files(tmp_path, 
 
 def test_resuming_with_other_parameters_is_refused(tmp_path, monkeypatch):
     from fnf_basicsr.errors import OutputExistsError
-    monkeypatch.setattr(synthetic, '_render_and_write', lambda job: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(splits, '_render_and_write', lambda job: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         generate_split(tmp_path, 'val', 3, size=16, workers=1, progress=False)
     monkeypatch.undo()
