@@ -129,13 +129,16 @@ def write_manifest(root, parameters, names):
 
 
 def ensure_synthetic_dataset(root, split, num_scenes, size=512, workers=2, progress=True):
-    """The folder of a synthetic split, generated on first use.
+    """The folder of a synthetic split, rendered once on first use however many processes ask for it.
 
-    The folder is ``<root>/<split>_<num_scenes>x<size>``. If it exists it is used as it is (after
-    checking it holds exactly the expected scenes). Otherwise the scenes are rendered into the
-    sibling ``.<folder>.partial`` that is renamed into place at the end, so an interrupted run never
-    leaves a partial dataset under the final name, and the next call resumes the partial folder.
-    Concurrent processes take turns through a lock file: the first generates, the others use its result.
+    The folder is ``<root>/<split>_<num_scenes>x<size>``; an existing one is used as it is (after
+    checking it holds exactly the expected scenes). A missing one is rendered by one process only:
+    every process asking for it (each distributed rank builds its own dataset) takes an exclusive
+    lock on ``root``; the first to hold it renders into the sibling ``.<folder>.partial`` and renames
+    that into place, while the others wait on the lock and then find the folder and read it without
+    rendering. A renderer that dies releases the lock with its process and leaves the partial folder,
+    whose rendering the next holder of the lock finishes (only the scenes whose files are missing), so
+    an interrupted run never leaves a partial dataset under the final name.
 
     Args:
         root: parent folder of the generated splits (created if missing).
@@ -149,20 +152,12 @@ def ensure_synthetic_dataset(root, split, num_scenes, size=512, workers=2, progr
     """
     root = Path(root)
     folder = root / f'{split}_{num_scenes}x{size}'
-    expected = [scene_name(split, index) for index in range(num_scenes)]
     if not folder.is_dir():
         prepare_output_folder(root, 'synthetic dataset')
         with _exclusive_lock(root):
-            if not folder.is_dir():  # another process may have finished it while we waited
-                partial = root / f'.{folder.name}.partial'
-                generate_split(partial, split, num_scenes, size, workers=workers, progress=progress,
-                               overwrite=False, resume_command='the same training command (it resumes)')
-                try:
-                    os.rename(partial, folder)  # atomic; fails if another process (without flock) finished first
-                except OSError:
-                    if not folder.is_dir():
-                        raise
-                    shutil.rmtree(partial, ignore_errors=True)
+            if not folder.is_dir():  # else the holder of the lock before us rendered it while we waited
+                _render_into_place(folder, split, num_scenes, size, workers, progress)
+    expected = [scene_name(split, index) for index in range(num_scenes)]
     found = list_faid_names(folder)
     if found != expected:
         raise DataError(f'{folder} holds {len(found)} scenes, not the {num_scenes} expected '
@@ -170,10 +165,36 @@ def ensure_synthetic_dataset(root, split, num_scenes, size=512, workers=2, progr
     return str(folder)
 
 
+def _render_into_place(folder, split, num_scenes, size, workers, progress):
+    """Render the split (or finish an interrupted rendering) beside ``folder``, then rename it to ``folder``."""
+    partial = folder.with_name(f'.{folder.name}.partial')
+    if not _finished_split(partial, split):  # a renderer killed between its last write and the rename left it whole
+        generate_split(partial, split, num_scenes, size, workers=workers, progress=progress,
+                       overwrite=False, resume_command='the same training command (it resumes)')
+    fault_point('synthetic_split_rendered')
+    try:
+        os.rename(partial, folder)  # atomic; fails if another process (without flock) finished first
+    except OSError:
+        if not folder.is_dir():
+            raise
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _finished_split(folder, split):
+    """True if :func:`generate_split` completed in ``folder``: its manifest is written and its mark removed."""
+    return (folder / MANIFEST.format(split=split)).is_file() and not (folder / INCOMPLETE_MARKER).exists()
+
+
 @contextlib.contextmanager
 def _exclusive_lock(folder):
-    """Hold an exclusive advisory lock on ``folder`` itself (POSIX flock, no lock file left behind;
-    elsewhere no lock, and the rename in :func:`ensure_synthetic_dataset` settles a race)."""
+    """Hold an exclusive advisory lock on ``folder`` itself, waiting while another process holds it.
+
+    POSIX flock: no lock file is left behind, and the kernel releases the lock when every process
+    sharing the descriptor has ended, however it ended. The render workers forked while it is held
+    share it, so a killed renderer's workers finish their scene before the next holder resumes the
+    folder they write to. Without flock there is no lock, and the rename in :func:`_render_into_place`
+    settles a race.
+    """
     try:
         import fcntl
         descriptor = os.open(folder, os.O_RDONLY)
