@@ -11,7 +11,6 @@ recomputed; finished reports are never overwritten unless ``--overwrite``.
 import argparse
 import csv
 import hashlib
-import inspect
 import json
 import math
 import sys
@@ -22,6 +21,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from fnf_basicsr.archs.capabilities import capability
+from fnf_basicsr.data.input_layout import FLASH_FRAME, NOFLASH_FRAME, image_channels
 from fnf_basicsr.errors import ConfigError, DataError, FnFError, MissingInputError, OutputExistsError, report_errors
 from fnf_basicsr.models.fnf_model import as_channels_last, estimate_from_output, set_channels_last
 
@@ -45,7 +46,7 @@ class NoisyInput(torch.nn.Module):
     trainable = False
 
     def forward(self, lq):
-        return lq[:, :3]
+        return lq[:, image_channels(NOFLASH_FRAME)]
 
 
 class Method:
@@ -90,7 +91,7 @@ class Method:
         """The output and, for networks that expose them (DeepFnF), the intermediates."""
         lq = as_channels_last(lq, self.channels_last)
         with torch.no_grad():
-            if 'return_intermediates' in inspect.signature(self.net.forward).parameters:
+            if capability(self.net, 'supports_intermediates'):
                 parts = self.net(lq, return_intermediates=True)
                 return parts['output'], parts
             return estimate_from_output(self.net(lq)), None
@@ -179,8 +180,8 @@ class FrozenTestSet:
         gain, matrix = sample['gain'][None], sample['color_matrix'][None]
         lq = sample['lq']
         # the flash frame is well exposed at the input scale (2 x flash-only + dimmed ambient)
-        return (render_srgb(lq[None, :3], gain, matrix).clamp(0, 1)[0],
-                render_srgb(lq[None, 3:6], torch.tensor([0.5]), matrix).clamp(0, 1)[0],
+        return (render_srgb(lq[None, image_channels(NOFLASH_FRAME)], gain, matrix).clamp(0, 1)[0],
+                render_srgb(lq[None, image_channels(FLASH_FRAME)], torch.tensor([0.5]), matrix).clamp(0, 1)[0],
                 render_srgb(sample['gt'][None], gain, matrix).clamp(0, 1)[0])
 
     def dimming_of(self, index):
@@ -215,7 +216,8 @@ class ReleaseSet:
     def panels(self, sample):
         lq, gain = sample['lq'], 1.0 / sample['alpha']
         ambient = torch.from_numpy(np.ascontiguousarray(sample['data']['ambient'][0], dtype=np.float32))
-        return (self.reader.render_input(lq[:3], sample, gain), self.reader.render_input(lq[3:6], sample, 0.5),
+        return (self.reader.render_input(lq[image_channels(NOFLASH_FRAME)], sample, gain),
+                self.reader.render_input(lq[image_channels(FLASH_FRAME)], sample, 0.5),
                 self.reader.render_input(ambient.permute(2, 0, 1), sample, 1.0))
 
     def dimming_of(self, index):

@@ -316,3 +316,22 @@ def test_a_killed_run_resumes_to_the_report_an_uninterrupted_run_writes(frozen_s
     for name in ('table.csv', 'table.md'):
         assert (tmp_path / 'killed' / name).read_text() == (tmp_path / 'whole' / name).read_text()
     assert not list((tmp_path / 'killed').rglob('.*.tmp'))
+
+
+class ForeignWithIntermediatesArgument(torch.nn.Module):
+    """A plugin's restorer whose forward happens to take return_intermediates but declares no capability."""
+
+    def forward(self, lq, return_intermediates=False):
+        assert not return_intermediates, 'asked for intermediates it never declared'
+        return 2 * lq[:, :3]
+
+
+def test_intermediates_are_asked_only_of_networks_that_declare_them():
+    lq = torch.rand(1, 12, 32, 32, generator=torch.Generator().manual_seed(0))
+    method = benchmark.Method('plugin', ForeignWithIntermediatesArgument(), 'flash_noflash', 'flash_noflash', 'x', {})
+    output, parts = method.run(lq)
+    assert parts is None and torch.equal(output, 2 * lq[:, :3])
+    torch.manual_seed(0)
+    deepfnf = build_network(dict(TINY['DeepFnF'])).eval()
+    output, parts = benchmark.Method('DeepFnF', deepfnf, 'flash_noflash', 'flash_noflash', 'x', {}).run(lq)
+    assert parts is not None and parts['scale_map'] is not None and torch.equal(output, parts['output'])

@@ -129,6 +129,53 @@ def test_network_without_global_statistics_is_tiled_in_one_pass():
     assert psnr_against(whole, tiled) >= MIN_TILED_PSNR_DB
 
 
+class ForeignBasisNetwork(torch.nn.Module):
+    """A plugin's network with DeepFnF's methods that declares no capability; it records how tiling calls it."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(5)
+        self.inner = DeepFnF(width=0.0625, num_basis=4, kernel_size=5, upsample=2).eval()
+        self.encoded, self.bases = 0, []
+
+    def encode(self, lq):
+        self.encoded += 1
+        return self.inner.encode(lq)
+
+    def pooled_features(self, lq):
+        return self.inner.pooled_features(lq)
+
+    def basis_from_pooled(self, pooled):
+        return self.inner.basis_from_pooled(pooled)
+
+    def forward(self, lq, basis=None):
+        self.bases.append(basis)
+        return self.inner(lq, basis=basis)
+
+
+class DeclaringBasisNetwork(ForeignBasisNetwork):
+    global_basis_statistics = True
+
+
+def test_a_network_declaring_nothing_is_tiled_plainly_whatever_methods_it_has():
+    lq = noisy_capture(128, seed=5)
+    net = ForeignBasisNetwork().eval()
+    denoise_tiled(net, crop_reader(lq), 128, 128, tile=64, overlap=32, progress=False)
+    assert net.encoded == 0
+    assert len(net.bases) == len(plan_tiles(128, 128, 64, 32)) and all(basis is None for basis in net.bases)
+
+
+def test_a_network_declaring_global_statistics_is_tiled_with_one_whole_image_basis():
+    lq = noisy_capture(128, seed=5)
+    net = DeclaringBasisNetwork().eval()
+    tiled = denoise_tiled(net, crop_reader(lq), 128, 128, tile=64, overlap=32, progress=False)
+    tiles = len(plan_tiles(128, 128, 64, 32))
+    assert net.encoded == tiles and len(net.bases) == tiles
+    assert net.bases[0] is not None and all(basis is net.bases[0] for basis in net.bases)
+    expected = denoise_tiled(net.inner, crop_reader(lq), 128, 128, tile=64, overlap=32, progress=False)
+    torch.testing.assert_close(tiled, expected, rtol=0, atol=0)
+
+
 def test_a_restorer_returning_its_input_channels_is_tiled_by_its_estimate():
     from basicsr.archs.swinir_arch import SwinIR
     lq = noisy_capture(128, seed=4)

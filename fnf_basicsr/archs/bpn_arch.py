@@ -34,6 +34,8 @@ class BPN(PaddedBasisUNet):
         forward(x): (B, in_channels, H, W) -> (B, 3, H, W), any H and W.
     """
 
+    global_basis_statistics = True  # a declared capability (fnf_basicsr.archs.capabilities)
+
     def __init__(self, in_channels=12, num_basis=90, kernel_size=15, width=1.0):
         if in_channels % CHANNELS_PER_FRAME or kernel_size % 2 == 0:
             raise ValueError(f'BPN: in_channels must be 6 per frame (frames then noise stds) and kernel_size odd, '

@@ -79,6 +79,10 @@ class DeepFnF(PaddedBasisUNet):
         torch.Size([1, 3, 37, 50])
     """
 
+    # Declared capabilities (fnf_basicsr.archs.capabilities).
+    supports_intermediates = True
+    global_basis_statistics = True
+
     def __init__(self, in_channels=12, num_basis=90, kernel_size=15, upsample=4, width=1.0, use_lowpass=True,
                  use_scale_map=True, upsampling='half_pixel', tent_padding='reflect'):
         if kernel_size % 2 == 0:

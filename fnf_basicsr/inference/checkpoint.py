@@ -20,7 +20,8 @@ import yaml
 # The parent package's __init__ has run first: basicsr is patched and every network registered.
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from fnf_basicsr.data.degradation import INPUT_MODES, input_channels
+from fnf_basicsr.archs.capabilities import capability
+from fnf_basicsr.data.input_layout import INPUT_MODES, input_channels, input_mode_for_channels
 from fnf_basicsr.errors import DataError, MissingInputError
 from fnf_basicsr.inference.release import sidecar_path
 
@@ -98,7 +99,7 @@ def load_network(checkpoint, option_file=None, param_key=DEFAULT_PARAM_KEY, devi
                               'fix the network_g keys (they are the constructor arguments)') from None
     state_dict, used_key = read_state_dict(checkpoint, param_key)
     _load_weights(net, state_dict, checkpoint, option_file, arch_type, network_opt)
-    input_mode = input_mode_of(opt, option_file, getattr(net, 'in_channels', None))
+    input_mode = input_mode_of(opt, option_file, capability(net, 'in_channels'))
     return LoadedNetwork(net.to(device).eval(), {'type': arch_type, **network_opt}, input_mode, checkpoint,
                          option_file, used_key)
 
@@ -197,14 +198,14 @@ def _param_key(saved, param_key, checkpoint):
 def input_mode_of(opt, option_file, in_channels):
     """The ``lq`` layout the network was trained on: the datasets' ``input_mode``, checked.
 
-    Falls back to the network's input channels (6: ``noflash``, else ``flash_noflash``).
+    Falls back to the mode its input channels suggest (:func:`~fnf_basicsr.data.input_layout.input_mode_for_channels`).
     """
     modes = {dataset.get('input_mode') for dataset in (opt.get('datasets') or {}).values()
              if isinstance(dataset, dict) and dataset.get('input_mode')}
     if len(modes) > 1:
         raise CheckpointError(f'{option_file}: the datasets use different input_mode values {sorted(modes)}; '
                               'the network takes one layout')
-    mode = modes.pop() if modes else ('noflash' if in_channels == 6 else 'flash_noflash')
+    mode = modes.pop() if modes else input_mode_for_channels(in_channels)
     if mode not in INPUT_MODES:
         raise CheckpointError(f'{option_file}: input_mode {mode!r} is not one of {list(INPUT_MODES)}')
     if in_channels is not None and input_channels(mode) != in_channels:

@@ -7,15 +7,15 @@ windows are separable and normalised per axis: every pixel's weights sum to exac
 full-size weight map is held.
 
 Networks that predict a per-image kernel basis from global averages of their encoder features
-(DeepFnF, BPN: they have ``encode``, ``pooled_features`` and ``basis_from_pooled``) need
-whole-image statistics, or each tile would filter with its own basis. A first pass over the tiles
-accumulates every encoder map the basis decoder averages, weighted by the tile's blending window
-pooled to the map's resolution, so each image position counts once and mostly through the tile
-that sees it far from a tile border; the basis decoded from these averages is passed to every
-tile in the second pass. Tile starts are multiples of 32, the networks' pooling grid, so a tile
-computes the same features as the whole image away from its border. Networks without global
-statistics (KPN, the direct U-Net) are tiled in one pass; an image that fits in one tile is
-processed whole.
+(DeepFnF, BPN: they declare ``global_basis_statistics``, :mod:`fnf_basicsr.archs.capabilities`)
+need whole-image statistics, or each tile would filter with its own basis. A first pass over the
+tiles accumulates every encoder map the basis decoder averages, weighted by the tile's blending
+window pooled to the map's resolution, so each image position counts once and mostly through the
+tile that sees it far from a tile border; the basis decoded from these averages is passed to
+every tile in the second pass. Tile starts are multiples of 32, the networks' pooling grid, so a
+tile computes the same features as the whole image away from its border. Networks without global
+statistics (KPN, the direct U-Net, any network that declares nothing) are tiled in one pass; an
+image that fits in one tile is processed whole.
 
 Default sizes: 512 px tiles overlapping by at least 64 px. Near a tile edge the output is wrong
 in two ways: DeepFnF's low-pass kernels reach 28 px ((15 - 1) * 4 / 2) into reflected content,
@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from fnf_basicsr.archs.capabilities import capability
 from fnf_basicsr.archs.fnf_blocks import SIZE_MULTIPLE, global_average_features
 from fnf_basicsr.models.fnf_model import estimate_from_output
 
@@ -132,11 +133,6 @@ def check_tiling(tile, overlap, align=SIZE_MULTIPLE):
                          f'e.g. --tile {DEFAULT_TILE} --overlap {DEFAULT_OVERLAP}')
 
 
-def uses_global_statistics(net):
-    """True for networks whose kernel basis comes from whole-image feature averages (DeepFnF, BPN)."""
-    return all(hasattr(net, name) for name in ('encode', 'pooled_features', 'basis_from_pooled'))
-
-
 def crop_reader(lq):
     """``read_tile`` for :func:`denoise_tiled` from a full (1, C, H, W) input tensor."""
     return lambda tile: lq[..., tile.rows, tile.cols]
@@ -163,7 +159,8 @@ def denoise_tiled(net, read_tile, height, width, tile=DEFAULT_TILE, overlap=DEFA
     device = torch.device(device)
     if len(plan) == 1:  # the image fits in one tile: whole-image inference, no statistics pass
         return denoise_whole(net, read_tile(plan[0][0]), device)
-    basis = _global_basis(net, read_tile, plan, device, progress) if uses_global_statistics(net) else None
+    global_statistics = capability(net, 'global_basis_statistics')
+    basis = _global_basis(net, read_tile, plan, device, progress) if global_statistics else None
     output = torch.zeros(3, height, width, dtype=torch.float32)
     for region, row_window, col_window in tqdm(plan, desc='denoise tiles', unit='tile', disable=not progress):
         lq = read_tile(region).to(device)

@@ -17,6 +17,8 @@ from basicsr.utils import get_root_logger, imwrite
 from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
+from fnf_basicsr.archs.capabilities import capability
+from fnf_basicsr.data.input_layout import COLOR_CHANNELS, NOFLASH_FRAME, image_channels
 from fnf_basicsr.errors import ConfigError
 from fnf_basicsr.utils.rendering import render_srgb
 
@@ -30,7 +32,7 @@ def estimate_from_output(output):
     Some registered restorers keep their input's channel count (BasicSR's SwinIR maps 12 channels to
     12 with a global residual): their first 3 channels are the no-flash frame's slot of ``lq``.
     """
-    return output[:, :3] if output.shape[1] > 3 else output
+    return output[:, image_channels(NOFLASH_FRAME)] if output.shape[1] > COLOR_CHANNELS else output
 
 
 def set_channels_last(net, channels_last):
@@ -93,7 +95,7 @@ class FnFModel(SRModel):
         return super().model_to_device(set_channels_last(net, self.channels_last(self._phase())))
 
     def init_training_settings(self):
-        if not getattr(self.get_bare_model(self.net_g), 'trainable', True):
+        if not capability(self.get_bare_model(self.net_g), 'trainable'):
             raise ValueError(f"network_g {self.opt['network_g']['type']} has no trainable parameters; "
                              'use it with `basicsr test` or fnf-benchmark, not `basicsr train`.')
         self.net_g.train()
@@ -176,7 +178,7 @@ class FnFModel(SRModel):
 
     def get_current_visuals(self):
         """Rendered, clipped sRGB: the denoised result, the noisy no-flash input, the target."""
-        visuals = OrderedDict(lq=self.render(self.lq[:, :3]).clamp(0, 1).cpu(),
+        visuals = OrderedDict(lq=self.render(self.lq[:, image_channels(NOFLASH_FRAME)]).clamp(0, 1).cpu(),
                               result=self.render(self.output).clamp(0, 1).cpu())
         if hasattr(self, 'gt'):
             visuals['gt'] = self.render(self.gt).clamp(0, 1).cpu()

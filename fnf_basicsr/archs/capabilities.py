@@ -1,0 +1,33 @@
+"""What a network offers beyond ``forward(lq) -> image``, as the network itself declares it.
+
+Our architectures declare their capabilities as class attributes (``supports_intermediates = True``
+on DeepFnF, ``trainable = False`` on the classical references); whatever uses a network reads them
+through :func:`capability` and never probes its methods or signature. A network that declares
+nothing, such as BasicSR's SwinIR and RRDBNet or a plugin's, gets the defaults: a trainable
+network run by the plain call, with no extra outputs and no whole-image statistics.
+"""
+
+# Every capability and the value of a network that does not declare it.
+DEFAULTS = {
+    # It has parameters to learn; False: training refuses it and testing needs no weights.
+    'trainable': True,
+    # forward(lq, return_intermediates=True) returns a dict whose 'output' is the estimate.
+    'supports_intermediates': False,
+    # Its kernel basis comes from whole-image averages of its encoder features: encode(lq) gives them,
+    # pooled_features(lq) averages them, basis_from_pooled(averages) decodes the basis, forward(lq, basis=...)
+    # uses a given one (tiled inference averages over all tiles).
+    'global_basis_statistics': False,
+    # The number of lq channels it takes; None: it does not say.
+    'in_channels': None,
+}
+
+
+def capability(net, name):
+    """The value ``net`` (a network or its class) declares for capability ``name``, else the default.
+
+    Raises:
+        KeyError: ``name`` is not one of :data:`DEFAULTS` (a typo would otherwise read the default).
+    """
+    if name not in DEFAULTS:
+        raise KeyError(f'unknown network capability {name!r}; known: {sorted(DEFAULTS)}')
+    return getattr(net, name, DEFAULTS[name])
