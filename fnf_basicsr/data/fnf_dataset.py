@@ -23,9 +23,8 @@ from fnf_basicsr.data import faid
 from fnf_basicsr.data.lmdb_store import (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX, LMDB_META_INFO,  # noqa: F401
                                          crop_key, lmdb_crop_keys, lmdb_errors, parse_crop_key)
 from fnf_basicsr.data.degradation import REFERENCES, assemble_input, make_sample
-from fnf_basicsr.data.frozen_set import (DEFAULT_CROP_SIZE, DEFAULT_DIMMING_FACTORS, DEFAULT_MARGIN,
-                                         DEFAULT_SCALE_PIVOT, FROZEN_FRAMES, check_complete, check_matches,
-                                         load_frozen_sample, read_frozen_manifest)
+from fnf_basicsr.data.frozen_set import (FROZEN_FRAMES, check_complete, check_matches, load_frozen_sample,
+                                         read_frozen_manifest)
 from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, DEFAULT_SCALE_RANGE,
                                          DEFAULT_TRANSLATION_PX, CameraMotion, homography_for_displacement,
                                          image_origin_pivot, required_margin, sample_camera_motion)
@@ -36,12 +35,29 @@ from fnf_basicsr.errors import ConfigError
 
 _FILE_CLIENTS = {}  # see _shared_file_client
 
+# Protocol defaults (paper Sec. 4 and the released code).
+DEFAULT_CROP_SIZE = 448
+DEFAULT_MARGIN = 16  # covers every homography of the default distribution at crop 448 (needs <= 14)
 DEFAULT_DIMMING_RANGE = (5.0, 50.0)  # released code: alpha in [0.02, 0.2]; paper text: [2, 50]
+DEFAULT_DIMMING_FACTORS = (100.0, 50.0, 25.0, 12.5)
+DEFAULT_SCALE_PIVOT = 'image_origin'  # the released code; crop_center gives ~3x smaller displacements
 DEFAULT_NUM_VAL = 128
+# The default of each option that selects or degrades the samples, by YAML key (top level, noise:,
+# misalignment:). The dataset reads its options with these, and a frozen set records its options
+# with them (frozen_set.degradation_options), so what a set says it was made with is what was made.
+DEFAULTS = {'io_backend': {'type': 'disk'}, 'subset': 'all', 'num_val': DEFAULT_NUM_VAL, 'max_images': None,
+            'crop_size': DEFAULT_CROP_SIZE, 'margin': DEFAULT_MARGIN, 'input_mode': 'flash_noflash',
+            'reference': 'noflash', 'seed': 0, 'dimming_range': DEFAULT_DIMMING_RANGE,
+            'dimming_factors': DEFAULT_DIMMING_FACTORS, 'displacement_bins': None}
+NOISE_DEFAULTS = {'log_read_range': LOG_READ_RANGE, 'log_shot_range': LOG_SHOT_RANGE, 'sig_read': TEST_SIG_READ,
+                  'sig_shot': TEST_SIG_SHOT}
+MISALIGNMENT_DEFAULTS = {'enabled': True, 'rotation_deg': DEFAULT_ROTATION_DEG, 'scale_range': DEFAULT_SCALE_RANGE,
+                         'translation_px': DEFAULT_TRANSLATION_PX, 'fov_deg': DEFAULT_FOV_DEG,
+                         'scale_pivot': DEFAULT_SCALE_PIVOT}
 SUBSETS = ('all', 'train', 'val', 'test')
 SCALE_PIVOTS = ('crop_center', 'image_origin')
-MISALIGNMENT_KEYS = {'enabled', 'rotation_deg', 'scale_range', 'translation_px', 'fov_deg', 'scale_pivot'}
-NOISE_KEYS = {'log_read_range', 'log_shot_range', 'sig_read', 'sig_shot'}
+MISALIGNMENT_KEYS = set(MISALIGNMENT_DEFAULTS)
+NOISE_KEYS = set(NOISE_DEFAULTS)
 SYNTHETIC_KEYS = {'split', 'num_scenes', 'size', 'workers'}
 DATASET_KEYS = {'dataroot', 'io_backend', 'phase', 'crop_size', 'margin', 'input_mode', 'reference', 'dimming_range',
                 'dimming_factors', 'noise', 'misalignment', 'subset', 'num_val', 'val_names_file',
@@ -159,20 +175,20 @@ class FlashNoFlashDataset(data.Dataset):
         _check_keys(f'dataset {opt.get("name", "")!r}', opt, DATASET_KEYS | BASICSR_DATASET_KEYS)
         self.phase = opt.get('phase', 'train')
         self.is_train = self.phase == 'train'
-        self.crop_size = int(opt.get('crop_size', DEFAULT_CROP_SIZE))
-        self.margin = int(opt.get('margin', DEFAULT_MARGIN))
+        self.crop_size = int(opt.get('crop_size', DEFAULTS['crop_size']))
+        self.margin = int(opt.get('margin', DEFAULTS['margin']))
         if self.crop_size < 1 or self.margin < 0:
             raise ConfigError(f'crop_size must be >= 1 and margin >= 0, got crop_size {self.crop_size} and margin '
                               f'{self.margin}')
         if opt.get('max_images') is not None and int(opt['max_images']) < 1:
             raise ConfigError(f'max_images must be >= 1 (or left out for all images), got {opt["max_images"]}')
-        self.input_mode = opt.get('input_mode', 'flash_noflash')
-        self.reference = opt.get('reference', 'noflash')
+        self.input_mode = opt.get('input_mode', DEFAULTS['input_mode'])
+        self.reference = opt.get('reference', DEFAULTS['reference'])
         _check_choice('input_mode', self.input_mode, INPUT_MODES)
         _check_choice('reference', self.reference, REFERENCES)
-        self.seed = int(opt.get('seed', 0))
-        self.dimming_range = tuple(float(v) for v in opt.get('dimming_range', DEFAULT_DIMMING_RANGE))
-        self.dimming_factors = [float(v) for v in opt.get('dimming_factors', DEFAULT_DIMMING_FACTORS)]
+        self.seed = int(opt.get('seed', DEFAULTS['seed']))
+        self.dimming_range = tuple(float(v) for v in opt.get('dimming_range', DEFAULTS['dimming_range']))
+        self.dimming_factors = [float(v) for v in opt.get('dimming_factors', DEFAULTS['dimming_factors'])]
         low, high = self.dimming_range
         if not 0 < low <= high or not self.dimming_factors or min(self.dimming_factors) <= 0:
             raise ValueError(f'dimming_range must be [low, high] with 0 < low <= high and dimming_factors a '
@@ -180,9 +196,9 @@ class FlashNoFlashDataset(data.Dataset):
                              f'{self.dimming_factors}')
         self._read_noise_options(opt.get('noise') or {})
         self._read_misalignment_options(opt.get('misalignment') or {})
-        bins = opt.get('displacement_bins')
+        bins = opt.get('displacement_bins', DEFAULTS['displacement_bins'])
         self.displacement_bins = None if bins is None else _bins_from_edges(bins)
-        self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})
+        self.io_backend_opt = dict(opt.get('io_backend') or DEFAULTS['io_backend'])
         self._cached = None
         self._train_rng, self._train_rng_seed = None, None
         if opt.get('frozen_root'):
@@ -197,30 +213,32 @@ class FlashNoFlashDataset(data.Dataset):
 
     def _read_noise_options(self, noise):
         _check_keys('noise', noise, NOISE_KEYS)
-        self.log_read_range = tuple(noise.get('log_read_range', LOG_READ_RANGE))
-        self.log_shot_range = tuple(noise.get('log_shot_range', LOG_SHOT_RANGE))
-        fixed = 'sig_read' in noise or 'sig_shot' in noise
-        if self.is_train and fixed and not ('sig_read' in noise and 'sig_shot' in noise):
+        given, noise = noise, {**NOISE_DEFAULTS, **noise}
+        self.log_read_range = tuple(noise['log_read_range'])
+        self.log_shot_range = tuple(noise['log_shot_range'])
+        fixed = 'sig_read' in given or 'sig_shot' in given
+        if self.is_train and fixed and not ('sig_read' in given and 'sig_shot' in given):
             raise ValueError('noise: give both sig_read and sig_shot to fix the training noise, or neither')
-        self.fixed_noise = (float(noise.get('sig_read', TEST_SIG_READ)), float(noise.get('sig_shot', TEST_SIG_SHOT)))
+        self.fixed_noise = (float(noise['sig_read']), float(noise['sig_shot']))
         if not all(math.isfinite(v) and v >= 0 for v in self.fixed_noise):
             raise ConfigError(f'noise: sig_read and sig_shot must be finite and >= 0, got {list(self.fixed_noise)}')
         self.sample_noise = self.is_train and not fixed
 
     def _read_misalignment_options(self, options):
         _check_keys('misalignment', options, MISALIGNMENT_KEYS)
-        self.misalign = bool(options.get('enabled', True))
+        options = {**MISALIGNMENT_DEFAULTS, **options}
+        self.misalign = bool(options['enabled'])
         self.motion_options = {
-            'rotation_deg': float(options.get('rotation_deg', DEFAULT_ROTATION_DEG)),
-            'scale_range': tuple(float(v) for v in options.get('scale_range', DEFAULT_SCALE_RANGE)),
-            'translation_px': tuple(float(v) for v in options.get('translation_px', DEFAULT_TRANSLATION_PX)),
+            'rotation_deg': float(options['rotation_deg']),
+            'scale_range': tuple(float(v) for v in options['scale_range']),
+            'translation_px': tuple(float(v) for v in options['translation_px']),
         }
-        self.fov_deg = float(options.get('fov_deg', DEFAULT_FOV_DEG))
-        self.scale_pivot = options.get('scale_pivot', DEFAULT_SCALE_PIVOT)
+        self.fov_deg = float(options['fov_deg'])
+        self.scale_pivot = options['scale_pivot']
         _check_choice('misalignment.scale_pivot', self.scale_pivot, SCALE_PIVOTS)
 
     def _init_source(self, opt):
-        backend = self.io_backend_opt.get('type', 'disk')
+        backend = self.io_backend_opt.get('type', DEFAULTS['io_backend']['type'])
         _check_choice('io_backend.type', backend, ('disk', 'lmdb'))
         if 'dataroot' not in opt:
             raise ValueError('FlashNoFlashDataset needs `dataroot` (a FAID folder or an LMDB) or `frozen_root`')
@@ -235,7 +253,7 @@ class FlashNoFlashDataset(data.Dataset):
             candidates = faid.list_faid_names(self.dataroot)
         self.entries = self._select_entries(candidates, opt)
         if not self.entries:
-            raise ValueError(f'{self.dataroot}: no images left for subset {opt.get("subset", "all")!r} '
+            raise ValueError(f'{self.dataroot}: no images left for subset {opt.get("subset", DEFAULTS["subset"])!r} '
                              f'({len(candidates)} found before selection); check subset / exclude_test_split')
 
     def _ensure_synthetic(self, options):
@@ -248,14 +266,14 @@ class FlashNoFlashDataset(data.Dataset):
                                         int(options['size']), workers=int(options.get('workers', 2)))
 
     def _select_entries(self, candidates, opt):
-        subset = opt.get('subset', 'all')
+        subset = opt.get('subset', DEFAULTS['subset'])
         val_names = None
         if opt.get('val_names_file'):
             val_names = Path(opt['val_names_file']).read_text().split()
         exclude = bool(opt.get('exclude_test_split', subset != 'test'))
         scene_of = {key: parse_crop_key(key)[0] for key in candidates}
         chosen = set(select_names(sorted(set(scene_of.values())), subset, exclude,
-                                  int(opt.get('num_val', DEFAULT_NUM_VAL)), val_names))
+                                  int(opt.get('num_val', DEFAULTS['num_val'])), val_names))
         entries = [key for key in candidates if scene_of[key] in chosen]
         if opt.get('max_images'):
             entries = entries[:int(opt['max_images'])]

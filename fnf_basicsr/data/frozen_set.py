@@ -22,9 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from fnf_basicsr.data.degradation import INPUT_MODES
-from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, DEFAULT_SCALE_RANGE,
-                                         DEFAULT_TRANSLATION_PX)
-from fnf_basicsr.data.noise import TEST_SIG_READ, TEST_SIG_SHOT
 from fnf_basicsr.errors import ConfigError, DataError, MissingInputError, OutputExistsError
 from fnf_basicsr.utils.files import prepare_output_folder, remove_stale_temporaries, write_atomically
 from fnf_basicsr.utils.options import load_option_file
@@ -34,11 +31,6 @@ FROZEN_FORMAT = 'fnf-basicsr frozen test set'
 # The noisy frames each input mode needs, by their name in a frozen sample.
 FROZEN_FRAMES = {'flash_noflash': ('noflash', 'flash'), 'noflash': ('noflash',),
                  'noflash_burst': ('noflash', 'noflash2')}
-# Protocol defaults shared by the dataset and the writer (paper Sec. 4 and the released code).
-DEFAULT_CROP_SIZE = 448
-DEFAULT_MARGIN = 16  # covers every homography of the default distribution at crop 448 (needs <= 14)
-DEFAULT_DIMMING_FACTORS = (100.0, 50.0, 25.0, 12.5)
-DEFAULT_SCALE_PIVOT = 'image_origin'  # the released code; crop_center gives ~3x smaller displacements
 # Options that identify where the scenes come from rather than how they are degraded: a set moved
 # to another folder, or frozen by path instead of through `synthetic:`, is still the same set.
 SOURCE_KEYS = ('dataroot', 'io_backend', 'input_modes')
@@ -59,29 +51,31 @@ def degradation_options(dataset_opt):
         reference, input_modes, dimming_factors, sig_read, sig_shot, seed, displacement_bins,
         scale_pivot, misalign, rotation_deg, scale_range, translation_px, fov_deg, max_images.
     """
-    noise = dataset_opt.get('noise') or {}
-    motion = dataset_opt.get('misalignment') or {}
-    bins = dataset_opt.get('displacement_bins')
-    max_images = dataset_opt.get('max_images')
+    # Imported here: the dataset module imports this one to read frozen sets.
+    from fnf_basicsr.data.fnf_dataset import DEFAULTS, MISALIGNMENT_DEFAULTS, NOISE_DEFAULTS
+    opt = {**DEFAULTS, **dataset_opt}
+    noise = {**NOISE_DEFAULTS, **(dataset_opt.get('noise') or {})}
+    motion = {**MISALIGNMENT_DEFAULTS, **(dataset_opt.get('misalignment') or {})}
+    bins, max_images = opt['displacement_bins'], opt['max_images']
     return {
         'dataroot': None if dataset_opt.get('dataroot') is None else str(dataset_opt['dataroot']),
-        'io_backend': (dataset_opt.get('io_backend') or {}).get('type', 'disk'),
-        'subset': dataset_opt.get('subset', 'all'),
-        'crop_size': int(dataset_opt.get('crop_size', DEFAULT_CROP_SIZE)),
-        'margin': int(dataset_opt.get('margin', DEFAULT_MARGIN)),
-        'reference': dataset_opt.get('reference', 'noflash'),
+        'io_backend': {**DEFAULTS['io_backend'], **(dataset_opt.get('io_backend') or {})}['type'],
+        'subset': opt['subset'],
+        'crop_size': int(opt['crop_size']),
+        'margin': int(opt['margin']),
+        'reference': opt['reference'],
         'input_modes': list(dataset_opt.get('input_modes', INPUT_MODES)),
-        'dimming_factors': [float(v) for v in dataset_opt.get('dimming_factors', DEFAULT_DIMMING_FACTORS)],
-        'sig_read': float(noise.get('sig_read', TEST_SIG_READ)),
-        'sig_shot': float(noise.get('sig_shot', TEST_SIG_SHOT)),
-        'seed': int(dataset_opt.get('seed', 0)),
+        'dimming_factors': [float(v) for v in opt['dimming_factors']],
+        'sig_read': float(noise['sig_read']),
+        'sig_shot': float(noise['sig_shot']),
+        'seed': int(opt['seed']),
         'displacement_bins': None if bins is None else [float(v) for v in bins],
-        'scale_pivot': motion.get('scale_pivot', DEFAULT_SCALE_PIVOT),
-        'misalign': bool(motion.get('enabled', True)),
-        'rotation_deg': float(motion.get('rotation_deg', DEFAULT_ROTATION_DEG)),
-        'scale_range': [float(v) for v in motion.get('scale_range', DEFAULT_SCALE_RANGE)],
-        'translation_px': [float(v) for v in motion.get('translation_px', DEFAULT_TRANSLATION_PX)],
-        'fov_deg': float(motion.get('fov_deg', DEFAULT_FOV_DEG)),
+        'scale_pivot': motion['scale_pivot'],
+        'misalign': bool(motion['enabled']),
+        'rotation_deg': float(motion['rotation_deg']),
+        'scale_range': [float(v) for v in motion['scale_range']],
+        'translation_px': [float(v) for v in motion['translation_px']],
+        'fov_deg': float(motion['fov_deg']),
         'max_images': None if max_images is None else int(max_images),
     }
 
