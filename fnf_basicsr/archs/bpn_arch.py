@@ -2,7 +2,7 @@
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.archs.fnf_blocks import PaddedBasisUNet, global_average_features, init_like_release
-from fnf_basicsr.data.input_layout import CHANNELS_PER_FRAME, COLOR_CHANNELS, all_images, frames_in
+from fnf_basicsr.data.input_layout import CHANNELS_PER_FRAME, COLOR_CHANNELS, all_images, frames_in, input_channels
 from fnf_basicsr.ops.kernel_filter import basis_filter
 
 
@@ -36,7 +36,7 @@ class BPN(PaddedBasisUNet):
 
     global_basis_statistics = True  # a declared capability (fnf_basicsr.archs.capabilities)
 
-    def __init__(self, in_channels=12, num_basis=90, kernel_size=15, width=1.0):
+    def __init__(self, in_channels=input_channels('flash_noflash'), num_basis=90, kernel_size=15, width=1.0):
         if in_channels % CHANNELS_PER_FRAME or kernel_size % 2 == 0:
             raise ValueError(f'BPN: in_channels must be 6 per frame (frames then noise stds) and kernel_size odd, '
                              f'got in_channels={in_channels}, kernel_size={kernel_size}.')

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.archs.fnf_blocks import PaddedBasisUNet, global_average_features, init_like_release
-from fnf_basicsr.data.input_layout import COLOR_CHANNELS, NOFLASH_FRAME, image_channels
+from fnf_basicsr.data.input_layout import COLOR_CHANNELS, NOFLASH_FRAME, image_channels, input_channels
 from fnf_basicsr.ops.kernel_filter import basis_filter, tent_kernel, two_scale_filter
 TENT_PADDINGS = ('reflect', 'zeros')
 
@@ -83,8 +83,8 @@ class DeepFnF(PaddedBasisUNet):
     supports_intermediates = True
     global_basis_statistics = True
 
-    def __init__(self, in_channels=12, num_basis=90, kernel_size=15, upsample=4, width=1.0, use_lowpass=True,
-                 use_scale_map=True, upsampling='half_pixel', tent_padding='reflect'):
+    def __init__(self, in_channels=input_channels('flash_noflash'), num_basis=90, kernel_size=15, upsample=4, width=1.0,
+                 use_lowpass=True, use_scale_map=True, upsampling='half_pixel', tent_padding='reflect'):
         if kernel_size % 2 == 0:
             raise ValueError(f'DeepFnF: kernel_size must be odd (kernels are centred), got {kernel_size}.')
         if tent_padding not in TENT_PADDINGS:

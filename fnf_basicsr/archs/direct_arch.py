@@ -2,7 +2,7 @@
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.archs.fnf_blocks import PaddedUNet, init_like_release
-from fnf_basicsr.data.input_layout import COLOR_CHANNELS, NOFLASH_FRAME, image_channels
+from fnf_basicsr.data.input_layout import COLOR_CHANNELS, NOFLASH_FRAME, image_channels, input_channels
 
 
 @ARCH_REGISTRY.register()
@@ -23,7 +23,7 @@ class DirectUNet(PaddedUNet):
         forward(x): (B, in_channels, H, W) -> (B, 3, H, W), any H and W.
     """
 
-    def __init__(self, in_channels=12, width=1.0, residual=False):
+    def __init__(self, in_channels=input_channels('flash_noflash'), width=1.0, residual=False):
         super().__init__(in_channels, COLOR_CHANNELS, width)
         self.residual = residual
         init_like_release(self)

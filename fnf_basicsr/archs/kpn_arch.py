@@ -2,7 +2,7 @@
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.archs.fnf_blocks import PaddedUNet, init_like_release
-from fnf_basicsr.data.input_layout import CHANNELS_PER_FRAME, frames_in, image_channels
+from fnf_basicsr.data.input_layout import CHANNELS_PER_FRAME, frames_in, image_channels, input_channels
 from fnf_basicsr.ops.kernel_filter import per_pixel_filter
 
 
@@ -33,7 +33,7 @@ class KPN(PaddedUNet):
         forward(x): (B, in_channels, H, W) -> (B, 3, H, W), any H and W.
     """
 
-    def __init__(self, in_channels=12, kernel_size=15, width=1.0):
+    def __init__(self, in_channels=input_channels('flash_noflash'), kernel_size=15, width=1.0):
         if in_channels % CHANNELS_PER_FRAME or kernel_size % 2 == 0:
             raise ValueError(f'KPN: in_channels must be 6 per frame (frames then noise stds) and kernel_size odd, '
                              f'got in_channels={in_channels}, kernel_size={kernel_size}.')
