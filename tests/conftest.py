@@ -1,4 +1,3 @@
-import importlib.util
 import os
 import socket
 import subprocess
@@ -49,11 +48,3 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def load_script(relative):
-    """Import ``scripts/<relative>.py`` as a module (scripts are not part of the package)."""
-    spec = importlib.util.spec_from_file_location(Path(relative).name, SCRIPTS_DIR / f'{relative}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

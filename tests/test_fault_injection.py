@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 
 from fnf_basicsr.data import lmdb_store
-from conftest import PLUGINS_DIR, SCRIPTS_DIR, load_script, run_python, write_yaml
+from conftest import PLUGINS_DIR, run_python, write_yaml
 from fnf_basicsr.data import faid
 from fnf_basicsr.errors import DataError
+from fnf_basicsr.tools import create_lmdb, generate_synthetic
 from fnf_basicsr.utils.files import FAULT_ENV
 
 
@@ -65,12 +66,11 @@ def faid_folder(tmp_path_factory):
 # 2 scenes x 2 x 3 crops of 48 px = 12 crops, 24 records.
 @pytest.mark.parametrize('label, count', [('lmdb_put', 9), ('lmdb_publish', 1)], ids=['mid-write', 'before-rename'])
 def test_killed_create_lmdb_leaves_nothing_and_a_rerun_builds_the_same_lmdb(faid_folder, tmp_path, label, count):
-    create_lmdb = load_script('data_preparation/create_lmdb')
     reference = tmp_path / 'reference.lmdb'
     lmdb_store.create_lmdb(faid_folder, reference, crop_size=48, stride=32, progress=False)
     out = tmp_path / 'out' / 'train.lmdb'
     argv = ['--input', faid_folder, '--output', out, '--crop-size', '48', '--stride', '32', '--quiet']
-    run_killed([SCRIPTS_DIR / 'data_preparation' / 'create_lmdb.py', *argv], tmp_path, label, count)
+    run_killed(['-m', 'fnf_basicsr.tools.create_lmdb', *argv], tmp_path, label, count)
     assert not out.exists() and temporaries(out.parent), 'the killed run should leave only its temporary'
     create_lmdb.main(list(map(str, argv)))  # the same command again
     assert temporaries(out.parent) == []
@@ -86,11 +86,11 @@ def test_killed_generate_synthetic_is_refused_then_resumed_to_identical_files(tm
     generate_split(reference, 'val', 3, size=16, workers=1, progress=False)
     root = tmp_path / 'scenes'
     argv = ['--root', root, '--split', 'val', '--num', '3', '--size', '16', '--workers', '1']
-    run_killed([SCRIPTS_DIR / 'data_preparation' / 'generate_synthetic.py', *argv], tmp_path, label, count)
+    run_killed(['-m', 'fnf_basicsr.tools.generate_synthetic', *argv], tmp_path, label, count)
     resume = 'python scripts/data_preparation/generate_synthetic.py --root'
     with pytest.raises(DataError, match=f'incomplete.*run `{resume}'):
         faid.list_faid_names(root)  # what training, create_lmdb.py and freeze_testset.py read through
-    load_script('data_preparation/generate_synthetic').main(list(map(str, argv)))  # the same command resumes
+    generate_synthetic.main(list(map(str, argv)))  # the same command resumes
     assert temporaries(root) == []
     assert digest_tree(root) == digest_tree(reference)
 

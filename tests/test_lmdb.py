@@ -14,14 +14,9 @@ from fnf_basicsr.data import faid
 from fnf_basicsr.data import lmdb_store
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
 from fnf_basicsr.data.lmdb_store import crop_key, parse_crop_key
-from conftest import load_script
+from fnf_basicsr.tools import create_lmdb as create_lmdb_command
 
 SHAPE = (70, 90, 3)  # crops of 48 every 32 px: rows at 0, 22; columns at 0, 32, 42
-
-
-@pytest.fixture(scope='module')
-def create_lmdb():
-    return load_script('data_preparation/create_lmdb')
 
 
 @pytest.fixture(scope='module')
@@ -36,7 +31,7 @@ def faid_folder(tmp_path_factory):
     return folder
 
 
-def test_crop_positions_cover_the_image(create_lmdb):
+def test_crop_positions_cover_the_image():
     assert lmdb_store.crop_positions(70, 48, 32) == [0, 22]
     assert lmdb_store.crop_positions(96, 48, 24) == [0, 24, 48]
     assert lmdb_store.crop_positions(40, 48, 32) == [0]
@@ -44,7 +39,7 @@ def test_crop_positions_cover_the_image(create_lmdb):
     assert parse_crop_key('plain') == ('plain', 0, 0)
 
 
-def test_round_trip_is_bit_exact_with_metadata_per_key(create_lmdb, faid_folder, tmp_path):
+def test_round_trip_is_bit_exact_with_metadata_per_key(faid_folder, tmp_path):
     lmdb_path = tmp_path / 'train.lmdb'
     report = lmdb_store.create_lmdb(faid_folder, lmdb_path, crop_size=48, stride=32, progress=False)
     # The test-split scene is left out of the default split 'all'.
@@ -69,7 +64,7 @@ def test_round_trip_is_bit_exact_with_metadata_per_key(create_lmdb, faid_folder,
     env.close()
 
 
-def test_dataset_reads_the_lmdb_like_the_folder(create_lmdb, faid_folder, tmp_path):
+def test_dataset_reads_the_lmdb_like_the_folder(faid_folder, tmp_path):
     lmdb_path = tmp_path / 'whole.lmdb'
     # One crop per image holding the whole image: both backends must read the same pixels and
     # metadata. (The noise differs: val samples are seeded by their key, here the crop key.)
@@ -92,7 +87,7 @@ def test_dataset_reads_the_lmdb_like_the_folder(create_lmdb, faid_folder, tmp_pa
     assert train[1]['lq'].shape == (12, 48, 48)
 
 
-def test_splits_and_refusals(create_lmdb, faid_folder, tmp_path):
+def test_splits_and_refusals(faid_folder, tmp_path):
     test_split = lmdb_store.create_lmdb(faid_folder, tmp_path / 'test.lmdb', split='test', crop_size=48,
                                          stride=32, progress=False)
     assert test_split['scenes'] == 1
@@ -108,7 +103,7 @@ def test_splits_and_refusals(create_lmdb, faid_folder, tmp_path):
                                 progress=False)
 
 
-def test_missing_lmdb_key_names_the_key_and_the_lmdb(create_lmdb, faid_folder, tmp_path):
+def test_missing_lmdb_key_names_the_key_and_the_lmdb(faid_folder, tmp_path):
     lmdb_path = tmp_path / 'broken.lmdb'
     lmdb_store.create_lmdb(faid_folder, lmdb_path, crop_size=64, stride=64, progress=False)
     with open(lmdb_path / 'meta_info.txt', 'a') as meta:
@@ -120,12 +115,12 @@ def test_missing_lmdb_key_names_the_key_and_the_lmdb(create_lmdb, faid_folder, t
         dataset[0]
 
 
-def test_command_line_help_documents_every_option(create_lmdb):
-    help_text = create_lmdb.build_parser().format_help()
+def test_command_line_help_documents_every_option():
+    help_text = create_lmdb_command.build_parser().format_help()
     for option in ('--input', '--output', '--split', '--crop-size', '--stride', '--num-val', '--val-names',
                    '--max-images', '--overwrite', '--quiet'):
         assert option in help_text
-    assert all(action.help for action in create_lmdb.build_parser()._actions)
+    assert all(action.help for action in create_lmdb_command.build_parser()._actions)
 
 
 # --- reliability: nothing unfinished under the final name, damaged LMDBs refused with their path ---------------
@@ -139,15 +134,15 @@ def read_every_sample(lmdb_path):
 
 
 @pytest.fixture
-def small_lmdb(create_lmdb, faid_folder, tmp_path):
+def small_lmdb(faid_folder, tmp_path):
     lmdb_path = tmp_path / 'small.lmdb'
     lmdb_store.create_lmdb(faid_folder, lmdb_path, crop_size=48, stride=32, progress=False)
     return lmdb_path
 
 
-def test_missing_output_parents_are_created(create_lmdb, faid_folder, tmp_path):
+def test_missing_output_parents_are_created(faid_folder, tmp_path):
     lmdb_path = tmp_path / 'datasets' / 'FAID_lmdb' / 'train.lmdb'  # the README's command in a fresh folder
-    create_lmdb.main(['--input', str(faid_folder), '--output', str(lmdb_path), '--crop-size', '64', '--quiet'])
+    create_lmdb_command.main(['--input', str(faid_folder), '--output', str(lmdb_path), '--crop-size', '64', '--quiet'])
     assert len(read_every_sample(lmdb_path)) == 2 * 2 * 2  # rows 0, 6; columns 0, 26
 
 
@@ -157,15 +152,15 @@ def test_missing_output_parents_are_created(create_lmdb, faid_folder, tmp_path):
     (['--stride', '-5'], '--stride must be an integer >= 1, got -5'),
     (['--num-val', '-1'], '--num-val must be an integer >= 0, got -1'),
     (['--max-images', '0'], '--max-images must be an integer >= 1, got 0')])
-def test_invalid_numbers_are_one_line_errors(create_lmdb, faid_folder, tmp_path, capsys, argv, message):
+def test_invalid_numbers_are_one_line_errors(faid_folder, tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exited:
-        create_lmdb.main(['--input', str(faid_folder), '--output', str(tmp_path / 'x.lmdb'), '--quiet', *argv])
+        create_lmdb_command.main(['--input', str(faid_folder), '--output', str(tmp_path / 'x.lmdb'), '--quiet', *argv])
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip() == f'create_lmdb.py: error: {message}'
     assert not (tmp_path / 'x.lmdb').exists()
 
 
-def test_output_under_a_regular_file_is_refused_before_the_work(create_lmdb, faid_folder, tmp_path, monkeypatch):
+def test_output_under_a_regular_file_is_refused_before_the_work(faid_folder, tmp_path, monkeypatch):
     (tmp_path / 'file').write_text('not a folder')
     monkeypatch.setattr(lmdb_store, 'plan_crops', lambda *args: pytest.fail('the work started'))
     from fnf_basicsr.errors import OutputError
@@ -173,7 +168,7 @@ def test_output_under_a_regular_file_is_refused_before_the_work(create_lmdb, fai
         lmdb_store.create_lmdb(faid_folder, tmp_path / 'file' / 'sub' / 'train.lmdb', progress=False)
 
 
-def test_output_in_a_read_only_folder_is_refused_before_the_work(create_lmdb, faid_folder, tmp_path, monkeypatch):
+def test_output_in_a_read_only_folder_is_refused_before_the_work(faid_folder, tmp_path, monkeypatch):
     import os
     read_only = tmp_path / 'read_only'
     read_only.mkdir()
@@ -197,7 +192,7 @@ def _writable(folder):
     return True
 
 
-def test_failed_run_leaves_nothing_and_keeps_the_old_lmdb(create_lmdb, faid_folder, small_lmdb, monkeypatch):
+def test_failed_run_leaves_nothing_and_keeps_the_old_lmdb(faid_folder, small_lmdb, monkeypatch):
     before = read_every_sample(small_lmdb)
     calls = []
     real_encode = faid.encode_png16
@@ -268,7 +263,7 @@ def test_not_an_lmdb_is_refused(small_lmdb):
         read_every_sample(small_lmdb)
 
 
-def test_temporaries_of_dead_runs_are_removed(create_lmdb, faid_folder, tmp_path):
+def test_temporaries_of_dead_runs_are_removed(faid_folder, tmp_path):
     dead = tmp_path / '.train.lmdb.999999999.0123.tmp'  # no process has that id
     dead.mkdir()
     (dead / 'data.mdb').write_bytes(b'partial')

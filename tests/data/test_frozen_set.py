@@ -18,7 +18,7 @@ from fnf_basicsr.data.frozen_set import FROZEN_MANIFEST, freeze, freeze_request,
 from fnf_basicsr.errors import ConfigError, DataError, OutputError, OutputExistsError
 
 REPO = Path(__file__).resolve().parents[2]
-FREEZE_SCRIPT = REPO / 'scripts' / 'data_preparation' / 'freeze_testset.py'
+FREEZE_COMMAND = [sys.executable, '-m', 'fnf_basicsr.tools.freeze_testset']
 METADATA = faid.ColorMetadata(np.eye(3), 21)
 CROP = 48
 
@@ -124,7 +124,7 @@ def test_unusable_outputs_and_damaged_manifests_are_named_before_any_work(scenes
 
 def run_script(*args):
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    return subprocess.run([sys.executable, str(FREEZE_SCRIPT), *args], env=env,
+    return subprocess.run([*FREEZE_COMMAND, *args], env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -142,8 +142,8 @@ def test_a_killed_run_resumes_to_the_set_an_uninterrupted_run_writes(scenes, tmp
     assert run_script('-opt', str(path), '--output', str(reference), '--quiet').returncode == 0
     output = tmp_path / 'frozen'
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    process = subprocess.Popen([sys.executable, str(FREEZE_SCRIPT), '-opt', str(path),
-                                '--quiet'], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen([*FREEZE_COMMAND, '-opt', str(path), '--quiet'], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         manifest = output / FROZEN_MANIFEST

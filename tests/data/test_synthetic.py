@@ -1,7 +1,5 @@
 """Synthetic scenes: determinism, physics of the two lightings, colors, and the FAID files they make."""
-import importlib.util
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,10 +13,10 @@ from fnf_basicsr.data.synthetic import (SPLIT_SEED_OFFSETS, Material, RoomPlane,
                                         render_scene, sample_scene, scene_name, splits)
 from fnf_basicsr.data.synthetic.geometry import camera_rays, first_hits
 from fnf_basicsr.data.synthetic.scenes import ILLUMINANT_CODES
+from fnf_basicsr.tools import generate_synthetic
 from fnf_basicsr.utils.rendering import render_srgb
 
 SIZE = 64
-SCRIPTS = Path(__file__).resolve().parents[2] / 'scripts' / 'data_preparation'
 
 
 def _gray_scene(seed, size=SIZE, keep_objects=True):
@@ -221,17 +219,14 @@ def test_ensure_rejects_a_folder_with_other_scenes(tmp_path):
 
 
 def test_generate_script_writes_scenes_and_refuses_to_overwrite(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location('generate_synthetic', SCRIPTS / 'generate_synthetic.py')
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     argv = ['--root', str(tmp_path), '--split', 'val', '--num', '2', '--size', '16', '--workers', '1']
-    script.main(argv)
+    generate_synthetic.main(argv)
     assert 'wrote 2 scenes' in capsys.readouterr().out
     assert list_faid_names(tmp_path) == ['Synth_val_000000', 'Synth_val_000001']
     with pytest.raises(SystemExit) as exited:
-        script.main(argv)
+        generate_synthetic.main(argv)
     assert exited.value.code == 2 and '--overwrite' in capsys.readouterr().err
-    script.main(argv + ['--overwrite'])
+    generate_synthetic.main(argv + ['--overwrite'])
 
 
 # --- interrupted generation: refused while unfinished, resumed to the same bytes ------------------------------
@@ -284,11 +279,8 @@ def test_resuming_with_other_parameters_is_refused(tmp_path, monkeypatch):
                                            (['--size', '4'], 'size must be an integer >= 8, got 4'),
                                            (['--workers', '0'], 'workers must be an integer >= 1, got 0')])
 def test_script_refuses_bad_numbers_in_one_line(tmp_path, capsys, argv, message):
-    spec = importlib.util.spec_from_file_location('generate_synthetic', SCRIPTS / 'generate_synthetic.py')
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     with pytest.raises(SystemExit) as exited:
-        script.main(['--root', str(tmp_path / 'out'), *argv])
+        generate_synthetic.main(['--root', str(tmp_path / 'out'), *argv])
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip() == f'generate_synthetic.py: error: {message}'
 

@@ -1,0 +1,73 @@
+"""Measure the data pipeline's speed: synthetic scene generation and FlashNoFlashDataset throughput.
+
+Renders a small synthetic split (scenes/s at ``--size``), packs it into an LMDB, then times
+training samples (random crop, homography, dimming, noise, std maps) at ``--crop-size`` from the
+disk and LMDB backends in this process with one thread, which is what one DataLoader worker does
+(PyTorch sets one thread per worker). Everything is written under ``--root`` (default in /tmp).
+This is a measurement tool, not a test.
+
+Example:
+    python scripts/profiling/benchmark_data.py --num-scenes 8 --samples 100
+"""
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import cv2
+import torch
+
+from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
+from fnf_basicsr.data.lmdb_store import create_lmdb
+from fnf_basicsr.data.synthetic import ensure_synthetic_dataset
+
+
+def time_generation(root, num_scenes, size):
+    start = time.perf_counter()
+    folder = ensure_synthetic_dataset(root, 'train', num_scenes, size, workers=1, progress=False)
+    return folder, num_scenes / (time.perf_counter() - start)
+
+
+def time_samples(options, num_samples, phase='train'):
+    dataset = FlashNoFlashDataset({**options, 'phase': phase})
+    dataset[0]  # opens files and warms caches
+    start = time.perf_counter()
+    for index in range(num_samples):
+        dataset[index % len(dataset)]
+    return num_samples / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--root', type=Path, default=Path('/tmp/fnf_benchmark'), help='scratch folder (replaced).')
+    parser.add_argument('--num-scenes', type=int, default=8, help='synthetic scenes to render. Default: 8.')
+    parser.add_argument('--size', type=int, default=512, help='synthetic image size. Default: 512.')
+    parser.add_argument('--crop-size', type=int, default=448, help='training crop size. Default: 448.')
+    parser.add_argument('--samples', type=int, default=100, help='samples timed per configuration. Default: 100.')
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    shutil.rmtree(args.root, ignore_errors=True)
+    folder, scenes_per_second = time_generation(args.root / 'synthetic', args.num_scenes, args.size)
+    print(f'synthetic generation: {scenes_per_second:.3f} scenes/s at {args.size}x{args.size} (1 process)')
+
+    lmdb_path = args.root / 'train.lmdb'
+    start = time.perf_counter()
+    create_lmdb(folder, lmdb_path, crop_size=args.size, stride=args.size // 2, progress=False)
+    print(f'LMDB packing + verification: {time.perf_counter() - start:.2f} s for {args.num_scenes} scenes')
+
+    common = {'crop_size': args.crop_size}
+    backends = {'disk': {'dataroot': folder}, 'lmdb': {'dataroot': str(lmdb_path), 'io_backend': {'type': 'lmdb'}}}
+    print(f'FlashNoFlashDataset samples/s per worker at {args.crop_size}x{args.crop_size} (1 thread):')
+    for backend, source in backends.items():
+        for mode in ('flash_noflash', 'noflash'):
+            rate = time_samples({**common, **source, 'input_mode': mode}, args.samples)
+            print(f'  train  {backend:5s} {mode:14s} {rate:7.1f}')
+    rate = time_samples({**common, **backends['disk']}, args.samples, phase='val')
+    print(f'  val    disk  flash_noflash  {rate:7.1f}')
+    shutil.rmtree(args.root, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()
