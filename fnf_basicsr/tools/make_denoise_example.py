@@ -32,6 +32,7 @@ import torch
 from fnf_basicsr.data.degradation import make_sample
 from fnf_basicsr.data.faid import encode_png16
 from fnf_basicsr.data.homography import required_margin, sample_homography
+from fnf_basicsr.data.input_layout import FLASH_FRAME, NOFLASH_FRAME, image_channels
 from fnf_basicsr.data.noise import TEST_SIG_READ, TEST_SIG_SHOT
 from fnf_basicsr.data.synthetic import SPLIT_SEED_OFFSETS, render_scene, scene_name
 from fnf_basicsr.denoise import LINEAR_SUFFIX, auto_gain
@@ -111,8 +112,8 @@ def write_capture(folder, name, index, size, dimming):
                          homography=homography, crop_size=size, generator=torch.Generator().manual_seed(index))
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for suffix, channels in (('noflash', slice(0, 3)), ('flash', slice(3, 6))):
-        image = sample['lq'][channels].permute(1, 2, 0).clamp(0, 1).numpy()  # a sensor clips too
+    for suffix, frame in (('noflash', NOFLASH_FRAME), ('flash', FLASH_FRAME)):
+        image = sample['lq'][image_channels(frame)].permute(1, 2, 0).clamp(0, 1).numpy()  # a sensor clips too
         path = folder / f'{name}_{suffix}.png'
         write_atomically(path, encode_png16(np.round(image * 65535).astype(np.uint16), metadata.to_text()),
                          overwrite=True)
