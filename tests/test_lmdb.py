@@ -1,6 +1,7 @@
 """The LMDB crop layout (fnf_basicsr.data.lmdb_store) and scripts/data_preparation/create_lmdb.py: bit-exact
 16-bit round trip, per-key metadata, meta_info, refusals."""
 
+import json
 from pathlib import Path
 
 import lmdb
@@ -14,6 +15,7 @@ from fnf_basicsr.data import faid
 from fnf_basicsr.data import lmdb_store
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
 from fnf_basicsr.data.lmdb_store import crop_key, parse_crop_key
+from fnf_basicsr.errors import DataError
 from fnf_basicsr.tools import create_lmdb as create_lmdb_command
 
 SHAPE = (70, 90, 3)  # crops of 48 every 32 px: rows at 0, 22; columns at 0, 32, 42
@@ -39,13 +41,18 @@ def test_crop_positions_cover_the_image():
     assert parse_crop_key('plain') == ('plain', 0, 0)
 
 
-def test_round_trip_is_bit_exact_with_metadata_per_key(faid_folder, tmp_path):
+@pytest.mark.parametrize('encoding', ['png', 'raw'])
+def test_round_trip_is_bit_exact_with_metadata_per_key(faid_folder, tmp_path, encoding):
     lmdb_path = tmp_path / 'train.lmdb'
-    report = lmdb_store.create_lmdb(faid_folder, lmdb_path, crop_size=48, stride=32, progress=False)
+    report = lmdb_store.create_lmdb(faid_folder, lmdb_path, crop_size=48, stride=32, progress=False,
+                                    encoding=encoding)
     # The test-split scene is left out of the default split 'all'.
     assert report['scenes'] == 2 and report['crops'] == 2 * 2 * 3 and report['verified'] == 24
     meta_lines = (lmdb_path / 'meta_info.txt').read_text().splitlines()
-    assert 'Scene_a_y00022_x00042_ambient.png (48,48,3) 1' in meta_lines and len(meta_lines) == 24
+    compression = {'png': 1, 'raw': 0}[encoding]
+    assert f'Scene_a_y00022_x00042_ambient.{encoding} (48,48,3) {compression}' in meta_lines
+    assert len(meta_lines) == 24
+    assert json.loads((lmdb_path / lmdb_store.COMPLETE_MARKER).read_text())['encoding'] == encoding
     env = lmdb.open(str(lmdb_path), readonly=True, lock=False)
     with env.begin() as txn:
         for name in ('Scene_a', 'Scene_b'):
@@ -55,13 +62,50 @@ def test_round_trip_is_bit_exact_with_metadata_per_key(faid_folder, tmp_path):
                     key = crop_key(name, top, left)
                     for suffix, image in (('_ambient', source.ambient), ('_flash', source.flash_only)):
                         payload = txn.get(f'{key}{suffix}'.encode())
-                        decoded = faid.decode_png16(payload, key)
+                        if encoding == 'png':
+                            decoded, text = faid.decode_png16(payload, key), faid.read_png_text(payload)
+                        else:
+                            assert payload.startswith(lmdb_store.RAW_MAGIC)
+                            decoded, text = lmdb_store.decode_raw_record(payload, key)
                         expected = np.round(image[top:top + 48, left:left + 48] * 65535).astype(np.uint16)
                         np.testing.assert_array_equal(decoded, expected)
-                        metadata = faid.ColorMetadata.from_text(faid.read_png_text(payload), key)
+                        metadata = faid.ColorMetadata.from_text(text, key)
                         np.testing.assert_array_equal(metadata.xyz_to_camera, source.metadata.xyz_to_camera)
                         assert metadata.illuminant == source.metadata.illuminant
     env.close()
+
+
+def test_both_encodings_give_the_dataset_identical_samples(faid_folder, tmp_path):
+    datasets = {}
+    for encoding in lmdb_store.ENCODINGS:
+        lmdb_path = tmp_path / f'{encoding}.lmdb'
+        lmdb_store.create_lmdb(faid_folder, lmdb_path, crop_size=64, stride=32, progress=False, encoding=encoding)
+        datasets[encoding] = FlashNoFlashDataset({'phase': 'train', 'dataroot': str(lmdb_path), 'crop_size': 32,
+                                                  'margin': 8, 'io_backend': {'type': 'lmdb'}})
+    raw, png = datasets['raw'], datasets['png']
+    assert raw.entries == png.entries
+    for index in range(3):
+        torch.manual_seed(index)
+        raw_sample = raw[index]
+        torch.manual_seed(index)
+        png_sample = png[index]
+        for key in ('lq', 'gt', 'color_matrix', 'gain'):
+            assert torch.equal(raw_sample[key], png_sample[key]), key
+
+
+def test_damaged_raw_records_are_refused_with_their_key():
+    image = np.arange(2 * 3 * 3, dtype=np.uint16).reshape(2, 3, 3)
+    record = lmdb_store.encode_record(image, {'k': 'v'}, 'raw')
+    decoded, text = lmdb_store.decode_raw_record(record, 'x')
+    np.testing.assert_array_equal(decoded, image)
+    assert text == {'k': 'v'}
+    with pytest.raises(DataError, match='crop_a_ambient: raw LMDB record holds 34 pixel bytes.*truncated'):
+        lmdb_store.decode_raw_record(record[:-2], 'crop_a_ambient')
+    with pytest.raises(DataError, match='crop_a_ambient: damaged raw LMDB record'):
+        lmdb_store.decode_raw_record(record[:len(lmdb_store.RAW_MAGIC) + 6], 'crop_a_ambient')
+    png = lmdb_store.encode_record(image, {'k': 'v'}, 'png')
+    with pytest.raises(DataError, match='crop_a_flash: not a raw record like crop_a_ambient'):
+        lmdb_store.decode_record_pair(record, png, 'crop_a_ambient', 'crop_a_flash')
 
 
 def test_dataset_reads_the_lmdb_like_the_folder(faid_folder, tmp_path):
@@ -118,7 +162,7 @@ def test_missing_lmdb_key_names_the_key_and_the_lmdb(faid_folder, tmp_path):
 def test_command_line_help_documents_every_option():
     help_text = create_lmdb_command.build_parser().format_help()
     for option in ('--input', '--output', '--split', '--crop-size', '--stride', '--num-val', '--val-names',
-                   '--max-images', '--overwrite', '--quiet'):
+                   '--max-images', '--encoding', '--overwrite', '--quiet'):
         assert option in help_text
     assert all(action.help for action in create_lmdb_command.build_parser()._actions)
 
@@ -195,7 +239,7 @@ def _writable(folder):
 def test_failed_run_leaves_nothing_and_keeps_the_old_lmdb(faid_folder, small_lmdb, monkeypatch):
     before = read_every_sample(small_lmdb)
     calls = []
-    real_encode = faid.encode_png16
+    real_encode = lmdb_store.encode_record
 
     def failing_encode(*args):
         calls.append(1)
@@ -203,7 +247,7 @@ def test_failed_run_leaves_nothing_and_keeps_the_old_lmdb(faid_folder, small_lmd
             raise OSError(28, 'No space left on device')
         return real_encode(*args)
 
-    monkeypatch.setattr(faid, 'encode_png16', failing_encode)
+    monkeypatch.setattr(lmdb_store, 'encode_record', failing_encode)
     with pytest.raises(OSError):
         lmdb_store.create_lmdb(faid_folder, small_lmdb, crop_size=64, stride=64, overwrite=True, progress=False)
     assert read_every_sample(small_lmdb) == before  # still the complete old one, not a mix

@@ -21,7 +21,7 @@ from torch.utils import data
 
 from fnf_basicsr.data import faid
 from fnf_basicsr.data.lmdb_store import (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX, LMDB_META_INFO,  # noqa: F401
-                                         crop_key, lmdb_crop_keys, lmdb_errors, parse_crop_key)
+                                         crop_key, decode_record_pair, lmdb_crop_keys, lmdb_errors, parse_crop_key)
 from fnf_basicsr.data.degradation import REFERENCES, assemble_input, make_sample
 from fnf_basicsr.data.frozen_set import (FROZEN_FRAMES, check_complete, check_matches, load_frozen_sample,
                                          read_frozen_manifest)
@@ -476,7 +476,8 @@ class FlashNoFlashDataset(data.Dataset):
                 raise LookupError(f'key {location!r} is not in the LMDB {self.dataroot}; rebuild it with '
                                   f'scripts/data_preparation/create_lmdb.py or fix {LMDB_META_INFO}')
             payloads.append(payload)
-        ambient, flash_only, metadata = faid.decode_pair(*payloads, *sources)
+        decode = decode_record_pair if file_client.backend == 'lmdb' else faid.decode_pair
+        ambient, flash_only, metadata = decode(*payloads, *sources)
         pair = (ambient, flash_only, metadata.color_matrix, sources[0])
         self._cached = (entry, pair)
         return pair
