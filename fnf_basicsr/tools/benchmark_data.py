@@ -1,10 +1,10 @@
 """Measure the data pipeline's speed: synthetic scene generation and FlashNoFlashDataset throughput.
 
-Renders a small synthetic split (scenes/s at ``--size``), packs it into an LMDB, then times
-training samples (random crop, homography, dimming, noise, std maps) at ``--crop-size`` from the
-disk and LMDB backends in this process with one thread, which is what one DataLoader worker does
-(PyTorch sets one thread per worker). Everything is written under ``--root`` (default in /tmp).
-This is a measurement tool, not a test.
+Renders a small synthetic split (scenes/s at ``--size``), packs it into an LMDB in each record
+encoding (raw, png), then times training samples (random crop, homography, dimming, noise, std
+maps) at ``--crop-size`` from the disk backend and both LMDBs in this process with one thread,
+which is what one DataLoader worker does (PyTorch sets one thread per worker). Everything is
+written under ``--root`` (default in /tmp). This is a measurement tool, not a test.
 
 Example:
     python scripts/profiling/benchmark_data.py --num-scenes 8 --samples 100
@@ -18,7 +18,7 @@ import cv2
 import torch
 
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
-from fnf_basicsr.data.lmdb_store import create_lmdb
+from fnf_basicsr.data.lmdb_store import ENCODINGS, create_lmdb
 from fnf_basicsr.data.synthetic import ensure_synthetic_dataset
 
 
@@ -52,20 +52,24 @@ def main(argv=None):
     folder, scenes_per_second = time_generation(args.root / 'synthetic', args.num_scenes, args.size)
     print(f'synthetic generation: {scenes_per_second:.3f} scenes/s at {args.size}x{args.size} (1 process)')
 
-    lmdb_path = args.root / 'train.lmdb'
-    start = time.perf_counter()
-    create_lmdb(folder, lmdb_path, crop_size=args.size, stride=args.size // 2, progress=False)
-    print(f'LMDB packing + verification: {time.perf_counter() - start:.2f} s for {args.num_scenes} scenes')
+    backends = {'disk': {'dataroot': folder}}
+    for encoding in ENCODINGS:
+        lmdb_path = args.root / f'train_{encoding}.lmdb'
+        start = time.perf_counter()
+        report = create_lmdb(folder, lmdb_path, crop_size=args.size, stride=args.size // 2, progress=False,
+                             encoding=encoding)
+        print(f'LMDB ({encoding} records) packing + verification: {time.perf_counter() - start:.2f} s for '
+              f'{args.num_scenes} scenes, {report["bytes"] / 2 ** 20:.1f} MiB of records')
+        backends[f'lmdb {encoding}'] = {'dataroot': str(lmdb_path), 'io_backend': {'type': 'lmdb'}}
 
     common = {'crop_size': args.crop_size}
-    backends = {'disk': {'dataroot': folder}, 'lmdb': {'dataroot': str(lmdb_path), 'io_backend': {'type': 'lmdb'}}}
     print(f'FlashNoFlashDataset samples/s per worker at {args.crop_size}x{args.crop_size} (1 thread):')
     for backend, source in backends.items():
         for mode in ('flash_noflash', 'noflash'):
             rate = time_samples({**common, **source, 'input_mode': mode}, args.samples)
-            print(f'  train  {backend:5s} {mode:14s} {rate:7.1f}')
+            print(f'  train  {backend:9s} {mode:14s} {rate:7.1f}')
     rate = time_samples({**common, **backends['disk']}, args.samples, phase='val')
-    print(f'  val    disk  flash_noflash  {rate:7.1f}')
+    print(f'  val    disk      flash_noflash  {rate:7.1f}')
     shutil.rmtree(args.root, ignore_errors=True)
 
 
