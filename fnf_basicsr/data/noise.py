@@ -5,6 +5,7 @@ channels come from it, and ``fnf-denoise`` estimates its parameters from real ca
 """
 import math
 
+import numpy as np
 import torch
 
 # Training ranges of log10(sigma) (released code; the paper's text quotes sig_shot^2).
@@ -21,8 +22,12 @@ def noise_variance(intensity, sig_read, sig_shot):
 
 
 def variance_from_terms(intensity, read_var, shot_var):
-    """:func:`noise_variance` from the variances of its read and shot terms, ``sig_read^2`` and ``sig_shot^2``."""
-    return read_var + shot_var * torch.clamp(intensity, min=0)
+    """:func:`noise_variance` from the variances of its read and shot terms, ``sig_read^2`` and ``sig_shot^2``.
+
+    ``intensity`` is a tensor or, for readers of NumPy data, an array; the result is of the same kind.
+    """
+    positive = np.maximum(0, intensity) if isinstance(intensity, np.ndarray) else torch.clamp(intensity, min=0)
+    return read_var + shot_var * positive
 
 
 def noise_params_from_terms(read_var, shot_var):
@@ -31,8 +36,13 @@ def noise_params_from_terms(read_var, shot_var):
 
 
 def noise_std(noisy, sig_read, sig_shot):
-    """Per-pixel noise std estimated from the noisy intensities (the network's std channels)."""
-    return torch.sqrt(noise_variance(noisy, sig_read, sig_shot))
+    """Per-pixel noise std estimated from the noisy intensities (the network's std channels).
+
+    A NumPy ``noisy`` gives an array: NumPy's float32 square root is correctly rounded, torch's
+    vectorised CPU one can be one ulp off it, so a NumPy reader keeps NumPy's values.
+    """
+    variance = noise_variance(noisy, sig_read, sig_shot)
+    return np.sqrt(variance) if isinstance(variance, np.ndarray) else torch.sqrt(variance)
 
 
 def add_noise(clean, sig_read, sig_shot, generator=None):

@@ -28,12 +28,15 @@ import numpy as np
 import torch
 import yaml
 
+from fnf_basicsr.data.input_layout import FRAMES, image_channels, input_channels, std_channels
+from fnf_basicsr.data.noise import noise_std
 from fnf_basicsr.errors import DataError, MissingInputError, OutputExistsError
 
 # network_g of the released model; width and num_basis are read from the file (tests use tiny ones).
 RELEASE_CONVENTIONS = {'upsampling': 'tf1', 'tent_padding': 'zeros'}
-RELEASE_NETWORK = {'type': 'DeepFnF', 'in_channels': 12, 'num_basis': 90, 'kernel_size': 15, 'upsample': 4,
-                   'width': 1.0, 'use_lowpass': True, 'use_scale_map': True, **RELEASE_CONVENTIONS}
+RELEASE_NETWORK = {'type': 'DeepFnF', 'in_channels': input_channels('flash_noflash'), 'num_basis': 90,
+                   'kernel_size': 15, 'upsample': 4, 'width': 1.0, 'use_lowpass': True, 'use_scale_map': True,
+                   **RELEASE_CONVENTIONS}
 BASE_WIDTH = 64  # output channels of the release's first conv at width 1
 SCALE_CHANNELS = 3  # the release's 'output' conv: num_basis coefficients + 3 scale-map channels
 SIDECAR_SUFFIX = '.yml'
@@ -45,6 +48,8 @@ RELEASE_XYZ_TO_SRGB = np.array([[3.24071, -1.53726, -0.498571],
                                 [0.0556352, -0.203996, 1.05707]], dtype=np.float32)
 RELEASE_TESTSET_KEYS = ('alpha', 'ambient', 'warped_ambient', 'flash_only', 'warped_flash_only', 'noisy_ambient',
                         'noisy_warped_flash', 'sig_read', 'sig_shot', 'color_matrix', 'adapt_matrix')
+# The arrays of a test file holding the noisy frames that input_layout.FRAMES names.
+RELEASE_FRAME_ARRAYS = {'noflash': 'noisy_ambient', 'flash': 'noisy_warped_flash'}
 RELEASE_LEVELS = 4
 FILE_PATTERN = re.compile(r'^(\d+)\.npz$')
 
@@ -258,6 +263,21 @@ def camera_to_srgb_release(linear, color_matrix, adapt_matrix):
     return srgb_gamma(rgb).reshape(linear.shape)
 
 
+def release_input(data, input_mode):
+    """test.py's network input from the arrays of a test file: ``lq`` (C, H, W) float32, in our layout.
+
+    The std maps are computed in NumPy from the file's float32 ``sig_read`` and ``sig_shot``, as test.py does.
+    """
+    frames = [np.asarray(data[RELEASE_FRAME_ARRAYS[name]], dtype=np.float32)[0].transpose(2, 0, 1)
+              for name in FRAMES[input_mode]]
+    sig_read, sig_shot = (np.float32(np.asarray(data[key]).reshape(-1)[0]) for key in ('sig_read', 'sig_shot'))
+    lq = np.empty((input_channels(input_mode),) + frames[0].shape[1:], dtype=np.float32)
+    for index, frame in enumerate(frames):
+        lq[image_channels(index)] = frame
+        lq[std_channels(index, len(frames))] = noise_std(frame, sig_read, sig_shot)
+    return torch.from_numpy(lq)
+
+
 class ReleaseTestSet:
     """The release's ``data/testset``: samples in our layout, scored exactly as its test.py.
 
@@ -317,19 +337,14 @@ class ReleaseTestSet:
     def sample(self, index, input_mode):
         """One test image in our layout: ``lq``, ``dimming`` (1 / alpha), ``displacement`` (NaN: not stored).
 
-        ``lq`` is test.py's network input: noisy no-flash, noisy warped flash, then the noise std
-        of each, ``sqrt(sig_read^2 + max(0, noisy) * sig_shot^2)`` (``noflash``: no-flash and its std).
+        ``lq`` is test.py's network input (:func:`release_input`): noisy no-flash, noisy warped flash,
+        then the noise std of each (``noflash``: no-flash and its std).
         """
         data = self.load(index)
         if input_mode == 'noflash_burst':
             raise DataError(f'{self.root}: the released test set has one no-flash frame per image; a 2-frame '
                             'no-flash burst network (input_mode noflash_burst) cannot be scored on it')
-        frames = [data['noisy_ambient']] + ([data['noisy_warped_flash']] if input_mode != 'noflash' else [])
-        noisy = np.concatenate(frames, axis=-1).astype(np.float32)
-        sig_read = np.float32(np.asarray(data['sig_read']).reshape(-1)[0])
-        sig_shot = np.float32(np.asarray(data['sig_shot']).reshape(-1)[0])
-        std = np.sqrt(sig_read ** 2 + np.maximum(np.float32(0), noisy) * sig_shot ** 2)
-        lq = torch.from_numpy(np.concatenate([noisy, std], axis=-1)[0]).permute(2, 0, 1).contiguous()
+        lq = release_input(data, input_mode)
         alpha = float(np.asarray(data['alpha']).reshape(-1)[0])
         return {'key': self.entries[index]['key'], 'lq': lq, 'data': data, 'alpha': alpha,
                 'dimming': round(1.0 / alpha, 4), 'displacement': math.nan}
