@@ -141,8 +141,10 @@ def check_weights(opt, path, phase):
         check_sidecar_network(opt, path, paths['pretrain_network_g'])
     if phase == 'test' and not paths.get('pretrain_network_g'):
         from basicsr.archs import build_network
+
+        from fnf_basicsr.archs.capabilities import capability
         network = build_network(dict(opt['network_g']))
-        if getattr(network, 'trainable', True) and any(True for _ in network.parameters()):
+        if capability(network, 'trainable') and any(True for _ in network.parameters()):
             raise ConfigError(f'{path}: path:pretrain_network_g is not set, so `basicsr test` would score a randomly '
                               'initialised network; set it to the trained weights (.pth)')
 
