@@ -19,6 +19,7 @@ from fnf_basicsr import benchmark
 from fnf_basicsr.data.synthetic import generate_split
 from fnf_basicsr.data.frozen_set import freeze, freeze_request
 from fnf_basicsr.inference import release
+from fnf_basicsr.tools import convert_release_weights
 
 TINY = {'DeepFnF': {'type': 'DeepFnF', 'in_channels': 12, 'width': 0.0625, 'num_basis': 4, 'kernel_size': 5,
                     'upsample': 2},
@@ -246,7 +247,7 @@ def test_release_testset_is_scored_as_testpy(tmp_path):
     torch.manual_seed(0)
     net = DeepFnF(width=0.0625, num_basis=4, kernel_size=15, upsample=4, **release.RELEASE_CONVENTIONS)
     np.savez(tmp_path / 'model.npz', **release.state_dict_to_release(net.state_dict()))
-    release.convert_main([str(tmp_path / 'model.npz'), str(tmp_path / 'authors.pth')])
+    convert_release_weights.main([str(tmp_path / 'model.npz'), str(tmp_path / 'authors.pth')])
     benchmark.main(['DeepFnF (authors)=' + str(tmp_path / 'authors.pth'), '--test-set', str(testset),
                     '--out', str(tmp_path / 'report'), '--strips', '1', '--quiet'])
     report = tmp_path / 'report'

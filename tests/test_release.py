@@ -12,6 +12,7 @@ from fnf_basicsr.archs.fnf_blocks import upsample2x
 from fnf_basicsr.inference import release
 from fnf_basicsr.inference.checkpoint import CheckpointError, load_network, read_state_dict
 from fnf_basicsr.ops.kernel_filter import lowpass_prefilter
+from fnf_basicsr.tools import convert_release_weights
 
 # The release's layer structure at a tiny width: K = 15 as in net.py, 4 basis elements.
 TINY_RELEASE = dict(width=0.0625, num_basis=4, kernel_size=15, upsample=4, **release.RELEASE_CONVENTIONS)
@@ -134,7 +135,7 @@ def test_basicsr_loads_the_converted_checkpoint(release_model, tmp_path):
 
 def _convert(capsys, *argv):
     with pytest.raises(SystemExit) as exit_info:
-        release.convert_main([str(a) for a in argv])
+        convert_release_weights.main([str(a) for a in argv])
     message = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and '\n' not in message and 'Traceback' not in message
     return message
@@ -174,13 +175,13 @@ def test_bad_weights_files_get_one_line_errors(release_model, tmp_path, capsys):
 def test_existing_output_needs_overwrite(release_model, tmp_path, capsys):
     _, _, path = release_model
     out = tmp_path / 'release.pth'
-    release.convert_main([str(path), str(out)])
+    convert_release_weights.main([str(path), str(out)])
     assert 'wrote' in capsys.readouterr().out
     before = torch.load(out, weights_only=True)['params']
     assert 'release.pth already exists; pass --overwrite' in _convert(capsys, path, out)
     out.unlink()  # only the option file left: still refused, the pair is replaced together
     assert 'release.yml already exists' in _convert(capsys, path, out)
-    release.convert_main([str(path), str(out), '--overwrite'])
+    convert_release_weights.main([str(path), str(out), '--overwrite'])
     after = torch.load(out, weights_only=True)['params']
     assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
 

@@ -1,5 +1,5 @@
 """scripts/ holds shells only: each file imports its command from the package and calls it, and runs from any
-folder. The commands themselves are tested through their modules (fnf_basicsr.tools, inference.release)."""
+folder. The commands themselves are tested through their modules in fnf_basicsr.tools."""
 import ast
 import json
 import os

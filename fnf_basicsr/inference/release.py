@@ -364,33 +364,3 @@ class ReleaseTestSet:
         image = camera_to_srgb_release(linear[None].float() * gain, data['color_matrix'], data['adapt_matrix'])
         return image.clamp(0, 1)[0]
 
-
-# ---------------------------------------------------------------------------------------------
-# Command line: scripts/model_conversion/convert_release_weights.py
-# ---------------------------------------------------------------------------------------------
-
-CONVERT_PROG = 'convert_release_weights.py'
-
-
-def build_convert_parser():
-    import argparse
-    parser = argparse.ArgumentParser(
-        prog=CONVERT_PROG, description='Convert the authors\' released DeepFnF weights (wts/model.npz of '
-        'likesum/deepFnF) to a BasicSR checkpoint OUT.pth plus OUT.yml holding its network_g.',
-        epilog='then: fnf-denoise --weights OUT.pth ...; fnf-benchmark "DeepFnF (authors)=OUT.pth" --test-set '
-        'data/testset --out reports/release')
-    parser.add_argument('npz', help='the released weights, wts/model.npz')
-    parser.add_argument('out', help='the checkpoint to write, e.g. weights/deepfnf_release.pth')
-    parser.add_argument('--overwrite', action='store_true', help='replace OUT.pth and OUT.yml if they exist.')
-    return parser
-
-
-def convert_main(argv=None):
-    """Entry point of scripts/model_conversion/convert_release_weights.py; known failures print one line and exit 2."""
-    from fnf_basicsr.errors import report_errors
-    args = build_convert_parser().parse_args(argv)
-    with report_errors(CONVERT_PROG):
-        checkpoint, option_file, options = convert_release_weights(args.npz, args.out, args.overwrite)
-        count = sum(int(np.prod(array.shape)) for array in read_release_weights(args.npz).values())
-        print(f'wrote {checkpoint} ({count:,} parameters) and {option_file} (network_g: '
-              f'{", ".join(f"{k}={v}" for k, v in options.items())})')

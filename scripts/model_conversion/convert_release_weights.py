@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Command-line shell of :func:`fnf_basicsr.inference.release.convert_main`; ``--help`` describes the command."""
-from fnf_basicsr.inference.release import convert_main
+"""Command-line shell of :mod:`fnf_basicsr.tools.convert_release_weights`; ``--help`` describes the command."""
+from fnf_basicsr.tools.convert_release_weights import main
 
 if __name__ == '__main__':
-    convert_main()
+    main()
