@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from fnf_basicsr.data.degradation import FLASH_GAIN, INPUT_MODES, assemble_input, input_channels, make_sample
+from fnf_basicsr.data.degradation import FLASH_GAIN, assemble_input, make_sample
 from fnf_basicsr.data.homography import CameraMotion, warp_image
+from fnf_basicsr.data.input_layout import INPUT_MODES, input_channels
 from fnf_basicsr.data.noise import noise_std
 
 CROP = 64

@@ -13,9 +13,9 @@ from torch.utils.data import DataLoader
 import fnf_basicsr  # noqa: F401  (registers the dataset)
 from basicsr.utils.registry import DATASET_REGISTRY
 from fnf_basicsr.data import faid
-from fnf_basicsr.data.degradation import INPUT_MODES, input_channels
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset, select_names
 from fnf_basicsr.data.frozen_set import file_sha256, freeze, freeze_request
+from fnf_basicsr.data.input_layout import INPUT_MODES, input_channels
 
 CROP, MARGIN, IMAGE_SHAPE = 64, 8, (88, 100, 3)
 METADATA = faid.ColorMetadata(np.array([[0.9, 0.1, -0.1], [-0.3, 1.2, 0.1], [0.0, 0.2, 0.7]]), 21)

@@ -19,8 +19,7 @@ import numpy as np
 import torch
 
 from fnf_basicsr.data.homography import mean_displacement, required_margin, warp_image
-# input_channels is re-exported until its importers (tests) import it from input_layout.
-from fnf_basicsr.data.input_layout import INPUT_MODES, input_channels  # noqa: F401
+from fnf_basicsr.data.input_layout import INPUT_MODES
 from fnf_basicsr.data.noise import add_noise, noise_std
 
 REFERENCES = ('noflash', 'flash')
@@ -44,7 +43,7 @@ def assemble_input(noflash, second, sig_read, sig_shot, mode):
         mode: one of ``INPUT_MODES``.
 
     Returns:
-        (C, H, W) float32 tensor, C from :func:`input_channels`.
+        (C, H, W) float32 tensor, C from :func:`~fnf_basicsr.data.input_layout.input_channels`.
     """
     _check_choice('input mode', mode, INPUT_MODES)
     if mode == 'noflash':

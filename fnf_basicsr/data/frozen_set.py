@@ -21,16 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fnf_basicsr.data.degradation import INPUT_MODES
+from fnf_basicsr.data.input_layout import FRAMES, INPUT_MODES, image_channels
 from fnf_basicsr.errors import ConfigError, DataError, MissingInputError, OutputExistsError
 from fnf_basicsr.utils.files import prepare_output_folder, remove_stale_temporaries, write_atomically
 from fnf_basicsr.utils.options import load_option_file
 
 FROZEN_MANIFEST = 'manifest.json'
 FROZEN_FORMAT = 'fnf-basicsr frozen test set'
-# The noisy frames each input mode needs, by their name in a frozen sample.
-FROZEN_FRAMES = {'flash_noflash': ('noflash', 'flash'), 'noflash': ('noflash',),
-                 'noflash_burst': ('noflash', 'noflash2')}
+# A frozen sample stores each frame under its input_layout name; kept under this name until fnf_dataset reads FRAMES.
+FROZEN_FRAMES = FRAMES
 # Options that identify where the scenes come from rather than how they are degraded: a set moved
 # to another folder, or frozen by path instead of through `synthetic:`, is still the same set.
 SOURCE_KEYS = ('dataroot', 'io_backend', 'input_modes')
@@ -233,8 +232,8 @@ def sample_arrays(dataset, index, options):
     arrays = {}
     for mode in options['input_modes']:
         sample = dataset.simulate(index, mode)
-        for channel, name in enumerate(FROZEN_FRAMES[mode]):
-            frame = sample['lq'][3 * channel:3 * channel + 3].numpy()
+        for frame_index, name in enumerate(FRAMES[mode]):
+            frame = sample['lq'][image_channels(frame_index)].numpy()
             if name in arrays and not np.array_equal(arrays[name], frame):
                 raise RuntimeError(f'sample {index}: frame {name!r} differs between input modes')
             arrays[name] = frame

@@ -27,9 +27,10 @@ Examples:
 """
 import argparse
 
-from fnf_basicsr.data.degradation import INPUT_MODES, REFERENCES
+from fnf_basicsr.data.degradation import REFERENCES
 from fnf_basicsr.data.fnf_dataset import DEFAULT_MARGIN, SCALE_PIVOTS
 from fnf_basicsr.data.frozen_set import SUBSET_CHOICES, freeze, freeze_request
+from fnf_basicsr.data.input_layout import INPUT_MODES
 from fnf_basicsr.errors import report_errors
 
 
