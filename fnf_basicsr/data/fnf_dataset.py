@@ -23,12 +23,12 @@ from fnf_basicsr.data import faid
 from fnf_basicsr.data.lmdb_store import (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX, LMDB_META_INFO,  # noqa: F401
                                          crop_key, decode_record_pair, lmdb_crop_keys, lmdb_errors, parse_crop_key)
 from fnf_basicsr.data.degradation import REFERENCES, assemble_input, make_sample
-from fnf_basicsr.data.frozen_set import (FROZEN_FRAMES, check_complete, check_matches, load_frozen_sample,
+from fnf_basicsr.data.frozen_set import (check_complete, check_matches, load_frozen_sample,
                                          read_frozen_manifest)
 from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, DEFAULT_SCALE_RANGE,
                                          DEFAULT_TRANSLATION_PX, CameraMotion, homography_for_displacement,
                                          image_origin_pivot, required_margin, sample_camera_motion)
-from fnf_basicsr.data.input_layout import INPUT_MODES
+from fnf_basicsr.data.input_layout import FRAMES, INPUT_MODES
 from fnf_basicsr.data.noise import (LOG_READ_RANGE, LOG_SHOT_RANGE, TEST_SIG_READ, TEST_SIG_SHOT, log_uniform,
                                     sample_noise_params)
 from fnf_basicsr.errors import ConfigError
@@ -400,7 +400,7 @@ class FlashNoFlashDataset(data.Dataset):
     def _frozen_item(self, index):
         entry = self.entries[index]
         arrays = load_frozen_sample(self.frozen_root, entry)
-        noflash, *second = [torch.from_numpy(arrays[name]) for name in FROZEN_FRAMES[self.input_mode]]
+        noflash, *second = [torch.from_numpy(arrays[name]) for name in FRAMES[self.input_mode]]
         sig_read, sig_shot = float(arrays['sig_read']), float(arrays['sig_shot'])
         lq = assemble_input(noflash, second[0] if second else None, sig_read, sig_shot, self.input_mode)
         return self._output(lq, torch.from_numpy(arrays['gt']), arrays['color_matrix'], float(arrays['gain']),

@@ -28,8 +28,6 @@ from fnf_basicsr.utils.options import load_option_file
 
 FROZEN_MANIFEST = 'manifest.json'
 FROZEN_FORMAT = 'fnf-basicsr frozen test set'
-# A frozen sample stores each frame under its input_layout name; kept under this name until fnf_dataset reads FRAMES.
-FROZEN_FRAMES = FRAMES
 # Options that identify where the scenes come from rather than how they are degraded: a set moved
 # to another folder, or frozen by path instead of through `synthetic:`, is still the same set.
 SOURCE_KEYS = ('dataroot', 'io_backend', 'input_modes')
