@@ -1,10 +1,11 @@
 """Time whole training iterations of option files: iterations/s, samples/s, peak memory, per variant.
 
-Each (option file, device, precision, memory format) runs ``--runs`` times, each in a fresh process
+Each (option file, device, precision, memory format, Adam implementation) runs ``--runs`` times, each in a fresh process
 with the model, losses, optimizer and training dataset the file describes
 (:mod:`fnf_basicsr.utils.training_benchmark`); a run reports medians over ``--iters`` steps after
 ``--warmup``, with the file's dataloader ("with data") and on one fed batch ("compute"), and the
-table shows the median of the runs, with the speed-up over the file's fp32 NCHW row. Datasets
+table shows the median of the runs, with the speed-up over the file's fp32 NCHW row (the foreach
+Adam one when ``--adam`` times both). Datasets
 named by relative paths are found (or generated) under the current folder; ``--synthetic-data``
 swaps the training data for generated scenes. A measurement tool: run it on an otherwise idle
 machine, and never in tests.
@@ -16,10 +17,11 @@ Examples:
     python scripts/profiling/benchmark_training.py options/train_fnf.yml --synthetic-data 8x512 --iters 3 --warmup 1
 """
 import argparse
+import itertools
 
 from fnf_basicsr.errors import ConfigError, report_errors
-from fnf_basicsr.utils.training_benchmark import (MEMORY_FORMATS, PRECISIONS, markdown_table, measure_isolated,
-                                                  median_of_runs)
+from fnf_basicsr.utils.training_benchmark import (ADAM_IMPLEMENTATIONS, MEMORY_FORMATS, PRECISIONS, markdown_table,
+                                                  measure_isolated, median_of_runs)
 
 
 def synthetic_spec(text):
@@ -57,6 +59,8 @@ def build_parser():
                         help='autocast variants. Default: fp32 bf16.')
     parser.add_argument('--memory-format', nargs='+', choices=sorted(MEMORY_FORMATS),
                         default=['nchw', 'channels_last'], help='Default: nchw channels_last.')
+    parser.add_argument('--adam', nargs='+', choices=sorted(ADAM_IMPLEMENTATIONS), default=[None],
+                        help="Adam implementations (optim_g: fused). Default: the file's.")
     parser.add_argument('--crop', type=int, help="training crop instead of the file's.")
     parser.add_argument('--synthetic-data', type=synthetic_spec, metavar='NUMxSIZE',
                         help='train on NUM generated synthetic scenes of SIZE px instead of the file\'s data '
@@ -70,14 +74,13 @@ def main(argv=None):
         rows = []
         for device in devices(args.device):
             for option_file in args.option_files:
-                for precision in args.precision:
-                    for memory_format in args.memory_format:
-                        runs = [measure_isolated(option_file, args.iters, args.warmup, args.threads, device, precision,
-                                                 MEMORY_FORMATS[memory_format], args.crop, args.synthetic_data)
-                                for _ in range(args.runs)]
-                        rows.append(median_of_runs(runs))
-                        print(f'{option_file} {device} {precision} {memory_format}: '
-                              f'{rows[-1]["seconds_per_iter_compute"]:.3f} s/iter', flush=True)
+                for precision, memory_format, adam in itertools.product(args.precision, args.memory_format, args.adam):
+                    runs = [measure_isolated(option_file, args.iters, args.warmup, args.threads, device, precision,
+                                             MEMORY_FORMATS[memory_format], args.crop, args.synthetic_data, adam)
+                            for _ in range(args.runs)]
+                    rows.append(median_of_runs(runs))
+                    print(f'{option_file} {device} {precision} {memory_format} {rows[-1]["adam"]} Adam: '
+                          f'{rows[-1]["seconds_per_iter_compute"]:.3f} s/iter', flush=True)
     print(markdown_table(rows))
 
 

@@ -9,8 +9,10 @@ steps:
   optimizer step);
 * with data: the same, fed from BasicSR's own dataloader of the file's training dataset.
 
-Variants override the file's ``train: mixed_precision`` (``fp32``: off, ``bf16``) and
-``train: channels_last``; ``crop`` overrides the training crop, and ``synthetic`` replaces the
+Variants override the file's ``train: mixed_precision`` (``fp32``: off, ``bf16``),
+``train: channels_last`` and the Adam implementation (``adam``: ``fused`` or ``foreach``, the
+``optim_g: fused`` key; the option files use fused, foreach was the default before); ``crop``
+overrides the training crop, and ``synthetic`` replaces the
 training data by generated synthetic scenes (so that files for data one does not have, e.g. the
 FAID LMDB of options/train_fnf.yml, can be timed). Timings are for reports
 (``scripts/profiling/benchmark_training.py``), never for tests.
@@ -26,14 +28,17 @@ import time
 
 PRECISIONS = {'fp32': None, 'bf16': 'bf16'}
 MEMORY_FORMATS = {'nchw': False, 'channels_last': True}
+ADAM_IMPLEMENTATIONS = {'fused': True, 'foreach': False}
 
 
-def training_options(option_file, device, root, precision=None, channels_last=None, crop=None, synthetic=None):
+def training_options(option_file, device, root, precision=None, channels_last=None, crop=None, synthetic=None,
+                     adam=None):
     """The option dict BasicSR's parse_options would make for training, with outputs under ``root``.
 
-    ``precision`` ('fp32' or 'bf16') and ``channels_last`` (bool) override the file's training
-    settings when given; ``crop`` the training crop; ``synthetic`` ({num_scenes, size}) swaps the
-    training data for synthetic scenes under ``datasets/synthetic`` of the current folder.
+    ``precision`` ('fp32' or 'bf16'), ``channels_last`` (bool) and ``adam`` ('fused' or 'foreach')
+    override the file's training settings when given; ``crop`` the training crop; ``synthetic``
+    ({num_scenes, size}) swaps the training data for synthetic scenes under ``datasets/synthetic`` of
+    the current folder.
     """
     from basicsr.utils.options import ordered_yaml
     import yaml
@@ -54,6 +59,8 @@ def training_options(option_file, device, root, precision=None, channels_last=No
         opt['train']['mixed_precision'] = PRECISIONS[precision]
     if channels_last is not None:
         opt['train']['channels_last'] = bool(channels_last)
+    if adam is not None:
+        opt['train']['optim_g'] = dict(opt['train']['optim_g'], fused=ADAM_IMPLEMENTATIONS[adam])
     return opt
 
 
@@ -79,7 +86,7 @@ def _median_step_seconds(step, iterations, warmup, synchronize):
 
 
 def measure(option_file, iterations=10, warmup=2, threads=1, device='cpu', precision=None, channels_last=None,
-            crop=None, synthetic=None):
+            crop=None, synthetic=None, adam=None):
     """Time one option file (and variant) in this process; returns a dict of the measurements."""
     import torch
     import fnf_basicsr  # noqa: F401  (compatibility fixes and registration)
@@ -90,7 +97,7 @@ def measure(option_file, iterations=10, warmup=2, threads=1, device='cpu', preci
     torch.set_num_threads(threads)
     synchronize = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
     with tempfile.TemporaryDirectory() as root:
-        opt = training_options(option_file, device, root, precision, channels_last, crop, synthetic)
+        opt = training_options(option_file, device, root, precision, channels_last, crop, synthetic, adam)
         torch.manual_seed(opt.get('manual_seed', 0))
         dataset_opt = opt['datasets']['train']
         dataset = build_dataset(dataset_opt)
@@ -122,6 +129,7 @@ def measure(option_file, iterations=10, warmup=2, threads=1, device='cpu', preci
             'precision': 'bf16' if opt['train'].get('mixed_precision') == 'bf16' else (
                 opt['train'].get('mixed_precision') or 'fp32'),
             'memory_format': 'channels_last' if opt['train'].get('channels_last') else 'nchw',
+            'adam': 'fused' if opt['train']['optim_g'].get('fused') else 'foreach',
             'seconds_per_iter_compute': compute, 'seconds_per_iter_with_data': with_data,
             'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             'peak_cuda_mb': torch.cuda.max_memory_allocated() / 2 ** 20 if device == 'cuda' else None,
@@ -129,12 +137,12 @@ def measure(option_file, iterations=10, warmup=2, threads=1, device='cpu', preci
 
 
 def measure_isolated(option_file, iterations=10, warmup=2, threads=1, device='cpu', precision=None,
-                     channels_last=None, crop=None, synthetic=None, timeout=3600):
+                     channels_last=None, crop=None, synthetic=None, adam=None, timeout=3600):
     """:func:`measure` in a fresh Python process (environment threads pinned to ``threads``)."""
     env = {**os.environ, 'OMP_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads)}
     arguments = {'option_file': str(option_file), 'iterations': iterations, 'warmup': warmup, 'threads': threads,
                  'device': device, 'precision': precision, 'channels_last': channels_last, 'crop': crop,
-                 'synthetic': synthetic}
+                 'synthetic': synthetic, 'adam': adam}
     command = [sys.executable, '-m', 'fnf_basicsr.utils.training_benchmark', json.dumps(arguments)]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
@@ -157,12 +165,13 @@ def _baseline_key(row):
 
 
 def markdown_table(rows):
-    """One table of all rows; the speed-up is against the fp32 NCHW row of the same file, device and crop."""
-    baselines = {_baseline_key(r): r for r in rows if r.get('precision', 'fp32') == 'fp32'
-                 and r.get('memory_format', 'nchw') == 'nchw'}
-    lines = ['| option file | network | parameters | batch x crop | device | precision | memory format | runs '
+    """One table of all rows; the speed-up is against the fp32 NCHW row of the same file, device and crop
+    (with foreach Adam, the implementation before the option files chose fused, when both were timed)."""
+    candidates = [r for r in rows if r.get('precision', 'fp32') == 'fp32' and r.get('memory_format', 'nchw') == 'nchw']
+    baselines = {_baseline_key(r): r for r in sorted(candidates, key=lambda r: r.get('adam') == 'foreach')}
+    lines = ['| option file | network | parameters | batch x crop | device | precision | memory format | Adam | runs '
              '| s/iter (compute) | it/s (compute) | s/iter (with data) | samples/s (with data) | speed-up (compute) '
-             '| peak memory |', '|' + '---|' * 14]
+             '| peak memory |', '|' + '---|' * 15]
     for row in rows:
         base = baselines.get(_baseline_key(row))
         speed_up = f"{base['seconds_per_iter_compute'] / row['seconds_per_iter_compute']:.2f}x" if base else 'n/a'
@@ -171,7 +180,7 @@ def markdown_table(rows):
         data = ' (synthetic data)' if row.get('data') == 'synthetic' else ''
         lines.append(f"| `{row['option_file']}`{data} | {row['network']} | {row['parameters']:,} | {row['batch']} x "
                      f"{row['crop']} | {row['device']} | {row.get('precision', 'fp32')} | "
-                     f"{row.get('memory_format', 'nchw')} | {row.get('runs', 1)} | "
+                     f"{row.get('memory_format', 'nchw')} | {row.get('adam', 'foreach')} | {row.get('runs', 1)} | "
                      f"{row['seconds_per_iter_compute']:.3f} | {1 / row['seconds_per_iter_compute']:.2f} | "
                      f"{row['seconds_per_iter_with_data']:.3f} | {row['batch'] / row['seconds_per_iter_with_data']:.2f}"
                      f" | {speed_up} | {memory} |")
