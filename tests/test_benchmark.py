@@ -336,3 +336,20 @@ def test_intermediates_are_asked_only_of_networks_that_declare_them():
     deepfnf = build_network(dict(TINY['DeepFnF'])).eval()
     output, parts = benchmark.Method('DeepFnF', deepfnf, 'flash_noflash', 'flash_noflash', 'x', {}).run(lq)
     assert parts is not None and parts['scale_map'] is not None and torch.equal(output, parts['output'])
+
+
+def test_channels_last_scores_like_the_default_layout(frozen_sets, tmp_path, deepfnf_checkpoint, monkeypatch):
+    nchw = cache_rows(run_one(frozen_sets / 'test', tmp_path / 'nchw', deepfnf_checkpoint))
+    layouts = []
+    real_run = benchmark.Method.run
+
+    def recording_run(self, lq, *args, **kwargs):
+        conv = next(m for m in self.net.modules() if isinstance(m, torch.nn.Conv2d))
+        layouts.append(conv.weight.is_contiguous(memory_format=torch.channels_last) and conv.weight.shape[-1] > 1)
+        return real_run(self, lq, *args, **kwargs)
+    monkeypatch.setattr(benchmark.Method, 'run', recording_run)
+    channels_last = cache_rows(run_one(frozen_sets / 'test', tmp_path / 'cl', deepfnf_checkpoint, '--channels-last'))
+    assert layouts and all(layouts), 'the network must run in channels_last'
+    assert channels_last.keys() == nchw.keys()
+    for key in nchw:
+        assert abs(channels_last[key]['psnr'] - nchw[key]['psnr']) < 1e-3, key
