@@ -24,6 +24,10 @@ Fixes:
     resume_seed: BasicSR seeds every start with ``manual_seed + rank``, so a resumed run replayed
         the random degradations of iterations 1..N. On resume we reseed from (manual_seed, rank,
         resumed iteration): a fresh run is reproducible, a resumed one continues with new draws.
+    forced_seed: ``parse_options`` seeds torch, NumPy and random *before* it applies
+        ``--force_yml``, so ``--force_yml manual_seed=N`` was recorded in the options (and seeded the
+        dataloader workers) while the network started from the file's seed. We seed again from the
+        final options (the same state when nothing forced the seed: nothing draws in between).
 """
 import importlib
 import os
@@ -51,6 +55,7 @@ def apply():
     _patch_dist_init()
     _patch_ddp_device()
     _patch_saving()
+    _patch_forced_seed()
     _APPLIED = True
 
 
@@ -235,6 +240,28 @@ def _init_dist_slurm(backend, port=None):
     os.environ.setdefault('LOCAL_RANK', str(proc_id % gpus if gpus else 0))
     _select_local_gpu(proc_id)
     dist.init_process_group(backend=backend)
+
+
+def parse_options(root_path, is_train=True):
+    """BasicSR's ``parse_options``, with the random generators seeded from the final options."""
+    from basicsr.utils import set_random_seed
+    opt, args = _BASICSR_PARSE_OPTIONS(root_path, is_train=is_train)
+    set_random_seed(opt['manual_seed'] + opt['rank'])
+    return opt, args
+
+
+_BASICSR_PARSE_OPTIONS = None
+
+
+def _patch_forced_seed():
+    global _BASICSR_PARSE_OPTIONS
+    import basicsr.test
+    import basicsr.train
+    import basicsr.utils.options
+    if basicsr.utils.options.parse_options is not parse_options:
+        _BASICSR_PARSE_OPTIONS = basicsr.utils.options.parse_options
+    for module in (basicsr.utils.options, basicsr.train, basicsr.test):
+        module.parse_options = parse_options  # bound by name at import
 
 
 def _patch_dist_init():

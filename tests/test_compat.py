@@ -177,3 +177,21 @@ def test_saves_are_atomic_and_a_full_disk_fails_loudly(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match='net_g_4.pth'):
         BaseModel.save_network(model, model.net, 'net_g', 4)
     assert sorted(os.listdir(tmp_path)) == ['3.state', 'net_g_3.pth']  # nothing partial, no temporaries
+
+
+def test_a_forced_manual_seed_seeds_the_run(tmp_path, monkeypatch):
+    import sys
+    import basicsr.train
+    option_file = tmp_path / 'seeded.yml'
+    option_file.write_text('name: seeded\nmodel_type: FnFModel\nnum_gpu: 0\nmanual_seed: 10\n'
+                           'datasets: {}\nnetwork_g: {type: DeepFnF}\npath: {}\ntrain: {}\n')
+
+    def draws(*force_yml):
+        monkeypatch.setattr(sys, 'argv', ['basicsr', '-opt', str(option_file), *force_yml])
+        opt, _ = basicsr.train.parse_options(str(tmp_path), is_train=True)
+        return opt['manual_seed'], torch.initial_seed(), torch.rand(3)
+
+    file_seed, forced = draws(), draws('--force_yml', 'manual_seed=11')
+    assert file_seed[:2] == (10, 10) and forced[:2] == (11, 11)  # BasicSR alone left torch at 10 here
+    assert not torch.equal(file_seed[2], forced[2])
+    assert torch.equal(draws()[2], file_seed[2])  # unforced runs draw what they always drew
