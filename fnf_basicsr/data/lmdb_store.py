@@ -201,12 +201,17 @@ def decode_raw_record(data, source):
     return np.frombuffer(pixels, dtype='<u2').reshape(shape), text
 
 
+def is_raw_record(data):
+    """Whether LMDB record bytes are in the ``raw`` encoding (else PNG)."""
+    return bytes(data[:len(RAW_MAGIC)]) == RAW_MAGIC
+
+
 def decode_record_pair(ambient_bytes, flash_bytes, ambient_source, flash_source):
     """``(ambient, flash_only, metadata)`` of a crop's two records, whichever encoding wrote them."""
-    if not bytes(ambient_bytes[:len(RAW_MAGIC)]) == RAW_MAGIC:
+    if not is_raw_record(ambient_bytes):
         return faid.decode_pair(ambient_bytes, flash_bytes, ambient_source, flash_source)
     ambient, text = decode_raw_record(ambient_bytes, ambient_source)
-    if not bytes(flash_bytes[:len(RAW_MAGIC)]) == RAW_MAGIC:
+    if not is_raw_record(flash_bytes):
         raise DataError(f'{flash_source}: not a raw record like {ambient_source}; {REBUILD}')
     flash_only, _ = decode_raw_record(flash_bytes, flash_source)
     if ambient.shape != flash_only.shape:
