@@ -79,6 +79,21 @@ def test_learned_networks_declare_their_input_channels(name):
     assert capability(build_network({'type': name, **TINY[name], 'in_channels': 6}), 'in_channels') == 6
 
 
+@pytest.mark.parametrize('name', sorted(TINY))
+def test_input_normalization_is_declared_by_the_networks_that_take_whole_image_means(name):
+    takes_means = 'frame_means' in inspect.signature(_build(name).forward).parameters
+    assert capability(_build(name), 'input_normalization') == 'none'
+    if takes_means:
+        torch.manual_seed(0)
+        net = build_network({'type': name, **TINY[name], 'input_normalization': 'frame_mean'}).eval()
+        assert capability(net, 'input_normalization') == 'frame_mean'
+        lq = _lq()
+        means = lq[:, :6].reshape(1, 2, -1).mean(dim=2)
+        with torch.no_grad():
+            torch.testing.assert_close(net(lq, frame_means=means), net(lq), rtol=1e-5, atol=1e-7)
+    assert takes_means == (name in ('DeepFnF', 'BPN', 'KPN', 'DirectUNet'))
+
+
 @pytest.mark.parametrize('name', ['JointBilateralFnF', 'NLMeansNoFlash'])
 def test_classical_references_declare_no_input_channels(name):
     assert capability(_build(name), 'in_channels') is None
@@ -91,7 +106,8 @@ def test_classical_references_declare_no_input_channels(name):
 ], ids=['RRDBNet', 'SwinIR'])
 def test_foreign_networks_that_declare_nothing_get_the_defaults(net):
     assert {name: capability(net, name) for name in DEFAULTS} == {
-        'trainable': True, 'supports_intermediates': False, 'global_basis_statistics': False, 'in_channels': None}
+        'trainable': True, 'supports_intermediates': False, 'global_basis_statistics': False, 'in_channels': None,
+        'input_normalization': 'none'}
 
 
 def test_a_declaration_is_read_from_the_class_too():

@@ -117,3 +117,13 @@ def test_training_files_reproduce_the_released_loss_and_dimming(path):
     assert ratio.item() == pytest.approx(1.0, abs=1e-4)
     # Released code: alpha log-uniform in [0.02, 0.2], i.e. dimming in [5, 50].
     assert [float(v) for v in load(path)['datasets']['train']['dimming_range']] == [5.0, 50.0]
+
+
+@pytest.mark.parametrize('path', [p for p in OPTION_FILES if p.stem.startswith('test_')],
+                         ids=lambda p: p.relative_to(OPTIONS_DIR).as_posix())
+def test_test_files_build_the_network_their_training_file_trains(path):
+    """No weight shape tells some network options apart (input_normalization, upsampling): a test file must
+    repeat its training file's network_g, or it scores the checkpoint with another computation."""
+    experiment = path.stem[len('test_'):].removesuffix('_fig3')
+    trained = load(path.parent / f'train_{experiment}.yml')['network_g']
+    assert dict(load(path)['network_g']) == dict(trained)

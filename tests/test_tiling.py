@@ -129,6 +129,33 @@ def test_network_without_global_statistics_is_tiled_in_one_pass():
     assert psnr_against(whole, tiled) >= MIN_TILED_PSNR_DB
 
 
+def brightness_ramp(lq):
+    """``lq`` darkened towards the left (to 1/20 at the first column): tiles of very different means."""
+    return lq * torch.linspace(0.05, 1.0, lq.shape[-1])
+
+
+@pytest.mark.parametrize('network', [
+    lambda: DeepFnF(width=0.0625, num_basis=4, kernel_size=7, upsample=2, input_normalization='frame_mean'),
+    lambda: KPN(width=0.0625, kernel_size=5, input_normalization='frame_mean')], ids=['DeepFnF', 'KPN'])
+def test_normalising_networks_are_tiled_with_the_whole_image_brightness(network):
+    """Every tile is divided by the whole image's frame means, so tiles agree with whole-image inference;
+    normalising each tile by its own means instead (the naive way) disagrees far more."""
+    lq = brightness_ramp(noisy_capture(256, seed=3))
+    torch.manual_seed(3)
+    net = network().eval()
+    whole = denoise_whole(net, lq)
+    tiled = denoise_tiled(net, crop_reader(lq), 256, 256, tile=128, overlap=32, progress=False)
+    per_tile = torch.zeros_like(whole)
+    with torch.inference_mode():
+        for tile, rows, cols in plan_tiles(256, 256, 128, 32):
+            per_tile[:, tile.rows, tile.cols] += net(lq[..., tile.rows, tile.cols])[0] * (
+                rows[:, None] * cols[None, :]).float()
+    whole_image_means, own_means = psnr_against(whole, tiled), psnr_against(whole, per_tile)
+    print(f'tiles normalised by whole-image means {whole_image_means:.1f} dB, by their own {own_means:.1f} dB')
+    assert whole_image_means >= MIN_TILED_PSNR_DB
+    assert whole_image_means > own_means + 10
+
+
 class ForeignBasisNetwork(torch.nn.Module):
     """A plugin's network with DeepFnF's methods that declares no capability; it records how tiling calls it."""
 

@@ -29,6 +29,8 @@ class BPN(PaddedBasisUNet):
         num_basis (int): J.
         kernel_size (int): K, odd.
         width (float): multiplier on every channel count.
+        input_normalization (str): ``'none'`` (default) or ``'frame_mean'``, our option: the encoder
+            sees each frame divided by its mean (:mod:`fnf_basicsr.archs.input_normalization`).
 
     Shape:
         forward(x): (B, in_channels, H, W) -> (B, 3, H, W), any H and W.
@@ -36,7 +38,8 @@ class BPN(PaddedBasisUNet):
 
     global_basis_statistics = True  # a declared capability (fnf_basicsr.archs.capabilities)
 
-    def __init__(self, in_channels=input_channels('flash_noflash'), num_basis=90, kernel_size=15, width=1.0):
+    def __init__(self, in_channels=input_channels('flash_noflash'), num_basis=90, kernel_size=15, width=1.0,
+                 input_normalization='none'):
         if in_channels % CHANNELS_PER_FRAME or kernel_size % 2 == 0:
             raise ValueError(f'BPN: in_channels must be 6 per frame (frames then noise stds) and kernel_size odd, '
                              f'got in_channels={in_channels}, kernel_size={kernel_size}.')
@@ -44,7 +47,8 @@ class BPN(PaddedBasisUNet):
         self.num_basis = num_basis
         self.kernel_size = kernel_size
         basis_channels = self.num_frames * COLOR_CHANNELS * num_basis
-        super().__init__(in_channels, num_basis, basis_channels, kernel_size, width)
+        super().__init__(in_channels, num_basis, basis_channels, kernel_size, width,
+                         input_normalization=input_normalization)
         init_like_release(self)
 
     def basis_from_pooled(self, pooled):
@@ -62,9 +66,12 @@ class BPN(PaddedBasisUNet):
         basis = maps.softmax(dim=-1).view(batch, self.num_basis, COLOR_CHANNELS, frames, size, size)
         return basis.transpose(2, 3).reshape(batch, self.num_basis, frames * COLOR_CHANNELS, size, size)
 
-    def forward(self, x, basis=None):
-        """Denoise ``x``; ``basis`` (from :meth:`basis_from_pooled`) replaces the predicted one."""
-        bottleneck, skips = self.encode(x)
+    def forward(self, x, basis=None, frame_means=None):
+        """Denoise ``x``; ``basis`` (from :meth:`basis_from_pooled`) replaces the predicted one.
+
+        ``frame_means``: whole-image means for ``input_normalization`` when ``x`` is a tile.
+        """
+        bottleneck, skips = self.encode(x, frame_means)
         if basis is None:
             basis = self.basis_from_pooled(global_average_features(bottleneck, skips))
         coeffs = self.decode(bottleneck, skips, x.shape[-2:]).float().softmax(dim=1)

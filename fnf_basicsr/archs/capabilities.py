@@ -17,6 +17,9 @@ DEFAULTS = {
     # pooled_features(lq) averages them, basis_from_pooled(averages) decodes the basis, forward(lq, basis=...)
     # uses a given one (tiled inference averages over all tiles).
     'global_basis_statistics': False,
+    # 'frame_mean': its encoder divides each frame by the frame's mean; forward(lq, frame_means=...) and
+    # encode(lq, frame_means=...) take whole-image means (tiled inference normalises every tile alike).
+    'input_normalization': 'none',
     # The number of lq channels it takes; None: it does not say.
     'in_channels': None,
 }

@@ -72,6 +72,10 @@ class DeepFnF(PaddedBasisUNet):
         use_scale_map (bool): predict G and output F * G; False outputs F.
         upsampling (str): ``'half_pixel'`` (default) or ``'tf1'``, the decoders' x2 upsampling.
         tent_padding (str): ``'reflect'`` (default) or ``'zeros'``, the tent prefilter's padding.
+        input_normalization (str): ``'none'`` (default, the released code) or ``'frame_mean'``
+            (our option: the encoder sees each frame divided by its mean; the filter still reads
+            the raw no-flash image, so the output keeps its brightness;
+            :mod:`fnf_basicsr.archs.input_normalization`).
 
     Example:
         >>> net = DeepFnF(width=0.0625, num_basis=4, kernel_size=5, upsample=2)
@@ -84,7 +88,8 @@ class DeepFnF(PaddedBasisUNet):
     global_basis_statistics = True
 
     def __init__(self, in_channels=input_channels('flash_noflash'), num_basis=90, kernel_size=15, upsample=4, width=1.0,
-                 use_lowpass=True, use_scale_map=True, upsampling='half_pixel', tent_padding='reflect'):
+                 use_lowpass=True, use_scale_map=True, upsampling='half_pixel', tent_padding='reflect',
+                 input_normalization='none'):
         if kernel_size % 2 == 0:
             raise ValueError(f'DeepFnF: kernel_size must be odd (kernels are centred), got {kernel_size}.')
         if tent_padding not in TENT_PADDINGS:
@@ -99,7 +104,8 @@ class DeepFnF(PaddedBasisUNet):
         self.kernels_per_element = 2 if use_lowpass else 1
         coefficient_channels = num_basis + (COLOR_CHANNELS if use_scale_map else 0)
         basis_channels = COLOR_CHANNELS * self.kernels_per_element * num_basis
-        super().__init__(in_channels, coefficient_channels, basis_channels, kernel_size, width, upsampling)
+        super().__init__(in_channels, coefficient_channels, basis_channels, kernel_size, width, upsampling,
+                         input_normalization)
         init_like_release(self)
 
     def basis_from_pooled(self, pooled):
@@ -116,7 +122,7 @@ class DeepFnF(PaddedBasisUNet):
         basis_b = maps[:, 1] if self.use_lowpass else None
         return maps[:, 0], basis_b
 
-    def forward(self, x, basis=None, return_intermediates=False):
+    def forward(self, x, basis=None, return_intermediates=False, frame_means=None):
         """Denoise ``x``.
 
         Args:
@@ -124,6 +130,8 @@ class DeepFnF(PaddedBasisUNet):
             basis (tuple, optional): (basis_a, basis_b) to use instead of predicting them, e.g.
                 from :meth:`basis_from_pooled` over all tiles of a large image.
             return_intermediates (bool): return a dict instead of the image.
+            frame_means (Tensor, optional): (B, frames) whole-image means for
+                ``input_normalization: frame_mean`` when ``x`` is a tile (default: those of ``x``).
 
         Returns:
             Tensor (B, 3, H, W), float32; or a dict with ``output``, ``filtered`` (F),
@@ -131,7 +139,7 @@ class DeepFnF(PaddedBasisUNet):
             ``basis_b`` (B, J, 3, K, K; basis_b None without low-pass).
         """
         size = x.shape[-2:]
-        bottleneck, skips = self.encode(x)
+        bottleneck, skips = self.encode(x, frame_means)
         if basis is None:
             basis = self.basis_from_pooled(global_average_features(bottleneck, skips))
         basis_a, basis_b = self._check_basis(basis, x.shape[0])

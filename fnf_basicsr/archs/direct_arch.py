@@ -2,6 +2,7 @@
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.archs.fnf_blocks import PaddedUNet, init_like_release
+from fnf_basicsr.archs.input_normalization import frame_means as input_frame_means
 from fnf_basicsr.data.input_layout import COLOR_CHANNELS, NOFLASH_FRAME, image_channels, input_channels
 
 
@@ -13,22 +14,33 @@ class DirectUNet(PaddedUNet):
     paper's baselines share the architecture) with a linear conv3x3 to 3 channels. By default the
     output is that regression alone, as the paper describes the baseline; ``residual=True`` (our
     option) adds the no-flash image (channels 0:3), so the network predicts a correction instead.
+    With ``input_normalization: frame_mean`` (our option) the network regresses in the units of
+    its normalised input: its prediction is multiplied by the no-flash frame's mean.
 
     Args:
         in_channels (int): input channels (12 for a flash/no-flash pair with noise maps).
         width (float): multiplier on every channel count.
         residual (bool): add channels 0:3 of the input to the prediction.
+        input_normalization (str): ``'none'`` (default) or ``'frame_mean'``
+            (:mod:`fnf_basicsr.archs.input_normalization`).
 
     Shape:
-        forward(x): (B, in_channels, H, W) -> (B, 3, H, W), any H and W.
+        forward(x): (B, in_channels, H, W) -> (B, 3, H, W), any H and W; ``forward(x, frame_means)``
+        normalises by given whole-image means (tiled inference).
     """
 
-    def __init__(self, in_channels=input_channels('flash_noflash'), width=1.0, residual=False):
-        super().__init__(in_channels, COLOR_CHANNELS, width)
+    def __init__(self, in_channels=input_channels('flash_noflash'), width=1.0, residual=False,
+                 input_normalization='none'):
+        super().__init__(in_channels, COLOR_CHANNELS, width, input_normalization=input_normalization)
         self.residual = residual
         init_like_release(self)
 
-    def forward(self, x):
-        bottleneck, skips = self.encode(x)
+    def forward(self, x, frame_means=None):
+        normalized = self.input_normalization == 'frame_mean'
+        if normalized and frame_means is None:
+            frame_means = input_frame_means(x)
+        bottleneck, skips = self.encode(x, frame_means)
         output = self.decode(bottleneck, skips, x.shape[-2:]).float()
+        if normalized:
+            output = output * frame_means[:, NOFLASH_FRAME, None, None, None]
         return output + x[:, image_channels(NOFLASH_FRAME)] if self.residual else output

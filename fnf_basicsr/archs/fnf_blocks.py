@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fnf_basicsr.archs.input_normalization import NORMALIZATION_MARKER, check_input_normalization, normalize_frames
+
 ENCODER_WIDTHS = (64, 128, 256, 512, 1024)
 COEFFICIENT_DECODER_WIDTHS = (512, 256, 128, 64, 64)
 COEFFICIENT_END_WIDTH = 64
@@ -268,11 +270,19 @@ class PaddedUNet(nn.Module):
         out_channels (int): channels of the full-resolution output map.
         width (float): multiplier on every channel count.
         upsampling (str): x2 upsampling convention of the decoders (:func:`upsample2x`).
+        input_normalization (str): ``'none'`` (the released code) or ``'frame_mean'``: the encoder
+            sees each frame and its noise-std map divided by the frame's mean
+            (:mod:`fnf_basicsr.archs.input_normalization`).
     """
 
-    def __init__(self, in_channels, out_channels, width=1.0, upsampling='half_pixel'):
+    def __init__(self, in_channels, out_channels, width=1.0, upsampling='half_pixel', input_normalization='none'):
         super().__init__()
         self.in_channels = in_channels
+        self.input_normalization = check_input_normalization(input_normalization)
+        if input_normalization != 'none':
+            # Weights trained on normalised inputs compute something else on raw ones, and no
+            # weight shape tells: this entry makes strict loading across the two fail by name.
+            self.register_buffer(NORMALIZATION_MARKER, torch.ones(()))
         self.upsampling = check_upsampling(upsampling)
         self.encoder_widths = [scaled(c, width) for c in ENCODER_WIDTHS]
         self.encoder = Encoder(in_channels, self.encoder_widths)
@@ -280,11 +290,17 @@ class PaddedUNet(nn.Module):
             self.encoder_widths, out_channels, [scaled(c, width) for c in COEFFICIENT_DECODER_WIDTHS],
             scaled(COEFFICIENT_END_WIDTH, width), upsampling)
 
-    def encode(self, x):
-        """Check ``x``, pad it to a multiple of 32 and encode it: (bottleneck, skips)."""
+    def encode(self, x, frame_means=None):
+        """Check ``x``, normalise it if asked, pad it to a multiple of 32 and encode it: (bottleneck, skips).
+
+        ``frame_means`` (B, frames): what ``input_normalization: frame_mean`` divides by, default
+        the means of ``x`` (:mod:`fnf_basicsr.archs.input_normalization`).
+        """
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'{type(self).__name__} expects lq of shape (B, {self.in_channels}, H, W) '
                              f'(see in_channels in the network options), got {tuple(x.shape)}.')
+        if self.input_normalization == 'frame_mean':
+            x = normalize_frames(x, frame_means)
         return self.encoder(pad_to_multiple(x))
 
     def decode(self, bottleneck, skips, size):
@@ -302,16 +318,17 @@ class PaddedBasisUNet(PaddedUNet):
         kernel_size (int): K.
         width (float): multiplier on every channel count.
         upsampling (str): x2 upsampling convention of both decoders (:func:`upsample2x`).
+        input_normalization (str): as for :class:`PaddedUNet`.
     """
 
     def __init__(self, in_channels, coefficient_channels, basis_channels, kernel_size, width=1.0,
-                 upsampling='half_pixel'):
-        super().__init__(in_channels, coefficient_channels, width, upsampling)
+                 upsampling='half_pixel', input_normalization='none'):
+        super().__init__(in_channels, coefficient_channels, width, upsampling, input_normalization)
         self.basis_decoder = BasisDecoder(
             self.encoder_widths, basis_channels, kernel_size, [scaled(c, width) for c in BASIS_DECODER_WIDTHS],
             scaled(BASIS_END_WIDTH, width), upsampling)
 
-    def pooled_features(self, x):
+    def pooled_features(self, x, frame_means=None):
         """Global averages of the encoder features of ``x`` that the basis decoder reads.
 
         For tiled inference: average these over the tiles of an image (weighted by each tile's
@@ -319,8 +336,10 @@ class PaddedBasisUNet(PaddedUNet):
 
         Args:
             x (Tensor): network input (B, in_channels, H, W), any size.
+            frame_means (Tensor, optional): as for :meth:`encode`.
 
         Returns:
             list of Tensor: bottleneck, level-5, 4, 3, 2 skip averages, each (B, C_i).
         """
-        return global_average_features(*self.encode(x))
+        return global_average_features(*self.encode(x, frame_means))
+

@@ -28,22 +28,27 @@ class KPN(PaddedUNet):
         in_channels (int): 6 * frames (12 for a pair, 6 for a single frame).
         kernel_size (int): K, odd.
         width (float): multiplier on every channel count.
+        input_normalization (str): ``'none'`` (default) or ``'frame_mean'``, our option: the encoder
+            sees each frame divided by its mean (:mod:`fnf_basicsr.archs.input_normalization`).
 
     Shape:
-        forward(x): (B, in_channels, H, W) -> (B, 3, H, W), any H and W.
+        forward(x): (B, in_channels, H, W) -> (B, 3, H, W), any H and W; ``forward(x, frame_means)``
+        normalises by given whole-image means (tiled inference).
     """
 
-    def __init__(self, in_channels=input_channels('flash_noflash'), kernel_size=15, width=1.0):
+    def __init__(self, in_channels=input_channels('flash_noflash'), kernel_size=15, width=1.0,
+                 input_normalization='none'):
         if in_channels % CHANNELS_PER_FRAME or kernel_size % 2 == 0:
             raise ValueError(f'KPN: in_channels must be 6 per frame (frames then noise stds) and kernel_size odd, '
                              f'got in_channels={in_channels}, kernel_size={kernel_size}.')
         self.num_frames = frames_in(in_channels)
         self.kernel_size = kernel_size
-        super().__init__(in_channels, self.num_frames * kernel_size * kernel_size, width)
+        super().__init__(in_channels, self.num_frames * kernel_size * kernel_size, width,
+                         input_normalization=input_normalization)
         init_like_release(self)
 
-    def forward(self, x):
-        bottleneck, skips = self.encode(x)
+    def forward(self, x, frame_means=None):
+        bottleneck, skips = self.encode(x, frame_means)
         kernels = self.decode(bottleneck, skips, x.shape[-2:])
         taps = self.kernel_size * self.kernel_size
         output = 0

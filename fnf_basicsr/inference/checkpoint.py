@@ -21,6 +21,7 @@ import yaml
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.archs.capabilities import capability
+from fnf_basicsr.archs.input_normalization import NORMALIZATION_MARKER
 from fnf_basicsr.data.input_layout import INPUT_MODES, input_channels, input_mode_for_channels
 from fnf_basicsr.errors import DataError, MissingInputError
 from fnf_basicsr.inference.release import sidecar_path
@@ -230,6 +231,10 @@ def _load_weights(net, state_dict, checkpoint, option_file, arch_type, network_o
         lines.append(f'  {len(missing)} parameter(s) missing from the checkpoint (e.g. {missing[:MAX_LISTED]}).')
     if unexpected:
         lines.append(f'  {len(unexpected)} parameter(s) the network does not have (e.g. {unexpected[:MAX_LISTED]}).')
+    if NORMALIZATION_MARKER in missing + unexpected:
+        trained = 'frame_mean' if NORMALIZATION_MARKER in unexpected else 'none'
+        lines.append(f'  The checkpoint was trained with network_g input_normalization: {trained}; the option file '
+                     f'says {network_opt.get("input_normalization", "none")}.')
     if resized:
         shown = '; '.join(f'{name}: checkpoint {got}, network {want}' for name, got, want in resized[:MAX_LISTED])
         lines.append(f'  {len(resized)} parameter(s) of another size ({shown}): the network options differ '

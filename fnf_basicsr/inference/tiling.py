@@ -38,6 +38,8 @@ from tqdm import tqdm
 
 from fnf_basicsr.archs.capabilities import capability
 from fnf_basicsr.archs.fnf_blocks import SIZE_MULTIPLE, global_average_features
+from fnf_basicsr.archs.input_normalization import MIN_FRAME_MEAN
+from fnf_basicsr.data.input_layout import COLOR_CHANNELS, frames_in, image_channels
 from fnf_basicsr.models.fnf_model import estimate_from_output
 
 DEFAULT_TILE = 512
@@ -159,18 +161,41 @@ def denoise_tiled(net, read_tile, height, width, tile=DEFAULT_TILE, overlap=DEFA
     device = torch.device(device)
     if len(plan) == 1:  # the image fits in one tile: whole-image inference, no statistics pass
         return denoise_whole(net, read_tile(plan[0][0]), device)
+    normalization = {}
+    if capability(net, 'input_normalization') != 'none':
+        normalization['frame_means'] = _whole_image_frame_means(read_tile, plan, height * width, device, progress)
     global_statistics = capability(net, 'global_basis_statistics')
-    basis = _global_basis(net, read_tile, plan, device, progress) if global_statistics else None
+    basis = _global_basis(net, read_tile, plan, device, progress, normalization) if global_statistics else None
     output = torch.zeros(3, height, width, dtype=torch.float32)
     for region, row_window, col_window in tqdm(plan, desc='denoise tiles', unit='tile', disable=not progress):
         lq = read_tile(region).to(device)
-        result = estimate_from_output(net(lq)) if basis is None else net(lq, basis=basis)
+        if basis is None:
+            result = estimate_from_output(net(lq, **normalization))
+        else:
+            result = net(lq, basis=basis, **normalization)
         weight = (row_window[:, None] * col_window[None, :]).float()
         output[:, region.rows, region.cols] += result[0].float().cpu() * weight
     return output
 
 
-def _global_basis(net, read_tile, plan, device, progress):
+def _whole_image_frame_means(read_tile, plan, pixels, device, progress):
+    """:func:`fnf_basicsr.archs.input_normalization.frame_means` of the whole image, gathered over the tiles.
+
+    The blending windows sum to one at every pixel, so window-weighted tile sums add up to the
+    image's sums (before the clamp that ``frame_means`` applies).
+    """
+    total = None
+    for region, row_window, col_window in tqdm(plan, desc='image brightness', unit='tile', disable=not progress):
+        window = (row_window[:, None] * col_window[None, :]).double()
+        tile = read_tile(region).double()
+        frame_sums = torch.stack([(tile[:, image_channels(frame)] * window).sum(dim=(1, 2, 3))
+                                  for frame in range(frames_in(tile.shape[1]))], dim=1)
+        total = frame_sums if total is None else total + frame_sums
+    means = total / (pixels * COLOR_CHANNELS)
+    return means.float().clamp_min(MIN_FRAME_MEAN).to(device)
+
+
+def _global_basis(net, read_tile, plan, device, progress, normalization):
     """The basis decoded from whole-image feature averages gathered over the tiles.
 
     Every feature map of a tile is weighted by the tile's blending window, average-pooled to the
@@ -182,20 +207,20 @@ def _global_basis(net, read_tile, plan, device, progress):
     sums = weights = None
     for region, row_window, col_window in tqdm(plan, desc='image statistics', unit='tile', disable=not progress):
         window = (row_window[:, None] * col_window[None, :]).to(device=device, dtype=torch.float32)
-        tile_sums, tile_weights = _windowed_feature_sums(net, read_tile(region).to(device), window)
+        tile_sums, tile_weights = _windowed_feature_sums(net, read_tile(region).to(device), window, normalization)
         sums = tile_sums if sums is None else [a + b for a, b in zip(sums, tile_sums)]
         weights = tile_weights if weights is None else [a + b for a, b in zip(weights, tile_weights)]
     dtype = next(net.parameters()).dtype
     return net.basis_from_pooled([(total / weight).to(dtype) for total, weight in zip(sums, weights)])
 
 
-def _windowed_feature_sums(net, lq, window):
+def _windowed_feature_sums(net, lq, window, normalization):
     """Window-weighted sums of the features ``pooled_features`` averages, and the weight sums.
 
     The network pads its input to a multiple of its pooling grid; the window is padded with
     zeros, so padding never counts. Returns two lists (float64) in ``pooled_features`` order.
     """
-    bottleneck, skips = net.encode(lq)
+    bottleneck, skips = net.encode(lq, **normalization)
     padded = F.pad(window, (0, skips[0].shape[-1] - window.shape[-1], 0, skips[0].shape[-2] - window.shape[-2]))
     maps = [bottleneck, *skips]
     # Each map's window, pooled to its resolution and multiplied by its pixel count, so that the
