@@ -99,6 +99,54 @@ def test_train_samples_differ_between_dataloader_workers(faid_folder):
     assert all(not torch.equal(lqs[i], lqs[j]) for i in range(4) for j in range(i + 1, 4))
 
 
+def count_decodes(monkeypatch):
+    calls = []
+    decode = faid.decode_pair
+
+    def counting(*args, **kwargs):
+        calls.append(args[-2])
+        return decode(*args, **kwargs)
+    monkeypatch.setattr(faid, 'decode_pair', counting)
+    return calls
+
+
+def test_decoded_cache_decodes_each_image_once_and_changes_no_sample(faid_folder, monkeypatch):
+    torch.manual_seed(7)
+    uncached = FlashNoFlashDataset(options(faid_folder, 'train'))
+    plain = [uncached[i] for i in (0, 1, 2, 0, 1, 2)]
+    calls = count_decodes(monkeypatch)
+    torch.manual_seed(7)
+    cached = FlashNoFlashDataset(options(faid_folder, 'train', decoded_cache_mb=1))
+    for expected, index in zip(plain, (0, 1, 2, 0, 1, 2)):
+        assert_samples_equal(expected, cached[index])
+    assert len(calls) == 3  # three images, each decoded once
+
+
+def test_decoded_cache_keeps_within_its_budget(faid_folder, monkeypatch):
+    """One image pair is 2 x 88 x 100 x 3 uint16 = 105,600 bytes: a 0.15 MiB budget holds one, not two."""
+    calls = count_decodes(monkeypatch)
+    dataset = FlashNoFlashDataset(options(faid_folder, 'train', decoded_cache_mb=0.15))
+    for index in (0, 1, 0, 1):
+        dataset[index]
+    assert len(calls) == 4
+    assert dataset._decoded.bytes <= 0.15 * 2 ** 20
+
+
+def test_decoded_cache_without_persistent_workers_warns(faid_folder, caplog):
+    import logging
+    logger = logging.getLogger('basicsr')  # BasicSR's root logger does not propagate: listen on it directly
+    logger.addHandler(caplog.handler)
+    try:
+        opt = options(faid_folder, 'train', decoded_cache_mb=64, num_worker_per_gpu=2, name='train_set')
+        FlashNoFlashDataset(opt)
+        assert "'train_set': decoded_cache_mb" in caplog.text and 'add persistent_workers: true' in caplog.text
+        caplog.clear()
+        FlashNoFlashDataset({**opt, 'persistent_workers': True})
+        assert 'persistent_workers' not in caplog.text
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
 def test_val_samples_enumerate_images_and_dimming_factors(faid_folder):
     dataset = FlashNoFlashDataset(options(faid_folder))
     assert len(dataset) == 3 * 4

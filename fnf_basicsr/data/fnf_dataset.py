@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from basicsr.utils import FileClient
+from basicsr.utils import FileClient, get_root_logger
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from fnf_basicsr.data import faid
 from fnf_basicsr.data.lmdb_store import (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX, LMDB_META_INFO,  # noqa: F401
                                          crop_key, decode_record_pair, lmdb_crop_keys, lmdb_errors, parse_crop_key)
+from fnf_basicsr.data.decoded_cache import MIB, DecodedCache
 from fnf_basicsr.data.degradation import REFERENCES, assemble_input, make_sample
 from fnf_basicsr.data.frozen_set import (check_complete, check_matches, load_frozen_sample,
                                          read_frozen_manifest)
@@ -61,7 +62,8 @@ NOISE_KEYS = set(NOISE_DEFAULTS)
 SYNTHETIC_KEYS = {'split', 'num_scenes', 'size', 'workers'}
 DATASET_KEYS = {'dataroot', 'io_backend', 'phase', 'crop_size', 'margin', 'input_mode', 'reference', 'dimming_range',
                 'dimming_factors', 'noise', 'misalignment', 'subset', 'num_val', 'val_names_file',
-                'exclude_test_split', 'seed', 'displacement_bins', 'frozen_root', 'synthetic', 'max_images'}
+                'exclude_test_split', 'seed', 'displacement_bins', 'frozen_root', 'synthetic', 'max_images',
+                'decoded_cache_mb'}
 # Keys BasicSR itself reads from a dataset's options (build_dataloader, train_pipeline, parse_options).
 BASICSR_DATASET_KEYS = {'name', 'type', 'scale', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
                         'use_shuffle', 'prefetch_mode', 'pin_memory', 'persistent_workers', 'num_prefetch_queue'}
@@ -162,6 +164,9 @@ class FlashNoFlashDataset(data.Dataset):
         synthetic (dict): ``split``, ``num_scenes``, ``size``, ``workers``: generate (on first
             use) and read the synthetic split under ``dataroot``.
         max_images (int): use only the first N images (or LMDB crops).
+        decoded_cache_mb (float): keep up to this many MiB of decoded images per process, least
+            recently used out first (default 0: only the last image); pair it with
+            ``persistent_workers: true`` (:mod:`fnf_basicsr.data.decoded_cache`).
 
     Output dict: ``lq`` (C, S, S), ``gt`` (3, S, S), ``color_matrix`` (3, 3) float32 tensors;
     0-dim float32 tensors ``gain`` (= ``dimming`` = 1 / alpha), ``sig_read``, ``sig_shot``,
@@ -199,7 +204,8 @@ class FlashNoFlashDataset(data.Dataset):
         bins = opt.get('displacement_bins', DEFAULTS['displacement_bins'])
         self.displacement_bins = None if bins is None else _bins_from_edges(bins)
         self.io_backend_opt = dict(opt.get('io_backend') or DEFAULTS['io_backend'])
-        self._cached = None
+        self._decoded = DecodedCache(int(float(opt.get('decoded_cache_mb', 0)) * MIB))
+        self._warn_if_cache_is_rebuilt(opt)
         self._train_rng, self._train_rng_seed = None, None
         if opt.get('frozen_root'):
             self._init_frozen(opt['frozen_root'])
@@ -210,6 +216,13 @@ class FlashNoFlashDataset(data.Dataset):
             self._check_batch_fits()
 
     # ----------------------------------------------------------------------------- options
+
+    def _warn_if_cache_is_rebuilt(self, opt):
+        workers = int(opt.get('num_worker_per_gpu', 0) or 0)
+        if self._decoded.max_bytes and self.is_train and workers > 0 and not opt.get('persistent_workers'):
+            get_root_logger().warning(
+                f'dataset {opt.get("name", "")!r}: decoded_cache_mb is set but DataLoader workers are re-created '
+                'every epoch, so each epoch decodes every image again; add persistent_workers: true')
 
     def _read_noise_options(self, noise):
         _check_keys('noise', noise, NOISE_KEYS)
@@ -456,9 +469,10 @@ class FlashNoFlashDataset(data.Dataset):
         return self._train_rng
 
     def _load(self, entry):
-        """``(ambient_u16, flash_u16, color_matrix, source)`` of an image or LMDB crop (last one cached)."""
-        if self._cached is not None and self._cached[0] == entry:
-            return self._cached[1]
+        """``(ambient_u16, flash_u16, color_matrix, source)`` of an image or LMDB crop (see decoded_cache_mb)."""
+        cached = self._decoded.get(entry)
+        if cached is not None:
+            return cached
         # Looked up on every call, not kept: a forked DataLoader worker must open its own LMDB handle.
         file_client = _shared_file_client(self.io_backend_opt)
         if file_client.backend == 'lmdb':
@@ -479,7 +493,7 @@ class FlashNoFlashDataset(data.Dataset):
         decode = decode_record_pair if file_client.backend == 'lmdb' else faid.decode_pair
         ambient, flash_only, metadata = decode(*payloads, *sources)
         pair = (ambient, flash_only, metadata.color_matrix, sources[0])
-        self._cached = (entry, pair)
+        self._decoded.put(entry, pair, ambient.nbytes + flash_only.nbytes)
         return pair
 
 
