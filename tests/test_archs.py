@@ -81,6 +81,20 @@ def test_deepfnf_without_scale_map_outputs_the_filtered_no_flash_image():
     assert torch.equal(result['output'], result['filtered'])
 
 
+def test_deepfnf_scale_map_bias_shifts_only_the_initial_scale_map():
+    """Same seed, same weights: the scale map G starts exactly 1 higher everywhere, the rest is unchanged."""
+    lq = _input(seed=3)
+    results = []
+    for bias in (0.0, 1.0):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            results.append(DeepFnF(**TINY_DEEPFNF, scale_map_bias=bias)(lq, return_intermediates=True))
+    default, shifted = results
+    torch.testing.assert_close(shifted['scale_map'], default['scale_map'] + 1)
+    torch.testing.assert_close(shifted['coeffs'], default['coeffs'], rtol=0, atol=0)
+    torch.testing.assert_close(shifted['filtered'], default['filtered'], rtol=0, atol=0)
+
+
 def test_deepfnf_without_lowpass_predicts_only_the_full_resolution_kernels():
     net = DeepFnF(use_lowpass=False, **TINY_DEEPFNF)
     assert net.basis_decoder.output.out_channels == 3 * 4

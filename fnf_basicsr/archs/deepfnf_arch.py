@@ -1,6 +1,7 @@
 """DeepFnF: flash/no-flash denoising by a two-scale kernel basis and a scale map (Xia et al. 2021)."""
 import torch
 import torch.nn.functional as F
+from torch import nn
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.archs.fnf_blocks import PaddedBasisUNet, global_average_features, init_like_release
@@ -76,6 +77,9 @@ class DeepFnF(PaddedBasisUNet):
             (our option: the encoder sees each frame divided by its mean; the filter still reads
             the raw no-flash image, so the output keeps its brightness;
             :mod:`fnf_basicsr.archs.input_normalization`).
+        scale_map_bias (float): initial bias of the scale map's output channels (default 0, as the
+            released code initialises every bias). Our option: 1 starts G near 1, so that the output
+            starts as the filtered image and G cannot settle near 0 with the filter grown to match.
 
     Example:
         >>> net = DeepFnF(width=0.0625, num_basis=4, kernel_size=5, upsample=2)
@@ -89,7 +93,7 @@ class DeepFnF(PaddedBasisUNet):
 
     def __init__(self, in_channels=input_channels('flash_noflash'), num_basis=90, kernel_size=15, upsample=4, width=1.0,
                  use_lowpass=True, use_scale_map=True, upsampling='half_pixel', tent_padding='reflect',
-                 input_normalization='none'):
+                 input_normalization='none', scale_map_bias=0.0):
         if kernel_size % 2 == 0:
             raise ValueError(f'DeepFnF: kernel_size must be odd (kernels are centred), got {kernel_size}.')
         if tent_padding not in TENT_PADDINGS:
@@ -107,6 +111,8 @@ class DeepFnF(PaddedBasisUNet):
         super().__init__(in_channels, coefficient_channels, basis_channels, kernel_size, width, upsampling,
                          input_normalization)
         init_like_release(self)
+        if use_scale_map:
+            nn.init.constant_(self.coefficient_decoder.output.bias[num_basis:], scale_map_bias)
 
     def basis_from_pooled(self, pooled):
         """The basis (A, B) predicted from :meth:`pooled_features` (averaged over tiles if tiled).
