@@ -81,8 +81,9 @@ def test_learned_networks_declare_their_input_channels(name):
 
 @pytest.mark.parametrize('name', sorted(TINY))
 def test_input_normalization_is_declared_by_the_networks_that_take_whole_image_means(name):
-    takes_means = 'frame_means' in inspect.signature(_build(name).forward).parameters
-    assert capability(_build(name), 'input_normalization') == 'none'
+    default = _build(name)
+    takes_means = 'frame_means' in inspect.signature(default.forward).parameters
+    assert capability(default, 'input_normalization') == 'none'
     if takes_means:
         torch.manual_seed(0)
         net = build_network({'type': name, **TINY[name], 'input_normalization': 'frame_mean'}).eval()

@@ -342,4 +342,3 @@ class PaddedBasisUNet(PaddedUNet):
             list of Tensor: bottleneck, level-5, 4, 3, 2 skip averages, each (B, C_i).
         """
         return global_average_features(*self.encode(x, frame_means))
-

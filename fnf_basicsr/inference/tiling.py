@@ -187,8 +187,8 @@ def _whole_image_frame_means(read_tile, plan, pixels, device, progress):
     total = None
     for region, row_window, col_window in tqdm(plan, desc='image brightness', unit='tile', disable=not progress):
         window = (row_window[:, None] * col_window[None, :]).double()
-        tile = read_tile(region).double()
-        frame_sums = torch.stack([(tile[:, image_channels(frame)] * window).sum(dim=(1, 2, 3))
+        tile = read_tile(region)
+        frame_sums = torch.stack([(tile[:, image_channels(frame)].double() * window).sum(dim=(1, 2, 3))
                                   for frame in range(frames_in(tile.shape[1]))], dim=1)
         total = frame_sums if total is None else total + frame_sums
     means = total / (pixels * COLOR_CHANNELS)
