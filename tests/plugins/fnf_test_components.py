@@ -1,7 +1,8 @@
 """A test-only model registered inside pipeline tests (listed under ``plugins:`` in their YAML).
 
-It is FnFModel plus two records for the distributed test: which samples each rank trained on, and
-each rank's weights at every checkpoint (BasicSR saves rank 0's only).
+It is FnFModel plus three records for the distributed tests: which samples each rank trained on, each
+rank's weights at every checkpoint (BasicSR saves rank 0's only), and each rank's weights after every
+validation call (BasicSR validates on rank 0 only; rank 1 must still hold the same weights).
 """
 import os
 
@@ -31,3 +32,11 @@ class FnFReplicaRecordingModel(FnFModel):
         weights = self.get_bare_model(self.net_g).state_dict()
         experiments = self.opt['path']['experiments_root']
         torch.save(weights, os.path.join(experiments, f'replica_rank{rank}_{current_iter}.pth'))
+
+    def validation(self, dataloader, current_iter, tb_logger, save_img=False):
+        super().validation(dataloader, current_iter, tb_logger, save_img)
+        rank, _ = get_dist_info()
+        self.validations = getattr(self, 'validations', 0) + 1
+        weights = self.get_bare_model(self.net_g).state_dict()
+        experiments = self.opt['path']['experiments_root']
+        torch.save(weights, os.path.join(experiments, f'validated_rank{rank}_{self.validations}.pth'))
