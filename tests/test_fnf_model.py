@@ -114,11 +114,9 @@ def test_bf16_autocast_training_step_is_finite(scenes, tmp_path):
     assert all(torch.isfinite(p).all() for p in model.net_g.parameters())
 
 
-def test_unknown_precision_is_refused(scenes, tmp_path):
-    model = build_model(model_options(tmp_path, TINY_DEEPFNF, mixed_precision='fp8'))
-    model.feed_data(batch(scenes))
-    with pytest.raises(ValueError, match='mixed_precision'):
-        model.optimize_parameters(1)
+def test_unknown_precision_is_refused(tmp_path):
+    with pytest.raises(ValueError, match='train.mixed_precision must be auto, bf16, fp16 or ~'):
+        build_model(model_options(tmp_path, TINY_DEEPFNF, mixed_precision='fp8'))
 
 
 def test_parameter_free_reference_cannot_be_trained(tmp_path):
@@ -190,5 +188,23 @@ def test_testing_model_uses_the_validation_memory_format(tmp_path):
 
 @pytest.mark.parametrize('value', ['yes', 1])
 def test_channels_last_must_be_a_boolean(tmp_path, value):
-    with pytest.raises(ConfigError, match='train.channels_last must be true or false'):
+    with pytest.raises(ConfigError, match='train.channels_last must be auto, true or false'):
         build_model(model_options(tmp_path, TINY_DEEPFNF, channels_last=value))
+
+
+@pytest.mark.parametrize('native', [False, True])
+def test_auto_resolves_by_the_cpu_and_logs_the_choice(tmp_path, monkeypatch, caplog, native):
+    from fnf_basicsr.utils import hardware
+    reason = 'CPU with native bf16: AVX512-BF16' if native else 'CPU without native bf16: AVX2'
+    monkeypatch.setattr(hardware, 'cpu_native_bf16', lambda: (native, reason))
+    monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: 'AVX512' if native else 'AVX2')
+    opt = model_options(tmp_path, TINY_DEEPFNF, mixed_precision='auto', channels_last='auto')
+    opt['val'].update(mixed_precision='auto', channels_last='auto')
+    with caplog.at_level('INFO', logger='basicsr'):
+        model = build_model(opt)
+    precision = 'bf16' if native else 'fp32'
+    for phase in ('train', 'val'):
+        assert model.runtime(phase)[0].value == precision and model.channels_last(phase) is native
+        assert f'{phase}: precision: {precision} ({reason})' in caplog.text
+    assert _is_channels_last(model.net_g) is native
+    assert model.step_watch.precision == precision

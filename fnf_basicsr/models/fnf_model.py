@@ -6,7 +6,6 @@ look at rendered pictures.
 """
 import os
 from collections import OrderedDict
-from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -19,10 +18,10 @@ from tqdm import tqdm
 
 from fnf_basicsr.archs.capabilities import capability
 from fnf_basicsr.data.input_layout import COLOR_CHANNELS, NOFLASH_FRAME, image_channels
-from fnf_basicsr.errors import ConfigError
+from fnf_basicsr.utils import hardware
 from fnf_basicsr.utils.rendering import render_srgb
+from fnf_basicsr.utils.step_watch import StepTimeWatch
 
-AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 DEFAULT_PIXEL_LOSS = {'type': 'MSELoss', 'loss_weight': 1.0, 'reduction': 'mean'}
 
 
@@ -72,20 +71,33 @@ class FnFModel(SRModel):
         train.pixel_opt: loss on rendered images (default MSELoss, the paper's L2).
         train.gradient_opt: e.g. ``{type: GradientL1Loss, loss_weight: 1.0}`` (the paper's eta term).
         train.perceptual_opt: optional, as in SRModel, on rendered images.
-        train.mixed_precision / val.mixed_precision: ``bf16`` or ``fp16`` autocast (default off).
-        train.channels_last / val.channels_last: the network's weights and its input in
+        train.mixed_precision / val.mixed_precision: ``auto`` (bf16 autocast where the device computes bf16
+            natively, else float32; :mod:`fnf_basicsr.utils.hardware`), ``bf16``, ``fp16`` or ``~`` (default).
+        train.channels_last / val.channels_last: ``auto`` (by device, :mod:`fnf_basicsr.utils.hardware`) or
+            whether the network's weights and its input are in
             ``torch.channels_last`` memory format while training / validating (default false). The
             network is converted before BasicSR wraps it (DDP), and back and forth around a
             validation whose format differs from training's; the optimizer keeps the same parameters.
         val.tb_images: how many rendered validation images to send to TensorBoard (default 2).
     """
 
+    def runtime(self, phase):
+        """The resolved precision and memory format of ``phase`` ('train' or 'val'), logged once each."""
+        resolved = self.__dict__.setdefault('_runtime', {})  # model_to_device asks before __init__ returns
+        if phase not in resolved:
+            options = self.opt.get(phase) or {}
+            precision = hardware.resolve_precision(options.get('mixed_precision'), self.device,
+                                                   f'{phase}.mixed_precision')
+            layout = hardware.resolve_channels_last(options.get('channels_last', False), precision.value, self.device,
+                                                    f'{phase}.channels_last')
+            resolved[phase] = precision, layout
+            log = get_root_logger().warning if precision.slow else get_root_logger().info
+            log(f'{phase}: {precision.describe("precision")}, {layout.describe("channels_last")}')
+        return resolved[phase]
+
     def channels_last(self, phase):
         """Whether ``phase`` ('train' or 'val') runs the network in channels_last memory format."""
-        value = (self.opt.get(phase) or {}).get('channels_last', False)
-        if not isinstance(value, bool):
-            raise ConfigError(f'{phase}.channels_last must be true or false, got {value!r}')
-        return value
+        return self.runtime(phase)[1].value
 
     def _phase(self):
         return 'train' if self.opt['is_train'] else 'val'
@@ -107,7 +119,9 @@ class FnFModel(SRModel):
         self.cri_grad = build_loss(train_opt['gradient_opt']).to(self.device) if train_opt.get('gradient_opt') else None
         perceptual = train_opt.get('perceptual_opt')
         self.cri_perceptual = build_loss(perceptual).to(self.device) if perceptual else None
-        self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=train_opt.get('mixed_precision') == 'fp16')
+        self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=self.runtime('train')[0].value == 'fp16')
+        self.step_watch = StepTimeWatch(self.device, self.runtime('train')[0].value, get_root_logger().warning)
+        self.runtime('val')  # logged at start, beside train's
         self.setup_optimizers()
         self.setup_schedulers()
 
@@ -126,12 +140,7 @@ class FnFModel(SRModel):
         self.net_g_ema.eval()
 
     def autocast(self, phase):
-        mode = (self.opt.get(phase) or {}).get('mixed_precision')
-        if not mode:
-            return nullcontext()
-        if mode not in AUTOCAST_DTYPES:
-            raise ConfigError(f"{phase}.mixed_precision must be one of {sorted(AUTOCAST_DTYPES)} or null, got {mode!r}")
-        return torch.autocast(device_type=self.device.type, dtype=AUTOCAST_DTYPES[mode])
+        return hardware.autocast(self.runtime(phase)[0].value, self.device)
 
     def feed_data(self, data):
         self.lq = data['lq'].to(self.device)
@@ -153,6 +162,10 @@ class FnFModel(SRModel):
         return losses
 
     def optimize_parameters(self, current_iter):
+        with self.step_watch:
+            self._optimize(current_iter)
+
+    def _optimize(self, current_iter):
         self.optimizer_g.zero_grad()
         with self.autocast('train'):
             self.output = estimate_from_output(self.net_g(as_channels_last(self.lq, self.channels_last('train'))))
@@ -166,7 +179,9 @@ class FnFModel(SRModel):
             self.model_ema(decay=self.ema_decay)
 
     def test(self):
-        net = getattr(self, 'net_g_ema', self.net_g)
+        # The bare network, never the DDP wrapper: BasicSR validates on rank 0 only, and a DDP forward
+        # broadcasts buffers to ranks that are training (or gone) meanwhile.
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         was_training = net.training
         net.eval()
         channels_last = self.channels_last('val')

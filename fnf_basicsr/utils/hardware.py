@@ -1,0 +1,164 @@
+"""What the hardware runs natively, and what ``auto`` precision and memory format resolve to.
+
+``mixed_precision: auto`` picks bf16 autocast only where the device computes bf16 natively, else float32:
+
+* CPU: the cores have AVX512-BF16 or AMX, oneDNN may use them (``ONEDNN_MAX_CPU_ISA``, when set, is at
+  least ``AVX512_CORE_BF16``) and ATen's vector kernels are AVX-512 (``ATEN_CPU_CAPABILITY`` not lowered).
+  Without native bf16, oneDNN emulates it and a training step was 9x slower than float32 (AVX2 EPYC).
+* CUDA: the GPU computes bf16 natively (Ampere and later; emulation on older GPUs does not count).
+
+``channels_last: auto`` follows the measurements of ``scripts/profiling/benchmark_training.py`` (README,
+speed): on a CPU whose ATen kernels are AVX-512 it is on (faster in float32 and in bf16 there); on AVX2
+CPUs it is off (slower in float32 on an AVX2-only EPYC); on CUDA it is on with reduced precision (bf16 or
+fp16), where tensor cores take NHWC, and off in float32.
+
+Explicit values (``bf16``, ``fp16``, ``~``/``fp32``; ``true``/``false``) always win; an explicit bf16 on
+a device without native bf16 is kept but warned about.
+"""
+import inspect
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from fnf_basicsr.errors import ConfigError
+
+AUTO = 'auto'
+# Autocast dtypes by option value; fp32 (also written ~ or false) is no autocast.
+AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+FP32_SPELLINGS = (None, False, 'fp32', 'none')
+# oneDNN ISA ceilings below the first one with native bf16 instructions (AVX512_CORE_BF16).
+ONEDNN_ISAS_WITHOUT_BF16 = ('SSE41', 'AVX', 'AVX2', 'AVX2_VNNI', 'AVX2_VNNI_2', 'AVX512_CORE',
+                            'AVX512_CORE_VNNI')
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A resolved setting and why: ``value`` is 'bf16' / 'fp16' / 'fp32' or a bool (channels_last)."""
+    value: object
+    reason: str
+    slow: bool = False  # an explicit choice the device emulates: worth a warning
+
+    def describe(self, name):
+        """One log line, e.g. ``precision: fp32 (CPU without native bf16: AVX2)``."""
+        shown = {True: 'on', False: 'off'}.get(self.value, self.value) if isinstance(self.value, bool) \
+            else self.value
+        return f'{name}: {shown} ({self.reason})'
+
+
+def cpu_native_bf16():
+    """Whether this CPU, as torch and oneDNN are allowed to use it, computes bf16 natively; and why.
+
+    Returns:
+        (bool, str): the answer and a short reason naming the instruction set.
+    """
+    capability = torch.backends.cpu.get_cpu_capability()
+    has_bf16 = _cpu_flag('_is_avx512_bf16_supported')
+    has_amx = _cpu_flag('_is_amx_tile_supported')
+    if not (has_bf16 or has_amx):
+        return False, f'CPU without native bf16: {capability}'
+    onednn_isa = os.environ.get('ONEDNN_MAX_CPU_ISA', os.environ.get('DNNL_MAX_CPU_ISA', '')).upper()
+    if onednn_isa in ONEDNN_ISAS_WITHOUT_BF16 or not _onednn_bf16_probe():
+        return False, f'oneDNN limited to {onednn_isa or "an ISA"} without native bf16 (ONEDNN_MAX_CPU_ISA)'
+    if not capability.startswith('AVX512'):
+        return False, f'ATen kernels limited to {capability} (ATEN_CPU_CAPABILITY)'
+    return True, f'CPU with native bf16: {"AMX" if has_amx else "AVX512-BF16"}'
+
+
+def _onednn_bf16_probe():
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # honours ONEDNN_MAX_CPU_ISA=AVX2, not AVX512_CORE
+
+
+def _cpu_flag(name):
+    probe = getattr(torch.cpu, name, None)  # private probes of torch.cpu; absent means unknown, i.e. no
+    return bool(probe and probe())
+
+
+def cuda_native_bf16(device):
+    """Whether the CUDA ``device`` computes bf16 natively (not emulated); and why."""
+    name = torch.cuda.get_device_name(device)
+    major, minor = torch.cuda.get_device_capability(device)
+    check = torch.cuda.is_bf16_supported
+    native = check(including_emulation=False) if 'including_emulation' in inspect.signature(check).parameters \
+        else major >= 8
+    return bool(native), f'{name} (sm_{major}{minor}) {"with" if native else "without"} native bf16'
+
+
+def native_bf16(device):
+    """``cpu_native_bf16`` or ``cuda_native_bf16`` for ``device`` (a torch.device or its string)."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return cuda_native_bf16(device)
+    if device.type == 'cpu':
+        return cpu_native_bf16()
+    return False, f'{device.type} device: no native bf16 assumed'
+
+
+def resolve_precision(value, device, key='mixed_precision'):
+    """The autocast precision for ``value`` of option ``key`` on ``device``.
+
+    Args:
+        value: ``'auto'``, ``'bf16'``, ``'fp16'``, or ``None`` / ``False`` / ``'fp32'`` for no autocast.
+        device: where the network runs.
+        key: the option's name, for errors.
+
+    Returns:
+        Choice: ``value`` 'bf16', 'fp16' or 'fp32', with the reason.
+
+    Raises:
+        ConfigError: ``value`` is none of the above.
+
+    Example:
+        >>> resolve_precision(None, 'cpu').value
+        'fp32'
+    """
+    if value in FP32_SPELLINGS:
+        return Choice('fp32', 'set in the options')
+    if value == AUTO:
+        native, reason = native_bf16(device)
+        return Choice('bf16' if native else 'fp32', reason)
+    if value in AUTOCAST_DTYPES:
+        if value == 'bf16' and not native_bf16(device)[0]:
+            return Choice(value, f'set in the options; {native_bf16(device)[1]}: expect slow steps, use auto',
+                          slow=True)
+        return Choice(value, 'set in the options')
+    raise ConfigError(f"{key} must be auto, bf16, fp16 or ~ (float32), got {value!r}")
+
+
+def resolve_channels_last(value, precision, device, key='channels_last'):
+    """Whether to run in channels_last for ``value`` of option ``key``, given the resolved ``precision``.
+
+    Args:
+        value: ``'auto'``, ``True`` or ``False``.
+        precision: the resolved precision ('bf16', 'fp16' or 'fp32') on the same device.
+        device: where the network runs.
+        key: the option's name, for errors.
+
+    Returns:
+        Choice: a bool with the reason.
+
+    Raises:
+        ConfigError: ``value`` is neither auto nor a boolean.
+
+    Example:
+        >>> resolve_channels_last(False, 'fp32', 'cpu').value
+        False
+    """
+    if isinstance(value, bool):
+        return Choice(value, 'set in the options')
+    if value != AUTO:
+        raise ConfigError(f'{key} must be auto, true or false, got {value!r}')
+    if torch.device(device).type == 'cuda':
+        reduced = precision in AUTOCAST_DTYPES
+        return Choice(reduced, f'{precision} on CUDA: {"NHWC suits tensor cores" if reduced else "float32 keeps NCHW"}')
+    capability = torch.backends.cpu.get_cpu_capability()
+    faster = capability.startswith('AVX512')
+    return Choice(faster, f'{capability} CPU: channels_last measured {"faster" if faster else "slower"}')
+
+
+def autocast(precision, device):
+    """The autocast context for a resolved ``precision`` ('fp32' disables it) on ``device``."""
+    if precision not in AUTOCAST_DTYPES:
+        return nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=AUTOCAST_DTYPES[precision])
