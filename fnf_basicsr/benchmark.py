@@ -25,6 +25,7 @@ from fnf_basicsr.archs.capabilities import capability
 from fnf_basicsr.data.input_layout import FLASH_FRAME, NOFLASH_FRAME, image_channels
 from fnf_basicsr.errors import ConfigError, DataError, FnFError, MissingInputError, OutputExistsError, report_errors
 from fnf_basicsr.models.fnf_model import as_channels_last, estimate_from_output, set_channels_last
+from fnf_basicsr.utils import hardware
 
 PROG = 'fnf-benchmark'
 REFERENCES = {
@@ -59,12 +60,14 @@ class Method:
     def __init__(self, label, net, input_mode, group, source, identity):
         self.label, self.net, self.input_mode, self.group, self.source = label, net, input_mode, group, source
         self.identity = identity
-        self.channels_last = False
+        self.precision, self.channels_last, self.device = 'fp32', False, 'cpu'
 
-    def use_channels_last(self, channels_last):
-        """Run the network and its input in channels_last memory format (same results up to float rounding,
-        so cached results are shared with the default layout)."""
-        self.channels_last = channels_last
+    def use_runtime(self, precision, channels_last, device):
+        """Run in ``precision`` autocast ('fp32': none; other precisions are cached apart, since the results
+        differ) and in channels_last memory format (same results up to float rounding, cached alike)."""
+        self.precision, self.channels_last, self.device = precision, channels_last, device
+        if precision != 'fp32':
+            self.identity = {**self.identity, 'precision': precision}
         set_channels_last(self.net, channels_last)
 
     @classmethod
@@ -90,11 +93,11 @@ class Method:
     def run(self, lq):
         """The output and, for networks that expose them (DeepFnF), the intermediates."""
         lq = as_channels_last(lq, self.channels_last)
-        with torch.no_grad():
+        with torch.no_grad(), hardware.autocast(self.precision, self.device):
             if capability(self.net, 'supports_intermediates'):
                 parts = self.net(lq, return_intermediates=True)
-                return parts['output'], parts
-            return estimate_from_output(self.net(lq)), None
+                return parts['output'].float(), parts
+            return estimate_from_output(self.net(lq)).float(), None
 
 
 def safe_name(text):
@@ -491,8 +494,7 @@ def build_parser():
     parser.add_argument('--no-references', action='store_true',
                         help='skip the noisy input and the two classical references.')
     parser.add_argument('--device', default='auto', help='auto, cpu or cuda (default auto).')
-    parser.add_argument('--channels-last', action='store_true',
-                        help='networks and inputs in channels_last memory format (faster convolutions on CPU).')
+    hardware.add_inference_arguments(parser)
     parser.add_argument('--overwrite', action='store_true',
                         help='rewrite existing report files and recompute every cached per-image result.')
     parser.add_argument('--quiet', action='store_true', help='no progress bars.')
@@ -534,8 +536,9 @@ def run(args):
     methods = [Method.from_spec(spec, device, args.param_key) for spec in args.methods]
     if not args.no_references:
         methods += [Method.reference(label, device) for label in REFERENCES]
+    precision, channels_last = hardware.resolve_inference(args, device)
     for method in methods:
-        method.use_channels_last(args.channels_last)
+        method.use_runtime(precision.value, channels_last.value, device)
     labels = [m.label for m in methods]
     if len(set(labels)) != len(labels):
         raise ConfigError(f'method labels must be unique, got {labels}; use LABEL=SPEC')

@@ -21,6 +21,7 @@ from fnf_basicsr.inference.capture_io import (ENCODINGS, CaptureError, check_out
 from fnf_basicsr.inference.checkpoint import CheckpointError, load_network
 from fnf_basicsr.inference.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, check_tiling, denoise_tiled, denoise_whole
 from fnf_basicsr.models.fnf_model import as_channels_last, set_channels_last
+from fnf_basicsr.utils import hardware
 from fnf_basicsr.utils.rendering import render_srgb, srgb_degamma
 
 PROG = 'fnf-denoise'
@@ -87,9 +88,7 @@ def build_parser():
                        'image at once (memory grows with the image).')
     model.add_argument('--overlap', type=int, default=DEFAULT_OVERLAP,
                        help=f'minimum overlap of neighbouring tiles in pixels (default {DEFAULT_OVERLAP}).')
-    model.add_argument('--channels-last', action='store_true',
-                       help='weights and tiles in channels_last memory format (faster convolutions on CPU; '
-                       'the same result up to float rounding).')
+    hardware.add_inference_arguments(model)
 
     capture = parser.add_argument_group('capture')
     capture.add_argument('--encoding', choices=ENCODINGS, default='auto',
@@ -134,6 +133,7 @@ def run(args):
     device = _device(args.device)
     loaded = load_network(args.weights, args.opt, args.param_key, device)
     print(f'network: {loaded.describe()} on {device}')
+    args.runtime = tuple(choice.value for choice in hardware.resolve_inference(args, device))
     if loaded.input_mode == 'noflash_burst':
         raise CheckpointError(f'{args.weights} was trained on 2-frame no-flash bursts (input_mode noflash_burst); '
                               f'{PROG} denoises flash/no-flash pairs: use a flash_noflash checkpoint')
@@ -166,7 +166,7 @@ def denoise_capture(net, pair, input_mode, args, device):
     noflash = torch.from_numpy(pair.noflash).permute(2, 0, 1)
     flash = torch.from_numpy(pair.flash).permute(2, 0, 1) if pair.flash is not None else None
 
-    channels_last = getattr(args, 'channels_last', False)
+    precision, channels_last = args.runtime
     set_channels_last(net, channels_last)  # tiles keep their layout through .to(device)
 
     def read_tile(tile):
@@ -175,11 +175,12 @@ def denoise_capture(net, pair, input_mode, args, device):
         return as_channels_last(lq, channels_last)
 
     height, width = pair.noflash.shape[:2]
-    if args.tile == 0:
-        lq = assemble_input(noflash, flash, sig_read, sig_shot, input_mode)[None]
-        return denoise_whole(net, as_channels_last(lq, channels_last), device)
-    return denoise_tiled(net, read_tile, height, width, args.tile, args.overlap, device,
-                         progress=not args.no_progress)
+    with hardware.autocast(precision, device):
+        if args.tile == 0:
+            lq = assemble_input(noflash, flash, sig_read, sig_shot, input_mode)[None]
+            return denoise_whole(net, as_channels_last(lq, channels_last), device)
+        return denoise_tiled(net, read_tile, height, width, args.tile, args.overlap, device,
+                             progress=not args.no_progress)
 
 
 def noise_parameters(pair, sig_read=None, sig_shot=None):

@@ -339,7 +339,7 @@ def test_intermediates_are_asked_only_of_networks_that_declare_them():
 
 
 def test_channels_last_scores_like_the_default_layout(frozen_sets, tmp_path, deepfnf_checkpoint, monkeypatch):
-    nchw = cache_rows(run_one(frozen_sets / 'test', tmp_path / 'nchw', deepfnf_checkpoint))
+    nchw = cache_rows(run_one(frozen_sets / 'test', tmp_path / 'nchw', deepfnf_checkpoint, '--channels-last', 'off'))
     layouts = []
     real_run = benchmark.Method.run
 
@@ -353,3 +353,11 @@ def test_channels_last_scores_like_the_default_layout(frozen_sets, tmp_path, dee
     assert channels_last.keys() == nchw.keys()
     for key in nchw:
         assert abs(channels_last[key]['psnr'] - nchw[key]['psnr']) < 1e-3, key
+
+
+def test_a_reduced_precision_is_cached_apart_from_float32():
+    method = benchmark.Method('DeepFnF', torch.nn.Identity(), 'flash_noflash', 'flash_noflash', 'x', {'k': 1})
+    method.use_runtime('fp32', False, 'cpu')
+    assert method.identity == {'k': 1}  # float32 results share the cache of earlier runs
+    method.use_runtime('bf16', False, 'cpu')
+    assert method.identity == {'k': 1, 'precision': 'bf16'}

@@ -137,11 +137,23 @@ def test_tiled_run_matches_whole_image_run(workspace, tmp_path):
 
 
 def test_channels_last_inference_gives_the_same_result(workspace, tmp_path):
-    run_cli(workspace, tmp_path / 'nchw.png', '--save-linear')
+    run_cli(workspace, tmp_path / 'nchw.png', '--save-linear', '--channels-last', 'off')
     run_cli(workspace, tmp_path / 'cl.png', '--save-linear', '--channels-last')
     nchw = read_image(tmp_path / 'nchw_linear.tiff').pixels
     channels_last = read_image(tmp_path / 'cl_linear.tiff').pixels
     np.testing.assert_allclose(channels_last, nchw, rtol=1e-4, atol=1e-6)
+
+
+def test_bf16_inference_is_close_to_float32_and_says_so(workspace, tmp_path, capsys):
+    run_cli(workspace, tmp_path / 'fp32.png', '--save-linear', '--precision', 'fp32')
+    assert 'precision: fp32 (set in the options)' in capsys.readouterr().out
+    run_cli(workspace, tmp_path / 'bf16.png', '--save-linear', '--precision', 'bf16')
+    assert 'precision: bf16' in capsys.readouterr().out
+    fp32 = read_image(tmp_path / 'fp32_linear.tiff').pixels
+    bf16 = read_image(tmp_path / 'bf16_linear.tiff').pixels
+    assert bf16.dtype == np.float32 and not np.array_equal(bf16, fp32)  # autocast really ran
+    psnr = 10 * np.log10(np.abs(fp32).max() ** 2 / np.mean((bf16 - fp32) ** 2))
+    assert psnr >= 30  # bf16 keeps 8 bits of mantissa in the convolutions
 
 
 def test_8_bit_srgb_inputs(workspace, tmp_path, capsys):

@@ -56,9 +56,10 @@ def build_parser():
     parser.add_argument('--device', choices=('cpu', 'cuda', 'all'), default='all',
                         help='Default: all (cpu, plus cuda when available).')
     parser.add_argument('--precision', nargs='+', choices=sorted(PRECISIONS), default=['fp32', 'bf16'],
-                        help='autocast variants. Default: fp32 bf16.')
+                        help="autocast variants; auto: what the file's default resolves to here. Default: fp32 bf16.")
     parser.add_argument('--memory-format', nargs='+', choices=sorted(MEMORY_FORMATS),
-                        default=['nchw', 'channels_last'], help='Default: nchw channels_last.')
+                        default=['nchw', 'channels_last'],
+                        help='memory formats; auto: what the default resolves to here. Default: nchw channels_last.')
     parser.add_argument('--adam', nargs='+', choices=sorted(ADAM_IMPLEMENTATIONS), default=[None],
                         help="Adam implementations (optim_g: fused). Default: the file's.")
     parser.add_argument('--crop', type=int, help="training crop instead of the file's.")
@@ -82,6 +83,7 @@ def main(argv=None):
                     print(f'{option_file} {device} {precision} {memory_format} {rows[-1]["adam"]} Adam: '
                           f'{rows[-1]["seconds_per_iter_compute"]:.3f} s/iter', flush=True)
     print(markdown_table(rows))
+    print(f"\nCPU: {rows[0]['cpu']}" if rows else '')
 
 
 if __name__ == '__main__':

@@ -17,6 +17,7 @@ a device without native bf16 is kept but warned about.
 """
 import inspect
 import os
+import platform
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -162,3 +163,50 @@ def autocast(precision, device):
     if precision not in AUTOCAST_DTYPES:
         return nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=AUTOCAST_DTYPES[precision])
+
+
+def cpu_model_name():
+    """The CPU's model name as the OS reports it (``/proc/cpuinfo`` on Linux), else ``platform.processor()``."""
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as handle:
+            for line in handle:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown CPU'
+
+
+def describe_cpu():
+    """The CPU as timings should name it: model, ATen kernel family, native bf16 and threads.
+
+    Example:
+        >>> 'threads' in describe_cpu()
+        True
+    """
+    native, reason = cpu_native_bf16()
+    bf16 = 'native bf16' if native else 'no native bf16'
+    return (f'{cpu_model_name()}, {torch.backends.cpu.get_cpu_capability()} kernels, {bf16}, '
+            f'{torch.get_num_threads()} threads')
+
+
+INFERENCE_PRECISIONS = ('fp32', 'bf16', AUTO)
+LAYOUT_SPELLINGS = {'on': True, 'off': False, AUTO: AUTO}
+
+
+def add_inference_arguments(parser):
+    """``--precision`` and ``--channels-last`` of the inference commands (fnf-denoise, fnf-benchmark)."""
+    parser.add_argument('--precision', choices=INFERENCE_PRECISIONS, default='fp32',
+                        help='fp32 (default: the same numbers on every machine), bf16 autocast, or auto: bf16 where '
+                        'the device computes it natively. The kernel filter stays float32.')
+    parser.add_argument('--channels-last', nargs='?', choices=sorted(LAYOUT_SPELLINGS), const='on', default=AUTO,
+                        help='weights and inputs in channels_last memory format: on, off, or auto (default: by '
+                        'device, as the option files); the result is the same up to float rounding.')
+
+
+def resolve_inference(args, device):
+    """The (precision, channels_last) Choices of parsed ``args`` on ``device``; prints them once."""
+    precision = resolve_precision(args.precision, device, '--precision')
+    layout = resolve_channels_last(LAYOUT_SPELLINGS[args.channels_last], precision.value, device, '--channels-last')
+    print(f'{precision.describe("precision")}, {layout.describe("channels_last")}')
+    return precision, layout

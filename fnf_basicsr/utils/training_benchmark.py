@@ -9,9 +9,9 @@ steps:
   optimizer step);
 * with data: the same, fed from BasicSR's own dataloader of the file's training dataset.
 
-Variants override the file's ``train: mixed_precision`` (``fp32``: off, ``bf16``),
-``train: channels_last`` and the Adam implementation (``adam``: ``fused`` or ``foreach``, the
-``optim_g: fused`` key; the option files use fused, foreach was the default before); ``crop``
+Variants override the file's ``train: mixed_precision`` (``fp32``: off, ``bf16``, ``auto``),
+``train: channels_last`` (``auto`` too; rows show what ``auto`` resolved to) and the Adam
+implementation (``adam``: ``fused`` or ``foreach``, the ``optim_g: fused`` key; the option files use fused, foreach was the default before); ``crop``
 overrides the training crop, and ``synthetic`` replaces the
 training data by generated synthetic scenes (so that files for data one does not have, e.g. the
 FAID LMDB of options/train_fnf.yml, can be timed). Timings are for reports
@@ -26,8 +26,8 @@ import sys
 import tempfile
 import time
 
-PRECISIONS = {'fp32': None, 'bf16': 'bf16'}
-MEMORY_FORMATS = {'nchw': False, 'channels_last': True}
+PRECISIONS = {'fp32': None, 'bf16': 'bf16', 'auto': 'auto'}
+MEMORY_FORMATS = {'nchw': False, 'channels_last': True, 'auto': 'auto'}
 ADAM_IMPLEMENTATIONS = {'fused': True, 'foreach': False}
 
 
@@ -58,7 +58,7 @@ def training_options(option_file, device, root, precision=None, channels_last=No
     if precision is not None:
         opt['train']['mixed_precision'] = PRECISIONS[precision]
     if channels_last is not None:
-        opt['train']['channels_last'] = bool(channels_last)
+        opt['train']['channels_last'] = channels_last
     if adam is not None:
         opt['train']['optim_g'] = dict(opt['train']['optim_g'], fused=ADAM_IMPLEMENTATIONS[adam])
     return opt
@@ -93,6 +93,7 @@ def measure(option_file, iterations=10, warmup=2, threads=1, device='cpu', preci
     from basicsr.data import build_dataloader, build_dataset
     from basicsr.data.data_sampler import EnlargedSampler
     from basicsr.models import build_model
+    from fnf_basicsr.utils.hardware import describe_cpu
 
     torch.set_num_threads(threads)
     synchronize = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
@@ -126,9 +127,9 @@ def measure(option_file, iterations=10, warmup=2, threads=1, device='cpu', preci
             'batch': int(dataset_opt.get('batch_size_per_gpu', 1)), 'crop': int(dataset_opt.get('crop_size', 0)),
             'data': 'synthetic' if synthetic else 'file',
             'device': device, 'threads': threads,
-            'precision': 'bf16' if opt['train'].get('mixed_precision') == 'bf16' else (
-                opt['train'].get('mixed_precision') or 'fp32'),
-            'memory_format': 'channels_last' if opt['train'].get('channels_last') else 'nchw',
+            'precision': model.runtime('train')[0].value,
+            'memory_format': 'channels_last' if model.channels_last('train') else 'nchw',
+            'cpu': describe_cpu(),
             'adam': 'fused' if opt['train']['optim_g'].get('fused') else 'foreach',
             'seconds_per_iter_compute': compute, 'seconds_per_iter_with_data': with_data,
             'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
