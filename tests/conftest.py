@@ -48,3 +48,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def assert_within_summation_error(got, exact, magnitude, terms, dtype=torch.float32, name=''):
+    """``got`` (computed in ``dtype``) equals ``exact`` (float64) within the rounding that summing ``terms``
+    products can add, whatever order a CPU's kernels sum them in.
+
+    ``magnitude`` holds, per element, the sum of the absolute values of those products (the same multilinear
+    computation in float64 on absolute inputs); recursive summation of ``terms`` products errs by at most
+    ``terms * eps * magnitude`` (Higham, Accuracy and Stability of Numerical Algorithms, eq. 3.5), a bound
+    that holds on AVX2 and AVX-512 kernels alike, unlike a tolerance read off one CPU's result.
+    """
+    bound = terms * torch.finfo(dtype).eps * magnitude.double() + torch.finfo(dtype).tiny
+    error = (got.double() - exact).abs()
+    worst = (error / bound).max().item()
+    assert worst <= 1, f'{name}: error {error.max().item():.3g} exceeds the float32 summation bound ({worst:.2f}x)'
