@@ -208,3 +208,28 @@ def test_auto_resolves_by_the_cpu_and_logs_the_choice(tmp_path, monkeypatch, cap
         assert f'{phase}: precision: {precision} ({reason})' in caplog.text
     assert _is_channels_last(model.net_g) is native
     assert model.step_watch.precision == precision
+
+
+def test_validation_reports_each_dimming_level_and_their_mean(scenes, tmp_path, caplog):
+    model = build_model(model_options(tmp_path, TINY_DEEPFNF))
+    loader = DataLoader(dataset(scenes, 'val', dimming_factors=[100, 12.5]), batch_size=1)
+    tb = RecordingTensorBoard()
+    with caplog.at_level('INFO', logger='basicsr'):
+        model.validation(loader, current_iter=3, tb_logger=tb, save_img=False)
+    assert list(model.level_metrics) == [100.0, 12.5]
+    for metric in ('psnr', 'ssim'):
+        levels = [model.level_metrics[level][metric] for level in (100.0, 12.5)]
+        assert model.metric_results[metric] == pytest.approx(sum(levels) / 2)
+        for level, value in zip(('100x', '12.5x'), levels):
+            assert tb.scalars[f'metrics/synthetic_val/{metric}_{level}'] == pytest.approx(value)
+    # The rows were grouped by their own level: the noisy input is cleaner at 12.5x than at 100x.
+    inputs = {level: [r['psnr_input'] for r in model.image_metrics if r['dimming'] == level] for level in (100, 12.5)}
+    assert min(inputs[12.5]) > max(inputs[100])
+    assert 'Validation synthetic_val per dimming: 100x psnr:' in caplog.text
+
+
+def test_one_dimming_level_logs_no_per_level_line(scenes, tmp_path, caplog):
+    model = build_model(model_options(tmp_path, TINY_DEEPFNF))
+    with caplog.at_level('INFO', logger='basicsr'):
+        model.validation(DataLoader(dataset(scenes, 'val'), batch_size=1), 3, tb_logger=None, save_img=False)
+    assert list(model.level_metrics) == [20.0] and 'per dimming' not in caplog.text

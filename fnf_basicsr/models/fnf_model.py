@@ -216,6 +216,8 @@ class FnFModel(SRModel):
             self.test()
             visuals = self.get_current_visuals()
             row = {'name': name}
+            if 'dimming' in val_data:
+                row['dimming'] = float(val_data['dimming'][0])
             if 'gt' in visuals:
                 result, noisy, gt = (to_metric_image(visuals[k][0]) for k in ('result', 'lq', 'gt'))
                 for metric, metric_opt in metric_opts.items():
@@ -236,6 +238,23 @@ class FnFModel(SRModel):
             inputs = {m: float(np.mean([r[f'{m}_input'] for r in self.image_metrics])) for m in metric_opts}
             get_root_logger().info('Noisy input rendered the same way: '
                                    + ', '.join(f'{m}: {v:.4f}' for m, v in inputs.items()))
+            self._log_metrics_per_dimming(current_iter, dataset_name, tb_logger, list(metric_opts))
+
+    def _log_metrics_per_dimming(self, current_iter, dataset_name, tb_logger, metrics):
+        """Each dimming level's mean metrics (``self.level_metrics``), logged and sent to TensorBoard when the
+        validation set has more than one level; the overall metrics above are their mean (equal counts)."""
+        levels = sorted({r['dimming'] for r in self.image_metrics if 'dimming' in r}, reverse=True)
+        self.level_metrics = {
+            level: {m: float(np.mean([r[m] for r in self.image_metrics if r.get('dimming') == level])) for m in metrics}
+            for level in levels}
+        if len(levels) < 2:
+            return
+        get_root_logger().info(f'Validation {dataset_name} per dimming: ' + '; '.join(
+            f'{level:g}x ' + ', '.join(f'{m}: {v:.4f}' for m, v in values.items())
+            for level, values in self.level_metrics.items()))
+        for level, values in self.level_metrics.items() if tb_logger else ():
+            for metric, value in values.items():
+                tb_logger.add_scalar(f'metrics/{dataset_name}/{metric}_{level:g}x', value, current_iter)
 
     def _save_visuals(self, visuals, name, dataset_name, current_iter):
         if self.opt['is_train']:
