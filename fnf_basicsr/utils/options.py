@@ -1,9 +1,64 @@
-"""Reading a YAML option file, with one-line errors that name the file and the fix."""
+"""Option files and ``--force_yml`` overrides: read safely, checked in one place, one-line errors naming the key.
+
+Every option file we or BasicSR read goes through :func:`load_option_file` (BasicSR itself only ever reads
+the file :func:`effective_options` produced, see ``fnf_basicsr.compat``):
+
+* YAML safe loading: no Python tag is constructed, nothing is evaluated;
+* a key given twice in one mapping is refused (plain YAML keeps the last one silently);
+* ``1e-3`` and ``1e3`` are numbers, as in YAML 1.2 (YAML 1.1, PyYAML's default, reads them as strings).
+
+``--force_yml KEY=VALUE`` values are parsed by the same loader (:func:`parse_override`), never by BasicSR,
+whose parser calls ``eval`` on values starting with ``[`` and ``exec`` on the keys. :func:`check_option_values`
+then reads every known numeric option as a number or refuses it in one line naming the key.
+"""
+import difflib
+import fnmatch
 import os
+import re
+import sys
 
 import yaml
 
 from fnf_basicsr.errors import ConfigError, MissingInputError
+
+# The first line of the option file BasicSR copies into experiments/<name>/ when it holds the options after
+# every override (fnf-denoise and fnf-benchmark build the network from that copy).
+EFFECTIVE_MARKER = '# EFFECTIVE OPTIONS'
+_MERGE_TAG = 'tag:yaml.org,2002:merge'
+# YAML 1.2 floats without a dot (1e3, 1e-3, 1.5E+2, .5e3): YAML 1.1 reads them as strings.
+_EXPONENT_FLOAT = re.compile(r'^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$')
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping names one key twice."""
+
+
+class OptionLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys and reads exponent-only floats as numbers."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue  # keys merged in with << may be overridden: that is what merging is for
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:
+                continue  # an unhashable key: SafeLoader reports it
+            if first is not key_node:
+                raise DuplicateKeyError(f'key {key!r} is given twice (line {first.start_mark.line + 1} and line '
+                                        f'{key_node.start_mark.line + 1}; the last one would win silently); keep '
+                                        'one')
+        return super().construct_mapping(node, deep)
+
+
+OptionLoader.add_implicit_resolver('tag:yaml.org,2002:float', _EXPONENT_FLOAT, list('-+.0123456789'))
+
+
+def load_yaml(text_or_stream):
+    """The YAML document of a string or open file, read with :class:`OptionLoader`."""
+    return yaml.load(text_or_stream, Loader=OptionLoader)
 
 
 def load_option_file(path, what='the path of a YAML option file', example='options/synthetic/train_fnf.yml'):
@@ -12,9 +67,234 @@ def load_option_file(path, what='the path of a YAML option file', example='optio
         raise MissingInputError(f'option file not found: {path}; pass {what}, e.g. -opt {example}')
     with open(path, encoding='utf-8') as handle:
         try:
-            opt = yaml.safe_load(handle)
+            opt = load_yaml(handle)
+        except DuplicateKeyError as err:
+            raise ConfigError(f'{path}: {err}') from None
         except yaml.YAMLError as err:
             raise ConfigError(f'{path} is not valid YAML: {" ".join(str(err).split())}') from None
     if not isinstance(opt, dict):
         raise ConfigError(f'{path} must hold a mapping of options, got {type(opt).__name__}.')
     return opt
+
+
+# --- --force_yml ------------------------------------------------------------------------------------------------
+
+def split_override(entry):
+    """``'a:b=VALUE'`` -> (['a', 'b'], VALUE parsed as YAML); refuses what cannot be meant."""
+    if '=' not in entry:
+        raise ConfigError(f'--force_yml {entry!r}: expected KEY=VALUE, e.g. train:total_iter=1000')
+    key, text = (part.strip() for part in entry.split('=', 1))
+    if '=' in text and not text.startswith(("'", '"')):
+        raise ConfigError(f"--force_yml {entry!r} has two '='; pass one KEY=VALUE per key (quote a value that "
+                          f"contains '=', e.g. {key}='a=b')")
+    keys = [part.strip() for part in key.split(':')]
+    if not all(keys):
+        raise ConfigError(f'--force_yml {entry!r}: empty key in {key!r}; nested keys are joined by colons, e.g. '
+                          'train:total_iter=1000')
+    return keys, parse_override(entry, text)
+
+
+def parse_override(entry, text):
+    """A ``--force_yml`` value, read as YAML (``[1, 2]`` is a list, ``1e-3`` a number, ``~`` null); ``none``
+    in any case is null too, as BasicSR reads it."""
+    if text.lower() == 'none':
+        return None
+    try:
+        return load_yaml(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f'--force_yml {entry!r}: the value is not valid YAML ({" ".join(str(err).split())}); '
+                          'quote it, e.g. name="my run"') from None
+
+
+def check_override_keys(opt, entries, path, known_keys=None):
+    """Refuse ``--force_yml`` entries whose key path cannot be meant: a missing section, or a new key that is a
+    near-miss of an existing one (a typo BasicSR would silently add). Prints a note for a new key.
+
+    ``known_keys(sections, section)`` may name keys that are valid in a section although the file does not set
+    them (e.g. the constructor arguments of a network): those are never taken for typos.
+    """
+    for entry in entries or []:
+        *sections, leaf = split_override(entry)[0]
+        node = opt
+        for depth, key in enumerate(sections):
+            if not isinstance(node, dict) or key not in node:
+                known = sorted(node) if isinstance(node, dict) else []
+                raise ConfigError(f'--force_yml {entry!r}: {path} has no section {":".join(sections[:depth + 1])!r}'
+                                  f'{did_you_mean(key, known)}')
+            node = node[key]
+        if not isinstance(node, dict):
+            raise ConfigError(f'--force_yml {entry!r}: {":".join(sections)!r} in {path} is a value, not a section')
+        if leaf not in node:
+            near = difflib.get_close_matches(leaf, list(node), n=1, cutoff=0.75)
+            if near and not (known_keys and leaf in known_keys(sections, node)):
+                raise ConfigError(f'--force_yml {entry!r}: {path} has no key {leaf!r} there (did you mean '
+                                  f'{near[0]!r}?); fix the key')
+            print(f'basicsr: note: --force_yml adds {leaf!r}, which {path} does not set', file=sys.stderr)
+
+
+def did_you_mean(key, known):
+    near = difflib.get_close_matches(key, known, n=1)
+    return f' (did you mean {near[0]!r}?)' if near else f' (it has {known})'
+
+
+def apply_overrides(opt, entries, path):
+    """Set each ``--force_yml`` entry in ``opt`` (in place) after checking its value against the file's.
+
+    A value must be of the kind the file's value is: a number for a number, true/false for a flag, a list for a
+    list, a mapping for a section; null is always allowed; a number given for a string stays the text typed.
+    """
+    for entry in entries or []:
+        keys, value = split_override(entry)
+        node = opt
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                raise ConfigError(f'--force_yml {entry!r}: {path} has no section {key!r}')
+        node[keys[-1]] = _same_kind(entry, ':'.join(keys), node.get(keys[-1]), value, path)
+    return opt
+
+
+def _kind(value):
+    if isinstance(value, bool):
+        return 'true or false'
+    if isinstance(value, (int, float)):
+        return 'a number'
+    if isinstance(value, list):
+        return 'a list, e.g. [1, 2]'
+    if isinstance(value, dict):
+        return 'a section, e.g. {key: value}'
+    return 'text'
+
+
+def _same_kind(entry, key, old, new, path):
+    if old is None or new is None:
+        return new
+    if isinstance(old, str) and not isinstance(new, (list, dict)):
+        return new if isinstance(new, (str, bool)) else entry.split('=', 1)[1].strip()
+    if _kind(old) != _kind(new):
+        raise ConfigError(f'--force_yml {entry!r}: {key} is {_kind(old)} in {path} ({old!r}), got {_kind(new)} '
+                          f'({new!r}); pass {_kind(old)}')
+    return new
+
+
+def effective_options(path, entries=None):
+    """The options of ``path`` after its ``--force_yml`` entries, every known number checked."""
+    return check_option_values(apply_overrides(load_option_file(path), entries, path), path)
+
+
+# --- numbers --------------------------------------------------------------------------------------------------
+
+def _number(low=None, above=None, integer=False, allow_none=True):
+    """A checker: (value) -> normalised value, or raises ValueError with what was expected."""
+    kind = 'a whole number' if integer else 'a number'
+    bound = f' >= {low}' if low is not None else f' > {above}' if above is not None else ''
+
+    def check(value):
+        if value is None and allow_none:
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise ValueError(f'{kind}{bound}')
+        if integer:
+            if value != int(value):
+                raise ValueError(f'{kind}{bound}')
+            value = int(value)
+        if (low is not None and value < low) or (above is not None and value <= above):
+            raise ValueError(f'{kind}{bound}')
+        return value
+    return check
+
+
+def _list_of(check, length=None):
+    def check_list(value):
+        if value is None:
+            return value
+        if not isinstance(value, list) or (length is not None and len(value) != length):
+            raise ValueError(f'a list of {length or "any number of"} items, each {_expected(check)}')
+        try:
+            return [check(item) for item in value]
+        except ValueError as error:
+            raise ValueError(f'a list whose items are each {error}') from None
+    return check_list
+
+
+def _expected(check):
+    try:
+        check('?')
+    except ValueError as error:
+        return str(error)
+    return 'valid'
+
+
+def _num_gpu(value):
+    return value if value == 'auto' else _number(low=0, integer=True)(value)
+
+
+POSITIVE_INT = _number(low=1, integer=True)
+NON_NEGATIVE_INT = _number(low=0, integer=True)
+POSITIVE = _number(above=0)
+NON_NEGATIVE = _number(low=0)
+
+NUMERIC_OPTIONS = {
+    'manual_seed': NON_NEGATIVE_INT,
+    'num_gpu': _num_gpu,
+    'train:total_iter': POSITIVE_INT,
+    'train:warmup_iter': _number(low=-1, integer=True),
+    'train:ema_decay': NON_NEGATIVE,
+    'train:optim_*:lr': POSITIVE,
+    'train:optim_*:weight_decay': NON_NEGATIVE,
+    'train:optim_*:eps': POSITIVE,
+    'train:optim_*:momentum': NON_NEGATIVE,
+    'train:optim_*:betas': _list_of(NON_NEGATIVE, 2),
+    'train:scheduler:milestones': _list_of(NON_NEGATIVE_INT),
+    'train:scheduler:gamma': POSITIVE,
+    'train:scheduler:periods': _list_of(POSITIVE_INT),
+    'train:scheduler:restart_weights': _list_of(NON_NEGATIVE),
+    'train:scheduler:eta_min': NON_NEGATIVE,
+    'train:*_opt:loss_weight': NON_NEGATIVE,
+    'datasets:*:batch_size_per_gpu': POSITIVE_INT,
+    'datasets:*:num_worker_per_gpu': NON_NEGATIVE_INT,
+    'datasets:*:dataset_enlarge_ratio': POSITIVE_INT,
+    'datasets:*:crop_size': POSITIVE_INT,
+    'datasets:*:max_images': POSITIVE_INT,
+    'val:val_freq': POSITIVE_INT,
+    'logger:print_freq': POSITIVE_INT,
+    'logger:save_checkpoint_freq': POSITIVE_INT,
+}
+BELOW_ONE = ('train:ema_decay', 'train:optim_*:betas')  # checked after the kind of value
+
+
+def check_option_values(opt, path):
+    """Read every option of :data:`NUMERIC_OPTIONS` that ``opt`` sets as a number (``1e3`` for a count becomes
+    1000) or raise ConfigError naming the key, what it holds and what it must be. Returns ``opt``."""
+    for pattern, check in NUMERIC_OPTIONS.items():
+        for key, parent, leaf in _entries(opt, pattern.split(':')):
+            value = parent[leaf]
+            try:
+                parent[leaf] = check(value)
+                if any(fnmatch.fnmatchcase(key, p) for p in BELOW_ONE):
+                    _below_one(parent[leaf])
+            except ValueError as error:
+                shown = f'the text {value!r}' if isinstance(value, str) else repr(value)
+                hint = ' (write it unquoted: 1e-3 and 1e3 are numbers)' if isinstance(value, str) else ''
+                raise ConfigError(f'{path}: {key} must be {error}, got {shown}{hint}') from None
+    return opt
+
+
+def _below_one(value):
+    values = value if isinstance(value, list) else [value]
+    if any(v is not None and v >= 1 for v in values):
+        raise ValueError('below 1' if not isinstance(value, list) else 'a list of two numbers in [0, 1)')
+
+
+def _entries(node, parts, prefix=()):
+    """(``a:b:c``, parent mapping, leaf key) for every key path of ``node`` that matches ``parts`` (globs)."""
+    if not isinstance(node, dict):
+        return
+    head, rest = parts[0], parts[1:]
+    for key in list(node):
+        if not isinstance(key, str) or not fnmatch.fnmatchcase(key, head):
+            continue
+        if rest:
+            yield from _entries(node[key], rest, (*prefix, key))
+        else:
+            yield ':'.join((*prefix, key)), node, key
