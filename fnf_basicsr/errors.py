@@ -4,12 +4,14 @@ A known failure is raised as one of the classes below; its message names the fil
 fault and the fix. Each also derives from the built-in exception it refines (``ValueError``,
 ``FileNotFoundError``, ...), so callers that catch those keep working. Commands wrap their work
 in :func:`report_errors`: a known failure prints one line, ``<prog>: error: <message>``, and exits
-with status 2; any other exception is a bug and keeps its traceback.
+with status 2; Ctrl-C prints ``<prog>: interrupted`` and exits with status 130 (128 + SIGINT, what a
+shell reports); any other exception is a bug and keeps its traceback.
 """
 import contextlib
 import sys
 
 EXIT_KNOWN_FAILURE = 2
+EXIT_INTERRUPTED = 130
 
 
 class FnFError(Exception):
@@ -58,10 +60,15 @@ def report_errors(prog, known=(FnFError,)):
     """Turn the known failures raised inside the block into ``<prog>: error: <message>`` and exit 2.
 
     ``known`` may add exception classes that count as known for this command (e.g. BasicSR's).
-    Everything else propagates with its traceback.
+    A ``KeyboardInterrupt`` (Ctrl-C) prints ``<prog>: interrupted`` (and its message, if the block
+    raised one saying what was kept) and exits 130. Everything else propagates with its traceback.
     """
     try:
         yield
     except known as error:
         print(f'{prog}: error: {one_line(error)}', file=sys.stderr)
         raise SystemExit(EXIT_KNOWN_FAILURE) from None
+    except KeyboardInterrupt as error:
+        detail = one_line(error)
+        print(f'{prog}: interrupted' + (f'; {detail}' if detail else ''), file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None

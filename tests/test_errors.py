@@ -13,6 +13,17 @@ def test_a_known_failure_is_one_line_on_stderr_and_exit_2(capsys):
     assert capsys.readouterr().err == 'tool: error: a.yml: crop_size 0 must be >= 1\n'
 
 
+@pytest.mark.parametrize('raised, line', [(KeyboardInterrupt(), 'tool: interrupted\n'),
+                                          (KeyboardInterrupt('partial output removed'),
+                                           'tool: interrupted; partial output removed\n')], ids=['plain', 'detail'])
+def test_ctrl_c_is_one_line_and_exit_130(capsys, raised, line):
+    with pytest.raises(SystemExit) as exit_info:
+        with report_errors('tool'):
+            raise raised
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == line
+
+
 def test_an_unexpected_exception_keeps_its_traceback():
     with pytest.raises(ZeroDivisionError):
         with report_errors('tool'):
