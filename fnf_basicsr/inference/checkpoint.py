@@ -12,6 +12,7 @@ Which weights are used follows BasicSR's own rule (``BaseModel.load_network``, t
 checkpoint has no such entry, ``'params'``; a bare state dict is used as it is. So fnf-denoise,
 fnf-benchmark and ``basicsr test`` score the same weights of the same file.
 """
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from fnf_basicsr.archs.input_normalization import NORMALIZATION_MARKER
 from fnf_basicsr.data.input_layout import INPUT_MODES, input_channels, input_mode_for_channels
 from fnf_basicsr.errors import DataError, MissingInputError
 from fnf_basicsr.inference.release import sidecar_path
+from fnf_basicsr.utils.options import EFFECTIVE_MARKER, load_yaml
 
 DEFAULT_PARAM_KEY = 'params'  # BasicSR's default param_key_g, and its fallback
 OPTION_SUFFIXES = ('.yml', '.yaml')
@@ -146,15 +148,38 @@ def read_option_file(path):
     if not path.is_file():
         raise MissingInputError(f'option file {path} does not exist; pass the YAML file the checkpoint was '
                                 'trained with (--opt), or leave --opt out to use the copy in its experiment folder')
+    text = path.read_text(encoding='utf-8')
     try:
-        opt = yaml.safe_load(path.read_text(encoding='utf-8'))
+        opt = load_yaml(text)
     except yaml.YAMLError as error:
-        raise CheckpointError(f'{path} is not valid YAML: {error}') from None
+        raise CheckpointError(f'{path} is not valid YAML: {" ".join(str(error).split())}') from None
     network_opt = opt.get('network_g') if isinstance(opt, dict) else None
     if not isinstance(network_opt, dict) or 'type' not in network_opt:
         raise CheckpointError(f'{path} has no network_g mapping with a type (e.g. network_g: {{type: DeepFnF}}); '
                               'pass the training option file of the checkpoint')
+    _refuse_unrecorded_overrides(path, text)
     return opt
+
+
+def _refuse_unrecorded_overrides(path, text):
+    """A copy BasicSR made before the effective options were recorded holds the file as it was, the overrides only
+    in its ``# CMD:`` comment: refuse it when they changed the network or its input (what we would build)."""
+    header = []
+    for line in text.splitlines():
+        if not line.startswith('#'):
+            break
+        header.append(line)
+    if any(line.startswith(EFFECTIVE_MARKER) for line in header) or '# CMD:' not in header:
+        return
+    command = ' '.join(header[header.index('# CMD:') + 1:])
+    if '--force_yml' not in command:
+        return
+    overrides = [word for word in command.split('--force_yml', 1)[1].split()
+                 if word.startswith(('network_g:', 'network_g=')) or ':input_mode=' in word]
+    if overrides:
+        raise CheckpointError(f'{path} holds the options before the overrides {" ".join(overrides)} of the command '
+                              'that trained the checkpoint (its # CMD: line): the network built from it is not the '
+                              'one trained; pass --opt with a copy of that file where these values are set')
 
 
 def read_state_dict(checkpoint, param_key=DEFAULT_PARAM_KEY):
@@ -169,9 +194,16 @@ def read_state_dict(checkpoint, param_key=DEFAULT_PARAM_KEY):
     """
     try:
         saved = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    except Exception as error:  # pickle, zip and torch errors all mean "not a weights file"
+    except pickle.UnpicklingError as error:
+        if 'global' not in str(error).lower():  # torch names the refused global (a function, a class)
+            raise CheckpointError(f'{checkpoint} is not a readable PyTorch checkpoint (UnpicklingError: not a '
+                                  'pickle of tensors); pass a net_g_<iter>.pth saved by BasicSR') from None
+        raise CheckpointError(f'{checkpoint} holds Python objects other than tensors, which are refused (loading '
+                              'them could run code); pass a net_g_<iter>.pth saved by BasicSR') from None
+    except Exception as error:  # zip and torch errors all mean "not a weights file"
         raise CheckpointError(f'{checkpoint} is not a readable PyTorch checkpoint ({type(error).__name__}: '
-                              f'{error}); pass a net_g_<iter>.pth saved by BasicSR') from None
+                              f'{_first_line(error)}), e.g. truncated by a kill or a full disk; pass a '
+                              'net_g_<iter>.pth saved by BasicSR') from None
     if not isinstance(saved, dict):
         raise CheckpointError(f'{checkpoint} holds a {type(saved).__name__}, not a state dict; '
                               "pass a net_g_<iter>.pth saved by BasicSR ({'params': state_dict})")
@@ -182,6 +214,46 @@ def read_state_dict(checkpoint, param_key=DEFAULT_PARAM_KEY):
                               'net_g_<iter>.pth from experiments/<name>/models, not a training state')
     return {name[len('module.'):] if name.startswith('module.') else name: value
             for name, value in state_dict.items()}, key
+
+
+def check_checkpoint_fits(checkpoint, network_opt, param_key=DEFAULT_PARAM_KEY, strict=True):
+    """Raise CheckpointError (one line) unless the weights of ``checkpoint`` load into the network ``network_opt``
+    builds, as BasicSR loads them (``strict``: the same names; always: the same shapes).
+
+    The network is built on the meta device (no memory for its weights) where it can be.
+    """
+    state_dict, _ = read_state_dict(checkpoint, param_key)
+    expected = {name: tuple(value.shape) for name, value in _skeleton(network_opt).state_dict().items()}
+    problems = []
+    if strict:
+        missing = sorted(set(expected) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(expected))
+        problems += [f'{len(missing)} parameter(s) missing (e.g. {missing[:MAX_LISTED]})'] if missing else []
+        problems += [f'{len(unexpected)} unexpected (e.g. {unexpected[:MAX_LISTED]})'] if unexpected else []
+    resized = [f'{name}: checkpoint {tuple(state_dict[name].shape)}, network {shape}' for name, shape in
+               expected.items() if name in state_dict and tuple(state_dict[name].shape) != shape]
+    if resized:
+        problems.append(f'{len(resized)} of another size (e.g. {"; ".join(resized[:MAX_LISTED])})')
+    if problems:
+        raise CheckpointError(f'{checkpoint} does not fit network_g {dict(network_opt)}: {", ".join(problems)}')
+
+
+def _skeleton(network_opt):
+    """The network ``network_opt`` describes, on the meta device when its constructor allows."""
+    options = dict(network_opt)
+    arch = ARCH_REGISTRY.get(options.pop('type'))
+    try:
+        with torch.device('meta'):
+            return arch(**options)
+    except TypeError as error:
+        raise CheckpointError(f'cannot build {arch.__name__} from network_g {dict(network_opt)}: {error}; fix the '
+                              'network_g keys (they are the constructor arguments)') from None
+    except (RuntimeError, NotImplementedError):  # a constructor that computes on its tensors: build it for real
+        return arch(**options)
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [''])[0]
 
 
 def _param_key(saved, param_key, checkpoint):
@@ -297,7 +369,7 @@ def _own_architectures():
 def _has_network(path):
     """True for a readable YAML mapping with a ``network_g`` entry (other files are skipped)."""
     try:
-        opt = yaml.safe_load(path.read_text(encoding='utf-8'))
+        opt = load_yaml(path.read_text(encoding='utf-8'))
     except (yaml.YAMLError, UnicodeDecodeError, OSError):
         return False
     return isinstance(opt, dict) and 'network_g' in opt
