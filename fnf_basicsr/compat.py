@@ -28,9 +28,25 @@ Fixes:
         ``--force_yml``, so ``--force_yml manual_seed=N`` was recorded in the options (and seeded the
         dataloader workers) while the network started from the file's seed. We seed again from the
         final options (the same state when nothing forced the seed: nothing draws in between).
+    safe_options: ``parse_options`` reads the option file with PyYAML's unsafe loader and applies
+        ``--force_yml`` with ``exec`` (``eval`` for values starting with ``[``): a Python tag or an
+        override ran code. We read the file and the overrides with :mod:`fnf_basicsr.utils.options`
+        (safe, duplicate keys and bad numbers refused) and hand BasicSR a file holding the result; its
+        copy in ``experiments/<name>/`` holds these effective options (it held the file as it was,
+        the overrides only in a comment, and inference built another network from it).
+    run_record: ``mkdir_and_rename`` and the completed training iterations are recorded, so a run
+        that fails before its first iteration (or an interrupted test) can remove the folders it made
+        and give the folders it archived their names back (``fnf_basicsr.cli``).
+    master_saves: our atomic save methods keep BasicSR's ``master_only``: other ranks write nothing.
+    resume_fit: resuming with a changed ``network_g`` printed 90 lines of size mismatch and a
+        traceback; the saved networks are checked against the options first (one line).
 """
+import contextlib
+import functools
 import importlib
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import types
@@ -55,7 +71,8 @@ def apply():
     _patch_dist_init()
     _patch_ddp_device()
     _patch_saving()
-    _patch_forced_seed()
+    _patch_safe_options()
+    _patch_run_record()
     _APPLIED = True
 
 
@@ -158,8 +175,32 @@ def load_resume_state(opt):
     if state is None:
         return None
     check_resume(opt, state['iter'])
+    check_resumed_networks(opt)
     reseed_for_resume(opt, state['iter'])
     return state
+
+
+def check_resumed_networks(opt):
+    """The networks saved with the resumed state fit the networks the options build now; else ConfigError.
+
+    BasicSR would load them strictly and fail with a size mismatch listed layer by layer (90 lines).
+    """
+    from fnf_basicsr.errors import ConfigError
+    from fnf_basicsr.inference.checkpoint import CheckpointError, check_checkpoint_fits
+    ignored = opt['path'].get('ignore_resume_networks') or ()
+    for key in [k for k in opt if k.startswith('network_') and k not in ignored and isinstance(opt[k], dict)]:
+        label = key[len('network_'):]
+        weights = opt['path'].get(f'pretrain_{key}')
+        if not weights:
+            continue
+        try:
+            check_checkpoint_fits(weights, opt[key], opt['path'].get(f'param_key_{label}') or 'params',
+                                  opt['path'].get(f'strict_load_{label}', True))
+        except CheckpointError as error:
+            folder = os.path.dirname(os.path.dirname(weights))
+            raise ConfigError(f'cannot resume {opt["name"]} from {opt["path"]["resume_state"]}: {error}; {key} '
+                              f'changed since that state was saved: restore the {key} of the option file in {folder} '
+                              'or train under another name') from None
 
 
 def resume_seed(manual_seed, rank, iteration):
@@ -243,17 +284,76 @@ def _init_dist_slurm(backend, port=None):
 
 
 def parse_options(root_path, is_train=True):
-    """BasicSR's ``parse_options``, with the random generators seeded from the final options."""
+    """BasicSR's ``parse_options`` on the effective options (see ``safe_options``), the random generators seeded
+    from the final options. ``args.opt`` stays the user's file."""
     from basicsr.utils import set_random_seed
-    opt, args = _BASICSR_PARSE_OPTIONS(root_path, is_train=is_train)
+    with _effective_option_argv() as source:
+        opt, args = _BASICSR_PARSE_OPTIONS(root_path, is_train=is_train)
+    args.opt = source
     set_random_seed(opt['manual_seed'] + opt['rank'])
     return opt, args
 
 
 _BASICSR_PARSE_OPTIONS = None
+# The user's option file and the YAML text of its effective options (after --force_yml) of the current run.
+EFFECTIVE = {'source': None, 'text': None}
 
 
-def _patch_forced_seed():
+@contextlib.contextmanager
+def _effective_option_argv():
+    """Point ``sys.argv`` at a file holding the effective options, without ``--force_yml``, for BasicSR.
+
+    BasicSR's parser applies each override with ``exec`` (and ``eval`` for a value starting with ``[``) and
+    reads the option file with PyYAML's unsafe loader: it gets only our safely parsed, checked result.
+    """
+    import argparse
+    import tempfile
+
+    import yaml
+
+    from fnf_basicsr.utils.options import effective_options
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument('-opt', required=True)
+    parser.add_argument('--force_yml', nargs='+', default=None)
+    known, rest = parser.parse_known_args(sys.argv[1:])
+    text = yaml.safe_dump(effective_options(known.opt, known.force_yml), sort_keys=False)
+    folder = tempfile.mkdtemp(prefix='fnf_options_')
+    path = os.path.join(folder, os.path.basename(known.opt))
+    with open(path, 'w', encoding='utf-8') as handle:
+        handle.write(text)
+    argv = sys.argv
+    sys.argv = [argv[0], '-opt', path, *rest]
+    EFFECTIVE.update(source=known.opt, text=text)
+    try:
+        yield known.opt
+    finally:
+        sys.argv = argv
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def copy_opt_file(opt_file, experiments_root):
+    """Replacement of BasicSR's ``copy_opt_file`` (rank 0): the copy in ``experiments/<name>/`` holds the effective
+    options, marked as such, where BasicSR copied the file as it was (the overrides only in a comment), from which
+    fnf-denoise and fnf-benchmark built another network."""
+    import time
+
+    from basicsr.utils.dist_util import get_dist_info
+
+    from fnf_basicsr.utils.options import EFFECTIVE_MARKER
+    if get_dist_info()[0] != 0:
+        return
+    if EFFECTIVE['source'] != opt_file:
+        raise RuntimeError(f'copy_opt_file({opt_file!r}) without parse_options: no effective options to copy')
+    header = (f'{EFFECTIVE_MARKER}: {opt_file} with every --force_yml override of the command below applied\n'
+              f'# GENERATE TIME: {time.asctime()}\n# CMD:\n# {sys.argv[0]} {shlex.join(sys.argv[1:])}\n\n')
+    path = os.path.join(experiments_root, os.path.basename(opt_file))
+    tmp = temporary_path(path)
+    with open(tmp, 'w', encoding='utf-8') as handle:
+        handle.write(header + EFFECTIVE['text'])
+    os.replace(tmp, path)
+
+
+def _patch_safe_options():
     global _BASICSR_PARSE_OPTIONS
     import basicsr.test
     import basicsr.train
@@ -262,6 +362,72 @@ def _patch_forced_seed():
         _BASICSR_PARSE_OPTIONS = basicsr.utils.options.parse_options
     for module in (basicsr.utils.options, basicsr.train, basicsr.test):
         module.parse_options = parse_options  # bound by name at import
+    basicsr.utils.options.copy_opt_file = basicsr.train.copy_opt_file = copy_opt_file
+
+
+# --- run_record --------------------------------------------------------------------------------------------------
+
+class RunRecord:
+    """What the current pipeline created: the folders ``mkdir_and_rename`` made (with the name it archived an older
+    one under) and the training iterations completed, so that a run which fails before its first iteration (or an
+    interrupted test) can remove what it made and give archived folders their names back."""
+
+    def __init__(self):
+        self.created = []
+        self.iterations = 0
+
+    def undo(self):
+        """Remove the folders this run created, newest first, and rename the folders they archived back."""
+        for path, archived in reversed(self.created):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            if archived and os.path.isdir(archived) and not os.path.lexists(path):
+                os.rename(archived, path)
+        self.created.clear()
+
+
+RUN = RunRecord()
+
+
+def mkdir_and_rename(path):
+    """BasicSR's ``mkdir_and_rename`` (archive an existing folder, make a fresh one), recorded in :data:`RUN`."""
+    from basicsr.utils.misc import get_time_str
+    archived = None
+    if os.path.exists(path):
+        archived = f'{path}_archived_{get_time_str()}'
+        print(f'Path already exists. Rename it to {archived}', flush=True)
+        os.rename(path, archived)
+    os.makedirs(path, exist_ok=True)
+    RUN.created.append((path, archived))
+
+
+def build_model(opt):
+    """BasicSR's ``build_model``, counting the model's completed training iterations in :data:`RUN`."""
+    model = _BASICSR_BUILD_MODEL(opt)
+    step = model.optimize_parameters
+
+    def optimize_parameters(current_iter):
+        result = step(current_iter)
+        RUN.iterations += 1
+        return result
+    model.optimize_parameters = optimize_parameters
+    return model
+
+
+_BASICSR_BUILD_MODEL = None
+
+
+def _patch_run_record():
+    global _BASICSR_BUILD_MODEL
+    import basicsr.models
+    import basicsr.train
+    import basicsr.utils
+    import basicsr.utils.misc
+    for module in (basicsr.utils.misc, basicsr.utils, basicsr.train):
+        module.mkdir_and_rename = mkdir_and_rename  # make_exp_dirs looks it up in misc; train bound it by name
+    if basicsr.train.build_model is not build_model:
+        _BASICSR_BUILD_MODEL = basicsr.train.build_model
+    basicsr.train.build_model = build_model
 
 
 def _patch_dist_init():
@@ -315,8 +481,20 @@ def save_atomically(obj, path):
             os.unlink(tmp)
 
 
+def _master_only(function):
+    """BasicSR's ``master_only`` (its save methods run on rank 0 only, so must their replacements), bound late:
+    basicsr may only be imported after :func:`apply` aliased its missing module."""
+    @functools.wraps(function)
+    def on_rank_0(*args, **kwargs):
+        from basicsr.utils.dist_util import get_dist_info
+        if get_dist_info()[0] == 0:
+            return function(*args, **kwargs)
+    return on_rank_0
+
+
+@_master_only
 def save_network(self, net, net_label, current_iter, param_key='params'):
-    """Replacement of ``BaseModel.save_network``: the same file, written atomically, failing loudly."""
+    """Replacement of ``BaseModel.save_network``: the same file, written atomically, failing loudly (rank 0)."""
     current_iter = 'latest' if current_iter == -1 else current_iter
     path = os.path.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth')
     nets = net if isinstance(net, list) else [net]
@@ -330,8 +508,9 @@ def save_network(self, net, net_label, current_iter, param_key='params'):
     save_atomically(save_dict, path)
 
 
+@_master_only
 def save_training_state(self, epoch, current_iter):
-    """Replacement of ``BaseModel.save_training_state``: written atomically, failing loudly."""
+    """Replacement of ``BaseModel.save_training_state``: written atomically, failing loudly (rank 0)."""
     if current_iter == -1:
         return
     state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],

@@ -85,8 +85,23 @@ def test_slurm_launcher_initialises_without_gpu(tmp_path):
 
 # --- broken_states, atomic_saves, resume_seed ------------------------------------------------------------------
 
+class CompatTinyNet(torch.nn.Module):
+    """A registered network small enough to save with every test state."""
+
+    def __init__(self, features=1):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(features))
+
+
+def tiny_network_registered():
+    from basicsr.utils.registry import ARCH_REGISTRY
+    if 'CompatTinyNet' not in ARCH_REGISTRY:
+        ARCH_REGISTRY.register(CompatTinyNet)
+
+
 def experiment_with_states(tmp_path, iters=(4, 8), with_networks=True):
     """experiments/exp/{training_states/<it>.state, models/net_g_<it>.pth} and the options to resume it."""
+    tiny_network_registered()
     exp = tmp_path / 'experiments' / 'exp'
     (exp / 'models').mkdir(parents=True)
     basicsr_training_state(tmp_path / 'template')
@@ -96,9 +111,10 @@ def experiment_with_states(tmp_path, iters=(4, 8), with_networks=True):
         state['iter'] = it
         torch.save(state, exp / 'training_states' / f'{it}.state')
         if with_networks:
-            torch.save({'params': {'w': torch.zeros(1)}}, exp / 'models' / f'net_g_{it}.pth')
+            torch.save({'params': CompatTinyNet().state_dict()}, exp / 'models' / f'net_g_{it}.pth')
     opt = {'name': 'exp', 'root_path': str(tmp_path), 'auto_resume': True, 'num_gpu': 0, 'manual_seed': 10,
-           'rank': 0, 'network_g': {'type': 'X'}, 'path': {'models': str(exp / 'models'), 'resume_state': None}}
+           'rank': 0, 'network_g': {'type': 'CompatTinyNet'},
+           'path': {'models': str(exp / 'models'), 'resume_state': None}}
     return exp, opt
 
 
@@ -177,6 +193,26 @@ def test_saves_are_atomic_and_a_full_disk_fails_loudly(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match='net_g_4.pth'):
         BaseModel.save_network(model, model.net, 'net_g', 4)
     assert sorted(os.listdir(tmp_path)) == ['3.state', 'net_g_3.pth']  # nothing partial, no temporaries
+
+
+def test_only_rank_0_saves(tmp_path, monkeypatch):
+    import basicsr.utils.dist_util
+    from basicsr.models.base_model import BaseModel
+    model = _TinyModel(tmp_path)
+    monkeypatch.setattr(basicsr.utils.dist_util, 'get_dist_info', lambda: (1, 2))
+    BaseModel.save_network(model, model.net, 'net_g', 3)
+    BaseModel.save_training_state(model, 1, 3)
+    assert list(tmp_path.iterdir()) == []  # BasicSR's master_only: rank 1 wrote the same files beside rank 0
+
+
+def test_resuming_with_a_changed_network_is_refused_in_one_line(tmp_path):
+    from fnf_basicsr.errors import ConfigError
+    exp, opt = experiment_with_states(tmp_path, iters=(4,))
+    opt['network_g'] = {'type': 'CompatTinyNet', 'features': 3}
+    with pytest.raises(ConfigError, match=r"cannot resume exp from .*4.state: .*net_g_4.pth does not fit network_g "
+                                          r".*1 of another size \(e.g. w: checkpoint \(1,\), network \(3,\)\); "
+                                          r"network_g changed since that state was saved"):
+        compat.load_resume_state(opt)
 
 
 def test_a_forced_manual_seed_seeds_the_run(tmp_path, monkeypatch):
