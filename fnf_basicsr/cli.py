@@ -6,14 +6,15 @@
 ``python -m fnf_basicsr.test`` do the same (that form is what ``torchrun`` launches).
 """
 import argparse
-import difflib
+import contextlib
 import importlib
+import inspect
 import os
 import sys
 
-
 from fnf_basicsr.errors import ConfigError, DeviceError, MissingInputError, OutputExistsError, report_errors
-from fnf_basicsr.utils.options import load_option_file
+from fnf_basicsr.utils.options import (apply_overrides, check_option_values, check_override_keys, did_you_mean,
+                                       load_option_file)
 
 DESCRIPTION = __doc__.splitlines()[0]
 EPILOG = """examples:
@@ -68,32 +69,46 @@ def basicsr_argv(args, phase):
 
 
 def check_forced_keys(opt, forced, path):
-    """Refuse ``--force_yml`` entries whose key path cannot be meant: a missing section, or a new key that
-    is a near-miss of an existing one (a typo BasicSR would silently add)."""
-    for entry in forced or []:
-        if '=' not in entry:
-            raise ConfigError(f'--force_yml {entry!r}: expected KEY=VALUE, e.g. train:total_iter=1000')
-        *sections, leaf = [key.strip() for key in entry.split('=', 1)[0].split(':')]
-        node = opt
-        for depth, key in enumerate(sections):
-            if not isinstance(node, dict) or key not in node:
-                known = sorted(node) if isinstance(node, dict) else []
-                raise ConfigError(f'--force_yml {entry!r}: {path} has no section {":".join(sections[:depth + 1])!r}'
-                                  f'{_did_you_mean(key, known)}')
-            node = node[key]
-        if not isinstance(node, dict):
-            raise ConfigError(f'--force_yml {entry!r}: {":".join(sections)!r} in {path} is a value, not a section')
-        if leaf not in node:
-            near = difflib.get_close_matches(leaf, list(node), n=1, cutoff=0.75)
-            if near:
-                raise ConfigError(f'--force_yml {entry!r}: {path} has no key {leaf!r} there (did you mean '
-                                  f'{near[0]!r}?); fix the key')
-            print(f'basicsr: note: --force_yml adds {leaf!r}, which {path} does not set', file=sys.stderr)
+    """Refuse ``--force_yml`` entries whose key path cannot be meant (see
+    :func:`fnf_basicsr.utils.options.check_override_keys`); a network's constructor arguments are no typos."""
+    check_override_keys(opt, forced, path, constructor_arguments)
 
 
-def _did_you_mean(key, known):
-    near = difflib.get_close_matches(key, known, n=1)
-    return f' (did you mean {near[0]!r}?)' if near else f' (it has {known})'
+def constructor_arguments(sections, section):
+    """The argument names of the registered network a ``network_*`` section builds (else none)."""
+    if len(sections) != 1 or not sections[0].startswith('network_'):
+        return set()
+    from basicsr.utils.registry import ARCH_REGISTRY
+    name = section.get('type')
+    return set(inspect.signature(ARCH_REGISTRY.get(name)).parameters) if name in ARCH_REGISTRY else set()
+
+
+# Path entries BasicSR 1.4.2 sets itself from the run's folder and name, replacing whatever the file says.
+GENERATED_PATHS = ('experiments_root', 'results_root', 'models', 'training_states', 'log', 'visualization')
+# Path entries BasicSR reads (per network: pretrain_network_g, strict_load_g, param_key_g, ...).
+PATH_PREFIXES = ('pretrain_network_', 'strict_load_', 'param_key_')
+PATH_KEYS = ('resume_state', 'ignore_resume_networks')
+
+
+def check_outputs(opt, path):
+    """The run's outputs go where the options say: ``name`` is a plain folder name, and no ``path:`` entry is one
+    BasicSR would silently replace or one it does not know (it would make a folder of that name)."""
+    name = opt.get('name')
+    if not isinstance(name, str) or name.strip() in ('', '.', '..') or any(c in name for c in '/\\\0'):
+        raise ConfigError(f'{path}: name {name!r} must be a plain folder name (experiments/<name>, results/<name>); '
+                          'use letters, digits, _ and -')
+    paths = opt.get('path') or {}
+    if not isinstance(paths, dict):
+        raise ConfigError(f'{path}: path must be a section, e.g. path: {{pretrain_network_g: ~}}')
+    for key, value in paths.items():
+        if key in GENERATED_PATHS and value is not None:
+            raise ConfigError(f'{path}: path:{key} cannot be chosen: BasicSR 1.4.2 puts experiments/<name> and '
+                              'results/<name> under the folder the command runs in and would silently replace it; '
+                              f'remove path:{key} and run the command in the folder that should hold them')
+        if key not in GENERATED_PATHS + PATH_KEYS and not str(key).startswith(PATH_PREFIXES):
+            known = ['pretrain_network_g', 'strict_load_g', 'param_key_g', *PATH_KEYS]
+            raise ConfigError(f'{path}: path:{key} is not an entry BasicSR reads{did_you_mean(str(key), known)}; '
+                              'fix or remove it')
 
 
 def check_devices(opt, path):
@@ -125,7 +140,7 @@ def check_registered(opt, path):
                if name.endswith('_opt') and isinstance(o, dict) and 'type' in o and not name.startswith(('optim',))]
     for registry, where, name in wanted:
         if name is not None and name not in registry:
-            hint = _did_you_mean(name, list(registry._obj_map))
+            hint = did_you_mean(name, list(registry._obj_map))
             raise ConfigError(f'{path}: {where} {name!r} is not registered{hint}'
                               '; a component of another package is found once that package is listed under '
                               'plugins: [...]')
@@ -139,6 +154,7 @@ def check_weights(opt, path, phase):
             raise MissingInputError(f'{path}: path:{key} {paths[key]} does not exist; train it first or fix the path')
     if paths.get('pretrain_network_g'):
         check_sidecar_network(opt, path, paths['pretrain_network_g'])
+        check_pretrained_fits(opt, path, paths)
     if phase == 'test' and not paths.get('pretrain_network_g'):
         from basicsr.archs import build_network
 
@@ -147,6 +163,18 @@ def check_weights(opt, path, phase):
         if capability(network, 'trainable') and any(True for _ in network.parameters()):
             raise ConfigError(f'{path}: path:pretrain_network_g is not set, so `basicsr test` would score a randomly '
                               'initialised network; set it to the trained weights (.pth)')
+
+
+def check_pretrained_fits(opt, path, paths):
+    """``pretrain_network_g`` is a readable weights file (no pickled code) whose tensors fit ``network_g`` as
+    BasicSR will load them; BasicSR would fail with a traceback, or a size mismatch listed layer by layer."""
+    from fnf_basicsr.inference.checkpoint import CheckpointError, check_checkpoint_fits
+    try:
+        check_checkpoint_fits(paths['pretrain_network_g'], opt['network_g'], paths.get('param_key_g') or 'params',
+                              paths.get('strict_load_g', True))
+    except CheckpointError as error:
+        raise CheckpointError(f'{path}: path:pretrain_network_g: {error}; pass the weights trained with this '
+                              'network_g, or the network_g they were trained with') from None
 
 
 def check_sidecar_network(opt, path, weights):
@@ -167,13 +195,14 @@ def check_sidecar_network(opt, path, weights):
 
 
 class ExperimentLock:
-    """Held while a training run writes ``experiments/<name>``: a second run of the same name (which BasicSR
-    would let interleave, or archive the folder under the first one's feet) is refused. The OS releases it when
-    the process ends, however it ends."""
+    """Held while a run writes ``<folder>/<name>`` (``experiments`` for training, ``results`` for testing): a second
+    run of the same name (which BasicSR would let interleave, or archive the folder under the first one's feet) is
+    refused. The OS releases it when the process ends, however it ends."""
 
-    def __init__(self, root, name):
-        self.path = os.path.join(root, 'experiments', f'.{name}.lock')
+    def __init__(self, root, name, folder='experiments', what='training'):
+        self.path = os.path.join(root, folder, f'.{name}.lock')
         self.name = name
+        self.what = what
 
     def __enter__(self):
         import fcntl
@@ -183,7 +212,7 @@ class ExperimentLock:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self.handle.close()
-            raise OutputExistsError(f'another training run named {self.name!r} is running in '
+            raise OutputExistsError(f'another {self.what} run named {self.name!r} is running in '
                                     f'{os.path.dirname(self.path)}; wait for it, or give this run another name '
                                     '(name: in the option file)') from None
         return self
@@ -193,8 +222,7 @@ class ExperimentLock:
 
 
 def experiment_name(opt, args, phase):
-    forced = [v.split('=', 1)[1].strip() for v in args.force_yml or [] if v.split('=', 1)[0].strip() == 'name']
-    name = forced[-1] if forced else str(opt.get('name', ''))
+    name = str(opt.get('name', ''))
     if phase == 'train' and args.debug and not name.startswith('debug'):
         name = 'debug_' + name
     return name
@@ -211,29 +239,40 @@ def run_pipeline(phase, argv):
     add_pipeline_arguments(parser, phase)
     args = parser.parse_args(argv)
     with report_errors(f'basicsr {phase}'):
-        opt = load_option_file(args.opt)
-        check_forced_keys(opt, args.force_yml, args.opt)
-        forced_gpu = [v.split('=', 1)[1] for v in args.force_yml or [] if v.split('=', 1)[0].strip() == 'num_gpu']
-        if forced_gpu:
-            opt['num_gpu'] = 'auto' if forced_gpu[-1].strip() == 'auto' else int(forced_gpu[-1])
-        check_devices(opt, args.opt)
-
         import fnf_basicsr  # noqa: F401  (compatibility fixes and registration)
+        opt = load_option_file(args.opt)
+        import_plugins(opt, args.opt)  # first: the arguments of their networks are known --force_yml keys
+        check_forced_keys(opt, args.force_yml, args.opt)
+        # BasicSR gets the same effective options (fnf_basicsr.compat, safe_options), never the values of our argv.
+        opt = check_option_values(apply_overrides(opt, args.force_yml, args.opt), args.opt)
+        check_outputs(opt, args.opt)
+        check_devices(opt, args.opt)
         import_plugins(opt, args.opt)
         check_registered(opt, args.opt)
         check_weights(opt, args.opt, phase)
         sys.argv = [f'basicsr {phase}', *basicsr_argv(args, phase)]
-        root = os.getcwd()
-        if phase == 'train':
-            from basicsr.train import train_pipeline
-            if is_main_process():
-                with ExperimentLock(root, experiment_name(opt, args, phase)):
-                    train_pipeline(root)
-            else:
-                train_pipeline(root)
-        else:
-            from basicsr.test import test_pipeline
-            test_pipeline(root)
+        run_basicsr(phase, os.getcwd(), experiment_name(opt, args, phase))
+
+
+def run_basicsr(phase, root, name):
+    """BasicSR's pipeline under the run's lock. A training run that fails before its first iteration, and a test
+    run that fails or is interrupted, remove the folders they created (an archived older one gets its name back)."""
+    from fnf_basicsr import compat
+    if phase == 'train':
+        from basicsr.train import train_pipeline as pipeline
+    else:
+        from basicsr.test import test_pipeline as pipeline
+    folder, what = ('experiments', 'training') if phase == 'train' else ('results', 'test')
+    compat.RUN = compat.RunRecord()
+    with ExperimentLock(root, name, folder, what) if is_main_process() else contextlib.nullcontext():
+        try:
+            pipeline(root)
+        except BaseException as error:
+            if phase == 'test' or not compat.RUN.iterations:
+                compat.RUN.undo()
+            if isinstance(error, KeyboardInterrupt) and compat.RUN.iterations:
+                raise KeyboardInterrupt('the checkpoints saved so far are kept; continue with --auto_resume') from None
+            raise
 
 
 def main(argv=None):
