@@ -284,8 +284,8 @@ def test_output_folders_are_checked_and_created_before_the_work(tmp_path):
 
 
 def test_temporaries_of_killed_runs_are_removed(tmp_path):
-    stale = tmp_path / '.out.png.999999999.abc.tmp'  # no process has that id
-    live = tmp_path / f'.out.png.{__import__("os").getpid()}.abc.tmp'  # a run still writing
+    stale = tmp_path / f'.out.png.fnf-tmp-999999999-{"a" * 32}.tmp'  # no process has that id
+    live = tmp_path / f'.out.png.fnf-tmp-{__import__("os").getpid()}-{"a" * 32}.tmp'  # a run still writing
     stale.write_bytes(b'half')
     live.write_bytes(b'half')
     check_output_paths([tmp_path / 'out.png'], [])

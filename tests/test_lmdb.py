@@ -308,8 +308,41 @@ def test_not_an_lmdb_is_refused(small_lmdb):
 
 
 def test_temporaries_of_dead_runs_are_removed(faid_folder, tmp_path):
-    dead = tmp_path / '.train.lmdb.999999999.0123.tmp'  # no process has that id
+    dead = tmp_path / f'.train.lmdb.fnf-tmp-999999999-{"0" * 32}.tmp'  # no process has that id
     dead.mkdir()
     (dead / 'data.mdb').write_bytes(b'partial')
     lmdb_store.create_lmdb(faid_folder, tmp_path / 'train.lmdb', crop_size=64, stride=64, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['train.lmdb']
+
+
+def _faid_copy(faid_folder, folder):
+    folder.mkdir(parents=True)
+    for path in faid_folder.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
+@pytest.mark.parametrize('layout', ['same', 'inside', 'containing', 'link'])
+def test_output_that_is_inside_or_holds_the_input_is_refused(faid_folder, tmp_path, capsys, layout):
+    source = _faid_copy(faid_folder, tmp_path / 'faid.lmdb' / 'scenes' if layout == 'containing' else
+                        tmp_path / 'faid.lmdb')
+    (tmp_path / 'link.lmdb').symlink_to(source)
+    output = {'same': source, 'inside': source / 'train.lmdb', 'containing': tmp_path / 'faid.lmdb',
+              'link': tmp_path / 'link.lmdb'}[layout]
+    before = sorted(p.name for p in source.iterdir())
+    with pytest.raises(SystemExit) as exited:
+        create_lmdb_command.main(['--input', str(source), '--output', str(output), '--overwrite', '--crop-size',
+                                  '64', '--quiet'])
+    assert exited.value.code == 2 and 'the input' in capsys.readouterr().err
+    assert sorted(p.name for p in source.iterdir()) == before
+
+
+def test_overwrite_replaces_only_an_lmdb_it_wrote(faid_folder, tmp_path, monkeypatch):
+    from fnf_basicsr.errors import OutputExistsError
+    folder = tmp_path / 'notes.lmdb'  # a folder of the user's that happens to end with .lmdb
+    folder.mkdir()
+    (folder / 'thesis.tex').write_text('years of work')
+    monkeypatch.setattr(lmdb_store, 'plan_crops', lambda *args: pytest.fail('the work started'))
+    with pytest.raises(OutputExistsError, match='not an LMDB this command wrote'):
+        lmdb_store.create_lmdb(faid_folder, folder, overwrite=True, progress=False)
+    assert (folder / 'thesis.tex').read_text() == 'years of work'

@@ -23,7 +23,8 @@ import numpy as np
 
 from fnf_basicsr.data.input_layout import FRAMES, INPUT_MODES, image_channels
 from fnf_basicsr.errors import ConfigError, DataError, MissingInputError, OutputExistsError
-from fnf_basicsr.utils.files import prepare_output_folder, remove_stale_temporaries, write_atomically
+from fnf_basicsr.utils.files import (check_separate, is_plain_name, prepare_output_folder, remove_owned,
+                                     remove_stale_temporaries, write_atomically)
 from fnf_basicsr.utils.options import load_option_file
 
 FROZEN_MANIFEST = 'manifest.json'
@@ -96,6 +97,10 @@ def read_frozen_manifest(root):
     """The manifest of a frozen set, checked for format; raises with the fix when absent or unreadable."""
     path = Path(root) / FROZEN_MANIFEST
     if not path.is_file():
+        if (Path(root) / 'data.mdb').is_file():
+            raise DataError(f'{root} is an LMDB of training crops, not a frozen test set; freeze one from it with '
+                            f'scripts/data_preparation/freeze_testset.py --dataroot {root} --io-backend lmdb '
+                            '--output FOLDER and pass that folder')
         raise MissingInputError(f'{path} does not exist; write the frozen set with '
                                 f'scripts/data_preparation/freeze_testset.py --output {root}')
     try:
@@ -106,7 +111,20 @@ def read_frozen_manifest(root):
     if not isinstance(manifest, dict) or manifest.get('format') != FROZEN_FORMAT:
         found = manifest.get('format') if isinstance(manifest, dict) else type(manifest).__name__
         raise DataError(f'{path}: not a frozen set manifest (format {found!r}, expected {FROZEN_FORMAT!r})')
+    _check_sample_files(path, manifest.get('samples', []))
     return manifest
+
+
+def _check_sample_files(path, samples):
+    """Every sample a manifest lists is a plain ``.npz`` name of the set's folder: a manifest naming
+    ``../x`` or an absolute path is refused, so neither reading nor ``--overwrite`` reaches outside."""
+    if not isinstance(samples, list):
+        raise DataError(f'{path}: samples is not a list; the frozen set is damaged: freeze it again')
+    for entry in samples:
+        name = entry.get('file') if isinstance(entry, dict) else None
+        if not (is_plain_name(name) and name.endswith('.npz')):
+            raise DataError(f'{path} lists the sample file {name!r}, which is not a .npz file of the set\'s '
+                            'folder; the manifest is damaged or crafted: delete the folder and freeze the set again')
 
 
 def load_frozen_sample(root, entry, verify=True):
@@ -255,23 +273,17 @@ def write_manifest(output, manifest):
 
 
 def check_output_location(output, inputs):
-    """Refuse an output that is, or contains, an input; make sure the folder can be written, before any work."""
-    output = Path(output).resolve()
-    for source in filter(None, inputs):
-        source = Path(source).resolve()
-        if source == output or output in source.parents:
-            raise ConfigError(f'--output {output} is or contains the input {source}; write the frozen set to '
-                              f'another folder')
+    """Refuse an output that is, contains or lies inside an input; make sure the folder can be written, first."""
+    check_separate(output, inputs, '--output', 'write the frozen set to another folder')
     prepare_output_folder(output, 'frozen set')
 
 
 def remove_written_files(output, manifest):
-    """Delete what a previous run of the writer left: its listed samples, temporaries and manifest."""
-    output = Path(output)
-    for entry in manifest.get('samples', []):
-        (output / entry['file']).unlink(missing_ok=True)
+    """Delete what a previous run of the writer left: its listed samples, temporaries and manifest (only those,
+    checked on resolved paths before any is deleted)."""
+    names = [entry['file'] for entry in manifest.get('samples', [])]
+    remove_owned(output, [*names, FROZEN_MANIFEST])
     remove_stale_temporaries(output, any_name=True)
-    (output / FROZEN_MANIFEST).unlink(missing_ok=True)
 
 
 def prepare_output(output, options, overwrite, software):

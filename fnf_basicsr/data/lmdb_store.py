@@ -31,7 +31,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import struct
 from pathlib import Path
 
@@ -40,8 +39,8 @@ from tqdm import tqdm
 
 from fnf_basicsr.data import faid
 from fnf_basicsr.errors import ConfigError, DataError, MissingInputError, OutputError, OutputExistsError
-from fnf_basicsr.utils.files import (fault_point, prepare_output_folder, remove_stale_temporaries, temporary_path,
-                                     write_atomically)
+from fnf_basicsr.utils.files import (check_separate, fault_point, owned_entries, prepare_output_folder, remove_owned,
+                                     remove_stale_temporaries, temporary_path, write_atomically)
 
 LMDB_AMBIENT_SUFFIX = '_ambient'
 LMDB_FLASH_SUFFIX = '_flash'
@@ -54,6 +53,8 @@ DEFAULT_ENCODING = 'raw'
 RAW_MAGIC = b'FNFRAW16'
 _RAW_HEADER_LENGTH = struct.Struct('<I')
 REBUILD = 'rebuild it with scripts/data_preparation/create_lmdb.py --overwrite'
+# Every file an LMDB folder of ours holds: --overwrite replaces a folder holding nothing else.
+LMDB_FILES = (DATA_FILE, 'lock.mdb', LMDB_META_INFO, COMPLETE_MARKER)
 
 # LMDB 0.9 on-disk layout (mdb.c): pages 0 and 1 are meta pages, a 16-byte page header followed by
 # MDB_meta {magic u32, version u32, address, mapsize, dbs[2] (48 bytes each), last_pg, txnid};
@@ -327,10 +328,13 @@ def create_lmdb(input_dir, lmdb_path, split='all', crop_size=DEFAULT_CROP_SIZE, 
     lmdb_path = Path(lmdb_path)
     if lmdb_path.suffix != '.lmdb':
         raise ConfigError(f'the LMDB path must end with .lmdb (BasicSR convention), got {lmdb_path}')
-    if lmdb_path.exists() and not overwrite:
-        raise OutputExistsError(f'{lmdb_path} already exists; pass --overwrite to replace it')
+    check_separate(lmdb_path, [input_dir], '--output', 'write the LMDB outside the input folder')
+    if lmdb_path.exists() or lmdb_path.is_symlink():
+        if not overwrite:
+            raise OutputExistsError(f'{lmdb_path} already exists; pass --overwrite to replace it')
+        check_replaceable(lmdb_path)
     prepare_output_folder(lmdb_path.parent, 'LMDB')
-    remove_stale_temporaries(lmdb_path)
+    remove_stale_temporaries(lmdb_path, contents=LMDB_FILES)
     from fnf_basicsr.data.fnf_dataset import select_names  # (the dataset imports this module)
     names = select_names(faid.list_faid_names(input_dir), split, num_val=num_val, val_names=val_names)
     if max_images:
@@ -349,8 +353,7 @@ def create_lmdb(input_dir, lmdb_path, split='all', crop_size=DEFAULT_CROP_SIZE, 
         fault_point('lmdb_publish')
         publish(tmp, lmdb_path, overwrite)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_owned(tmp.parent, [tmp.name], LMDB_FILES)
     return {'scenes': len(names), 'crops': len(plan), 'records': 2 * len(plan), 'bytes': stored,
             'verified': verified}
 
@@ -396,6 +399,16 @@ def write_records(input_dir, lmdb_path, plan, progress=True, label=None, encodin
     return stored
 
 
+def check_replaceable(lmdb_path):
+    """Refuse to replace anything but an LMDB folder holding only the files an LMDB of ours holds."""
+    try:
+        owned_entries(lmdb_path.parent, [lmdb_path.name], LMDB_FILES)
+    except DataError:
+        raise OutputExistsError(f'{lmdb_path} exists and is not an LMDB this command wrote (a file, a link, or a '
+                                f'folder holding other files than {list(LMDB_FILES)}); choose another --output '
+                                '(nothing in it is deleted, not even with --overwrite)') from None
+
+
 def publish(tmp, lmdb_path, overwrite):
     """Rename the finished LMDB ``tmp`` to ``lmdb_path``; an old one is moved aside first, then deleted."""
     if not overwrite:
@@ -406,12 +419,12 @@ def publish(tmp, lmdb_path, overwrite):
         return
     old = temporary_path(lmdb_path)
     if lmdb_path.exists():
+        check_replaceable(lmdb_path)  # again: it may have changed during the packing
         os.rename(lmdb_path, old)
     try:
         os.rename(tmp, lmdb_path)
     finally:
-        if old.exists():
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        remove_owned(old.parent, [old.name], LMDB_FILES)
 
 
 def verify_lmdb(input_dir, lmdb_path, plan, progress=True):

@@ -1,73 +1,178 @@
-"""Safe outputs: a reader never sees a half-written file, nothing is replaced unasked, and a
-killed run leaves nothing under a final name.
+"""Safe outputs: a reader never sees a half-written file, nothing is replaced unasked, a killed run
+leaves nothing under a final name, and a command deletes only what it wrote.
 
-Temporaries are named ``.<final name>.<pid>.<random>.tmp`` beside their target, so that a later
-run can find those of dead processes and remove them (:func:`remove_stale_temporaries`).
+Temporaries are named ``.<final name>.fnf-tmp-<pid>-<32 hex digits>.tmp`` beside their target, so that a
+later run can find those of dead processes and remove them (:func:`remove_stale_temporaries`); the
+project tag and the random part make a user's own dot-file never look like one of ours.
+
+Every deletion goes through :func:`remove_owned`: an entry is removed only if its name is a plain file
+name, it lies, resolved, directly inside the folder the command writes to, it is a regular file (never
+a link, never a folder of unknown content), and all entries asked for pass these checks (else nothing
+is removed).
 
 Fault injection (tests): ``FNF_FAULT_KILL=<label>:<n>`` makes the ``n``-th call of
 ``fault_point(<label>)`` in this process kill it with SIGKILL, i.e. at a chosen, deterministic
-point of a write, exactly as a power cut or the OOM killer would.
+point of a write, exactly as a power cut or the OOM killer would. ``<label>:<n>:INT`` sends SIGINT to
+the process group instead, as Ctrl-C in a terminal does.
 """
 import errno
 import os
-import shutil
+import re
 import signal
 import uuid
 from pathlib import Path
 
-from fnf_basicsr.errors import OutputError, OutputExistsError
+from fnf_basicsr.errors import ConfigError, DataError, OutputError, OutputExistsError
 
 FAULT_ENV = 'FNF_FAULT_KILL'
 _FAULT_COUNTS = {}
+TEMPORARY_TAG = 'fnf-tmp'
+_TEMPORARY_NAME = re.compile(r'^\.(?P<target>.+)\.' + TEMPORARY_TAG + r'-(?P<pid>\d+)-[0-9a-f]{32}\.tmp$')
 
 
 def fault_point(label):
-    """Kill this process (SIGKILL) here if ``FNF_FAULT_KILL`` names ``label`` and this is its n-th call."""
+    """Kill this process (SIGKILL) here if ``FNF_FAULT_KILL`` names ``label`` and this is its n-th call.
+
+    With a third field ``INT`` the signal is SIGINT to this process group (Ctrl-C), and the process goes on
+    until Python delivers the KeyboardInterrupt, at once on the main thread.
+    """
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return
-    target, _, count = spec.rpartition(':')
+    target, count, how = (spec.split(':') + ['KILL'])[:3]
     if target != label:
         return
     _FAULT_COUNTS[label] = _FAULT_COUNTS.get(label, 0) + 1
-    if _FAULT_COUNTS[label] == int(count):
+    if _FAULT_COUNTS[label] != int(count):
+        return
+    if how == 'INT':
+        os.killpg(os.getpgid(0), signal.SIGINT)
+    else:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
 def temporary_path(path):
     """A fresh temporary path beside ``path`` that :func:`remove_stale_temporaries` recognises."""
     path = Path(path)
-    return path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp')
+    return path.with_name(f'.{path.name}.{TEMPORARY_TAG}-{os.getpid()}-{uuid.uuid4().hex}.tmp')
 
 
-def remove_stale_temporaries(path, any_name=False):
-    """Delete the temporaries of ``path`` (files or folders) left by processes that no longer run.
+def temporary_target(name):
+    """The final name whose temporary ``name`` is (see :func:`temporary_path`), or None for any other name."""
+    match = _TEMPORARY_NAME.match(name)
+    return match['target'] if match else None
+
+
+def remove_stale_temporaries(path, any_name=False, contents=()):
+    """Delete the temporaries of ``path`` left by processes that no longer run.
+
+    Only names of :func:`temporary_path`'s form are considered, only files are removed, and a folder
+    only when every entry in it is a file named in ``contents`` or a temporary of one (an LMDB being
+    built); anything else is left alone, whatever its name.
 
     Args:
         path: the final path whose temporaries to remove; with ``any_name``, a folder whose
             temporaries of any name are removed.
+        contents: the file names a temporary folder of this command may hold.
 
     Returns:
         The paths removed.
     """
     path = Path(path)
-    folder, prefix = (path, '.') if any_name else (path.parent, f'.{path.name}.')
+    folder = path if any_name else path.parent
     if not folder.is_dir():
         return []
-    removed = []
+    stale = []
     for candidate in folder.iterdir():
-        name = candidate.name
-        if not (name.startswith(prefix) and name.endswith('.tmp')):
-            continue
-        parts = name[:-len('.tmp')].split('.')
-        if len(parts) < 4 or (parts[-2].isdigit() and _process_alive(int(parts[-2]))):
+        match = _TEMPORARY_NAME.match(candidate.name)
+        if not match or (not any_name and match['target'] != path.name) or _process_alive(int(match['pid'])):
             continue  # not one of ours, or another run is writing it right now
-        if candidate.is_dir() and not candidate.is_symlink():
-            shutil.rmtree(candidate, ignore_errors=True)
+        if _removable(candidate, contents):
+            stale.append(candidate.name)
+    return remove_owned(folder, stale, contents)
+
+
+def is_plain_name(name):
+    """True for a single file name: no folder part, not absolute, not ``.`` or ``..``, no control characters."""
+    return (isinstance(name, str) and name not in ('', '.', '..') and '/' not in name and '\\' not in name
+            and not any(ord(char) < 32 for char in name))
+
+
+def owned_entry(folder, name, within=None):
+    """``folder / name``, refused unless it can be an entry this command wrote in the folder it owns.
+
+    Checked on resolved paths: ``name`` is a plain name, the entry resolves directly inside ``folder``
+    (a link pointing elsewhere does not), and ``folder`` lies inside ``within`` when given.
+
+    Raises:
+        DataError: naming the entry and why it is not ours.
+    """
+    folder = Path(folder)
+    if not is_plain_name(name):
+        raise DataError(f'refusing to delete {name!r} in {folder}: not a plain file name of that folder '
+                        '(absolute, or with a folder part or ..); nothing was deleted')
+    path = folder / name
+    owned = folder.resolve()
+    if within is not None and owned != Path(within).resolve() and Path(within).resolve() not in owned.parents:
+        raise DataError(f'refusing to delete in {folder}: it lies outside {within}, the folder this command '
+                        'writes to; nothing was deleted')
+    if path.is_symlink() or path.resolve().parent != owned:
+        raise DataError(f'refusing to delete {path}: it is a link or lies outside {folder}; this command '
+                        'deletes only files it wrote there; nothing was deleted')
+    return path
+
+
+def owned_entries(folder, names, contents=(), within=None):
+    """The existing entries ``names`` of ``folder``, each checked to be removable by :func:`remove_owned`.
+
+    An entry must pass :func:`owned_entry` and be a regular file, or a folder (not a link) whose every
+    entry is a regular file named in ``contents`` or a temporary of one. Missing entries are left out.
+
+    Raises:
+        DataError: an entry fails a check, naming it.
+    """
+    paths = [owned_entry(folder, name, within) for name in names]
+    paths = [path for path in paths if path.exists() or path.is_symlink()]
+    for path in paths:
+        if not _removable(path, contents):
+            raise DataError(f'refusing to delete {path}: not a file this command wrote (a link, a folder holding '
+                            'other files, or a special file); nothing was deleted')
+    return paths
+
+
+def remove_owned(folder, names, contents=(), within=None):
+    """Delete the entries ``names`` of ``folder`` that this command wrote; all are checked before any is removed.
+
+    The checks are :func:`owned_entries`'; a folder is emptied of its known files and removed, nothing
+    recursive beyond. Missing entries are skipped.
+
+    Returns:
+        The paths removed.
+
+    Raises:
+        DataError: an entry fails a check; nothing is deleted then.
+    """
+    paths = owned_entries(folder, names, contents, within)
+    for path in paths:
+        if path.is_dir():
+            for entry in path.iterdir():
+                entry.unlink(missing_ok=True)
+            path.rmdir()
         else:
-            candidate.unlink(missing_ok=True)
-        removed.append(candidate)
-    return removed
+            path.unlink(missing_ok=True)
+    return paths
+
+
+def _removable(path, contents):
+    if path.is_symlink():
+        return False
+    if path.is_file():
+        return True
+    if not path.is_dir():
+        return False
+    allowed = set(contents)
+    return all(entry.is_file() and not entry.is_symlink()
+               and (entry.name in allowed or temporary_target(entry.name) in allowed) for entry in path.iterdir())
 
 
 def _process_alive(pid):
@@ -80,6 +185,22 @@ def _process_alive(pid):
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+def check_separate(output, inputs, flag='--output', fix='write to another folder'):
+    """Refuse an output folder that is, lies inside, or contains one of ``inputs`` (resolved: links and ``..``).
+
+    A command replacing or cleaning its output must never reach its inputs through it.
+
+    Raises:
+        ConfigError: naming the flag, both folders and ``fix``.
+    """
+    resolved = Path(output).resolve()
+    for source in filter(None, inputs):
+        source = Path(source).resolve()
+        if source == resolved or resolved in source.parents or source in resolved.parents:
+            relation = 'is' if source == resolved else 'contains' if resolved in source.parents else 'lies inside'
+            raise ConfigError(f'{flag} {output} {relation} the input {source}; {fix}')
 
 
 def prepare_output_folder(folder, what='output'):

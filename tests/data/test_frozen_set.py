@@ -104,9 +104,43 @@ def test_a_folder_the_writer_did_not_write_is_never_emptied(scenes, tmp_path):
     assert (other / 'thesis.tex').read_text() == 'years of work'
     before = sorted(p.name for p in scenes.iterdir())
     for output in (scenes, scenes.parent):  # the input itself, or a folder holding it
-        with pytest.raises(ConfigError, match='is or contains the input'):
+        with pytest.raises(ConfigError, match='(is|contains) the input'):
             freeze(request, output, overwrite=True, progress=False)
     assert sorted(p.name for p in scenes.iterdir()) == before
+
+
+def _crafted(output, entry_file, tmp_path):
+    """The manifest of the set in ``output`` made to list ``entry_file`` and to differ in options."""
+    manifest = json.loads((output / FROZEN_MANIFEST).read_text())
+    manifest['samples'][0]['file'] = entry_file
+    manifest['options']['seed'] = 99
+    (output / FROZEN_MANIFEST).write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize('entry', ['../victim.txt', 'ABSOLUTE', 'link.npz'], ids=['dotdot', 'absolute', 'symlink'])
+def test_overwrite_never_deletes_what_a_crafted_manifest_names_outside_the_set(scenes, tmp_path, entry):
+    output, victim = tmp_path / 'set', tmp_path / 'victim.txt'
+    request, _ = freeze_request(dataroot=str(scenes), output=str(output), crop_size=CROP, margin=8,
+                                dimming_factors=[50], max_images=2)
+    freeze(request, output, progress=False)
+    victim.write_text('not yours')
+    if entry == 'link.npz':
+        (output / entry).symlink_to(victim)
+    _crafted(output, str(victim) if entry == 'ABSOLUTE' else entry, tmp_path)
+    before = sorted(p.name for p in output.iterdir())
+    with pytest.raises(DataError, match='refusing to delete|not a .npz file of the set'):
+        freeze(request, output, overwrite=True, progress=False)
+    assert victim.read_text() == 'not yours' and sorted(p.name for p in output.iterdir()) == before
+
+
+def test_a_crafted_manifest_is_refused_when_read(scenes, tmp_path):
+    output = tmp_path / 'set'
+    request, _ = freeze_request(dataroot=str(scenes), output=str(output), crop_size=CROP, margin=8,
+                                dimming_factors=[50], max_images=1)
+    freeze(request, output, progress=False)
+    _crafted(output, '/etc/hostname', tmp_path)
+    with pytest.raises(DataError, match="lists the sample file '/etc/hostname'"):
+        FlashNoFlashDataset({'phase': 'test', 'frozen_root': str(output)})
 
 
 def test_unusable_outputs_and_damaged_manifests_are_named_before_any_work(scenes, tmp_path):

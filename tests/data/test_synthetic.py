@@ -306,3 +306,17 @@ def test_parallel_generation_after_opencv_started_its_threads_does_not_deadlock(
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0 and 'done' in proc.stdout, proc.stderr[-2000:]
     assert len(list_faid_names(tmp_path / 'out')) == 2
+
+
+def test_generating_into_an_existing_folder_keeps_the_users_dot_files(tmp_path):
+    """Only temporaries this package names (project tag, pid of a dead process, 32 hex digits) are cleaned up."""
+    users = ['.notes.1.tmp', '.my.draft.999999999.tmp', '.a.b.c.tmp', '.x.y.999999999.0123.tmp']
+    for name in users:
+        (tmp_path / name).write_text('a user file')
+    (tmp_path / '.cache.999999999.abc.tmp').mkdir()
+    (tmp_path / '.cache.999999999.abc.tmp' / 'keep.txt').write_text('a user file')
+    ours = tmp_path / f'.Synth_test_000000_flash.png.fnf-tmp-999999999-{"0" * 32}.tmp'  # a dead run's
+    ours.write_bytes(b'half')
+    generate_split(tmp_path, 'test', 1, size=16, workers=1, progress=False)
+    assert all((tmp_path / name).read_text() == 'a user file' for name in users)
+    assert (tmp_path / '.cache.999999999.abc.tmp' / 'keep.txt').exists() and not ours.exists()

@@ -5,7 +5,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import shutil
 from pathlib import Path
 
 import cv2
@@ -16,7 +15,8 @@ from fnf_basicsr.data.faid import (AMBIENT_SUFFIX, FLASH_SUFFIX, INCOMPLETE_MARK
 from fnf_basicsr.data.synthetic.materials import srgb8_to_linear
 from fnf_basicsr.data.synthetic.render import render_scene
 from fnf_basicsr.errors import ConfigError, DataError, OutputExistsError
-from fnf_basicsr.utils.files import fault_point, prepare_output_folder, remove_stale_temporaries, write_atomically
+from fnf_basicsr.utils.files import (fault_point, prepare_output_folder, remove_owned, remove_stale_temporaries,
+                                     write_atomically)
 
 SPLIT_SEED_OFFSETS = {'train': 0, 'val': 1_000_000, 'test': 2_000_000}
 MANIFEST = 'synthetic_{split}.json'
@@ -177,7 +177,14 @@ def _render_into_place(folder, split, num_scenes, size, workers, progress):
     except OSError:
         if not folder.is_dir():
             raise
-        shutil.rmtree(partial, ignore_errors=True)
+        remove_owned(partial.parent, [partial.name], split_files(split, num_scenes))  # only what it rendered
+
+
+def split_files(split, num_scenes):
+    """Every file :func:`generate_split` writes into a folder for this split and count."""
+    scenes = [f'{scene_name(split, index)}{suffix}' for index in range(num_scenes)
+              for suffix in (AMBIENT_SUFFIX, FLASH_SUFFIX)]
+    return [*scenes, MANIFEST.format(split=split), INCOMPLETE_MARKER]
 
 
 def _finished_split(folder, split):
