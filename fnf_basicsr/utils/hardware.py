@@ -181,13 +181,13 @@ def describe_cpu():
     """The CPU as timings should name it: model, ATen kernel family, native bf16 and threads.
 
     Example:
-        >>> 'threads' in describe_cpu()
+        >>> 'threads:' in describe_cpu()
         True
     """
     native, reason = cpu_native_bf16()
     bf16 = 'native bf16' if native else 'no native bf16'
     return (f'{cpu_model_name()}, {torch.backends.cpu.get_cpu_capability()} kernels, {bf16}, '
-            f'{torch.get_num_threads()} threads')
+            f'threads: {torch.get_num_threads()}')
 
 
 INFERENCE_PRECISIONS = ('fp32', 'bf16', AUTO)
