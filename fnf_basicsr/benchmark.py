@@ -11,6 +11,7 @@ recomputed; finished reports are never overwritten unless ``--overwrite``.
 import argparse
 import csv
 import hashlib
+import io
 import json
 import math
 import sys
@@ -26,6 +27,7 @@ from fnf_basicsr.data.input_layout import FLASH_FRAME, NOFLASH_FRAME, image_chan
 from fnf_basicsr.errors import ConfigError, DataError, FnFError, MissingInputError, OutputExistsError, report_errors
 from fnf_basicsr.models.fnf_model import as_channels_last, estimate_from_output, set_channels_last
 from fnf_basicsr.utils import hardware
+from fnf_basicsr.utils.files import check_separate, fault_point, remove_owned, write_atomically
 
 PROG = 'fnf-benchmark'
 REFERENCES = {
@@ -40,6 +42,10 @@ ROW_FIELDS = ('key', 'dimming', 'displacement', *METRIC_NAMES)
 # Bump when what a cached row means changes in a way the code hash below would not show.
 CACHE_FORMAT = 'fnf-benchmark per-image cache v2'
 HASH_CHUNK = 2 ** 22
+CHECKPOINT_SUFFIXES = ('.pth', '.pt', '.ckpt')
+# Labels name folders and table rows: these characters would make a path or break the markdown table.
+LABEL_FORBIDDEN = '/\\|'
+MAX_LABEL_LENGTH = 100
 
 
 class NoisyInput(torch.nn.Module):
@@ -72,16 +78,14 @@ class Method:
 
     @classmethod
     def from_spec(cls, spec, device, param_key='params'):
-        """``LABEL=SPEC`` or ``SPEC``; SPEC is an experiment name or a ``.pth`` checkpoint."""
+        """``LABEL=SPEC`` or ``SPEC``; SPEC is an experiment name or a checkpoint file."""
         from fnf_basicsr.inference.checkpoint import load_network
-        label, _, target = spec.rpartition('=')
-        checkpoint = Path(target)
-        if checkpoint.suffix != '.pth':
-            checkpoint = Path('experiments') / target / 'models' / 'net_g_latest.pth'
+        label, target = split_spec(spec)
+        checkpoint = checkpoint_of(target)
         loaded = load_network(checkpoint, param_key=param_key, device=device)
         identity = {'checkpoint_sha256': file_sha256(checkpoint), 'network_g': loaded.network_opt,
                     'param_key': loaded.param_key, 'input_mode': loaded.input_mode}
-        return cls(label or target, loaded.net, loaded.input_mode, loaded.input_mode, str(checkpoint), identity)
+        return cls(label, loaded.net, loaded.input_mode, loaded.input_mode, str(checkpoint), identity)
 
     @classmethod
     def reference(cls, label, device):
@@ -101,7 +105,55 @@ class Method:
 
 
 def safe_name(text):
+    """The folder / file name of a (checked, :func:`check_labels`) method label."""
     return ''.join(c if c.isalnum() or c in '-_.' else '_' for c in text)
+
+
+def split_spec(spec):
+    """``(label, target)`` of ``LABEL=SPEC`` or ``SPEC`` (then the label is SPEC itself)."""
+    label, _, target = spec.rpartition('=')
+    return (label or target), target
+
+
+def checkpoint_of(target):
+    """The checkpoint file a method SPEC names: an existing file (any suffix), else experiments/<name>/models/."""
+    path = Path(target)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise MissingInputError(f'{target} is a folder; pass its models/net_g_<iter>.pth, or the experiment name '
+                                'alone (experiments/<name>/models/net_g_latest.pth)')
+    if path.suffix in CHECKPOINT_SUFFIXES or len(path.parts) > 1:
+        raise MissingInputError(f'checkpoint {target} does not exist (or is not a file); check the path')
+    return Path('experiments') / target / 'models' / 'net_g_latest.pth'
+
+
+def label_problem(label):
+    """Why ``label`` cannot name a method (None if it can): it becomes a folder name and a table row."""
+    if not label or label != label.strip():
+        return 'is empty or starts or ends with a space'
+    if label.startswith('.'):
+        return "starts with '.' (it would name a hidden or parent folder)"
+    if any(char in LABEL_FORBIDDEN or not char.isprintable() for char in label):
+        return "holds '/', '\\', '|' or a control character"
+    if len(label) > MAX_LABEL_LENGTH:
+        return f'is longer than {MAX_LABEL_LENGTH} characters'
+    return None
+
+
+def check_labels(labels):
+    """Refuse labels that are not plain names, and two labels that would share a report folder."""
+    folders = {}
+    for label in labels:
+        problem = label_problem(label)
+        if problem:
+            raise ConfigError(f'method label {label!r} {problem}; a label is a plain name (letters, digits, spaces, '
+                              "'-_.()+' ...): name it with LABEL=SPEC")
+        folder = safe_name(label).lower()  # case-insensitive file systems fold case
+        if folder in folders:
+            raise ConfigError(f'method labels {folders[folder]!r} and {label!r} share the report folder '
+                              f'{safe_name(label)!r}; give them distinct labels with LABEL=SPEC')
+        folders[folder] = label
 
 
 def file_sha256(path):
@@ -311,16 +363,20 @@ def start_cache(path, fingerprint, identity, rows):
     write_atomically(path, ('\n'.join(lines) + '\n').encode('utf-8'), overwrite=True)
 
 
-def evaluate(method, test_set, cache_path, strip_keys, strip_dir, device, progress=True, overwrite=False):
-    """Per-image metrics of ``method`` on ``test_set``, resuming from ``cache_path`` when it is valid."""
+def evaluate(method, test_set, cache_path, strip_keys, strip_dir, device, progress=True, overwrite=False, owner=None):
+    """Per-image metrics of ``method`` on ``test_set``, resuming from ``cache_path`` when it is valid.
+
+    Strip images of an older result are removed from ``strip_dir`` (only ``<key>.npz`` of this set's keys,
+    inside ``owner``, the report folder).
+    """
     from fnf_basicsr.metrics import score
     fingerprint, identity = cache_identity(method, test_set)
     done, note = ({}, None) if overwrite else read_cache(cache_path, fingerprint)
     if note:
         print(f'{PROG}: {cache_path}: {note}; recomputing what is missing', file=sys.stderr)
-    if overwrite or not done:
-        for stale in strip_dir.glob('*.npz') if strip_dir.is_dir() else []:
-            stale.unlink()  # strip images of an older result
+    if (overwrite or not done) and strip_dir.is_dir():
+        keys = [entry['key'] for entry in test_set.entries]
+        remove_owned(strip_dir, [f'{key}.npz' for key in keys if (strip_dir / f'{key}.npz').exists()], within=owner)
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     start_cache(cache_path, fingerprint, identity, done)
     with open(cache_path, 'a', encoding='utf-8') as cache:
@@ -343,11 +399,11 @@ def evaluate(method, test_set, cache_path, strip_keys, strip_dir, device, progre
             cache.write(json.dumps(row) + '\n')
             cache.flush()
             done[key] = row
+            fault_point('benchmark_image')
     return list(done.values())
 
 
 def save_strip_parts(path, result, parts, test_set, sample):
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {'result': result.numpy()}
     if parts is not None and parts.get('scale_map') is not None:  # DeepFnF's F and G, as in Figure 4
         # F and G are only defined up to a per-channel factor (Y = F * G, either may be negative):
@@ -357,7 +413,9 @@ def save_strip_parts(path, result, parts, test_set, sample):
         level = torch.where(level.abs() < 1e-12, torch.ones_like(level), level)
         arrays['filtered'] = test_set.render_pair(filtered * level, sample)[0].numpy()
         arrays['scale_map'] = (scale_map / level)[0].numpy()
-    np.savez_compressed(path, **arrays)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    write_atomically(path, buffer.getvalue(), overwrite=True)  # an interrupted run leaves no half file
 
 
 def summarise(rows, by):
@@ -394,12 +452,20 @@ def write_table(methods, results, out_dir):
                           'ssim_release': round(stats[d]['ssim_release'], 5), 'images': stats[d]['count']}
                          for d in dimmings if d in stats]
     lines += ['', TABLE_NOTE]
-    (out_dir / 'table.md').write_text('\n'.join(lines) + '\n')
-    with open(out_dir / 'table.csv', 'w', newline='') as handle:
-        writer = csv.DictWriter(handle, fieldnames=['method', 'input', 'dimming', *METRIC_NAMES, 'images'])
-        writer.writeheader()
-        writer.writerows(csv_rows)
+    write_atomically(out_dir / 'table.md', ('\n'.join(lines) + '\n').encode(), overwrite=True)
+    handle = io.StringIO(newline='')
+    writer = csv.DictWriter(handle, fieldnames=['method', 'input', 'dimming', *METRIC_NAMES, 'images'])
+    writer.writeheader()
+    writer.writerows(csv_rows)
+    write_atomically(out_dir / 'table.csv', handle.getvalue().encode(), overwrite=True)
     return '\n'.join(lines)
+
+
+def save_figure(figure, path):
+    """Write a matplotlib figure to ``path`` as PNG, atomically (an interrupted run leaves no half file)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format='png')
+    write_atomically(path, buffer.getvalue(), overwrite=True)
 
 
 def write_displacement_plot(methods, sweep_results, bin_edges, out_path):
@@ -424,7 +490,7 @@ def write_displacement_plot(methods, sweep_results, bin_edges, out_path):
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))  # outside: never over the curves
     figure.tight_layout()
-    figure.savefig(out_path)
+    save_figure(figure, out_path)
     plt.close(figure)
 
 
@@ -455,7 +521,7 @@ def write_strip(key, test_set, methods, strip_dir, out_path):
         axis.set_title(title, fontsize=7)
     figure.suptitle(f'{key}', fontsize=8)
     figure.tight_layout()
-    figure.savefig(out_path)
+    save_figure(figure, out_path)
     plt.close(figure)
 
 
@@ -523,11 +589,14 @@ def run(args):
     import fnf_basicsr  # noqa: F401
     device = _device(args.device)
     out_dir = Path(args.out)
+    if args.strips < 0:
+        raise ConfigError(f'--strips must be 0 or more (the number of qualitative strips to draw), got {args.strips}')
+    labels = [split_spec(spec)[0] for spec in args.methods] + ([] if args.no_references else list(REFERENCES))
+    check_labels(labels)
     test_set = open_test_set(args.test_set)
-    sweep_set = open_test_set(args.sweep_set) if args.sweep_set else None
-    if sweep_set is not None and sweep_set.kind != 'frozen':
-        raise ConfigError(f'--sweep-set {args.sweep_set}: a displacement sweep must be a frozen set written with '
-                          'freeze_testset.py --displacement-bins (the released test set stores no displacement)')
+    sweep_set = open_sweep_set(args.sweep_set) if args.sweep_set else None
+    check_separate(out_dir, [test_set.root, sweep_set.root if sweep_set else None], '--out',
+                   'write the report to another folder (a report never goes into a test set)')
     strip_keys = pick_strip_keys(test_set, args.strips)
     existing = [p for p in report_paths(out_dir, bool(sweep_set), strip_keys) if p.exists()]
     if existing and not args.overwrite:
@@ -539,18 +608,16 @@ def run(args):
     precision, channels_last = hardware.resolve_inference(args, device)
     for method in methods:
         method.use_runtime(precision.value, channels_last.value, device)
-    labels = [m.label for m in methods]
-    if len(set(labels)) != len(labels):
-        raise ConfigError(f'method labels must be unique, got {labels}; use LABEL=SPEC')
     results, sweep = {}, {}
     for method in methods:
         name = safe_name(method.label)
         results[method.label] = evaluate(method, test_set, out_dir / 'per_image' / f'{name}.jsonl', set(strip_keys),
-                                         out_dir / 'strip_parts' / name, device, not args.quiet, args.overwrite)
+                                         out_dir / 'strip_parts' / name, device, not args.quiet, args.overwrite,
+                                         out_dir)
         if sweep_set is not None:
             sweep[method.label] = evaluate(method, sweep_set, out_dir / 'per_image' / f'{name}_sweep.jsonl', set(),
                                            out_dir / 'strip_parts' / f'{name}_sweep', device, not args.quiet,
-                                           args.overwrite)
+                                           args.overwrite, out_dir)
     print(write_table(methods, results, out_dir))
     if sweep_set is not None:
         edges = sweep_set.options['displacement_bins']
@@ -559,6 +626,21 @@ def run(args):
     for key in strip_keys:
         write_strip(key, test_set, methods, out_dir / 'strip_parts', out_dir / 'strips' / f'{key}.png')
     print(f'report written to {out_dir}')
+
+
+def open_sweep_set(root):
+    """The frozen displacement sweep of ``--sweep-set``, refused before any scoring unless it has its bins."""
+    sweep_set = open_test_set(root)
+    if sweep_set.kind != 'frozen':
+        raise ConfigError(f'--sweep-set {root}: a displacement sweep must be a frozen set written with '
+                          'freeze_testset.py --displacement-bins (the released test set stores no displacement)')
+    edges = sweep_set.options.get('displacement_bins')
+    if not (isinstance(edges, list) and len(edges) >= 2 and all(isinstance(e, (int, float)) for e in edges)
+            and all(a < b for a, b in zip(edges, edges[1:]))):
+        raise ConfigError(f'--sweep-set {root} was frozen without displacement bins (displacement_bins: {edges!r}); '
+                          'freeze the sweep with freeze_testset.py --displacement-bins 0 2 4 8 12 16 20 (or drop '
+                          '--sweep-set)')
+    return sweep_set
 
 
 def _device(name):

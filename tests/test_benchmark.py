@@ -361,3 +361,69 @@ def test_a_reduced_precision_is_cached_apart_from_float32():
     assert method.identity == {'k': 1}  # float32 results share the cache of earlier runs
     method.use_runtime('bf16', False, 'cpu')
     assert method.identity == {'k': 1, 'precision': 'bf16'}
+
+
+# --- labels, report folders and sets: refused in one line before any scoring (issue 20) -------------------------
+
+def copy_set(frozen_sets, tmp_path, name='test'):
+    shutil.copytree(frozen_sets / name, tmp_path / name)
+    return tmp_path / name
+
+
+def test_a_label_of_dotdot_with_the_report_in_the_test_set_deletes_nothing(frozen_sets, tmp_path, deepfnf_checkpoint,
+                                                                           capsys):
+    test_set = copy_set(frozen_sets, tmp_path)
+    before = sorted(p.name for p in test_set.iterdir())
+    for label, out in (('..', test_set), ('DeepFnF', test_set), ('DeepFnF', test_set / 'report'),
+                       ('DeepFnF', tmp_path)):
+        line = fails(capsys, lambda: benchmark.main([f'{label}={deepfnf_checkpoint}', '--test-set', str(test_set),
+                                                     '--out', str(out), '--no-references', '--quiet']))
+        assert ("method label '..'" in line) if label == '..' else f'--out {out}' in line and 'the input' in line
+    assert sorted(p.name for p in test_set.iterdir()) == before
+
+
+@pytest.mark.parametrize('labels, message', [
+    (['x/y', 'x y'], "method label 'x/y' holds '/'"),
+    (['x y', 'x_y'], "method labels 'x y' and 'x_y' share the report folder 'x_y'"),
+    (['Net', 'net'], "method labels 'Net' and 'net' share the report folder"),
+    (['.hidden'], "starts with '.'"),
+    (['a|b'], "'|' or a control character"),
+    (['noisy input'], "'noisy input' and 'noisy input' share"),
+], ids=['separator', 'same-folder', 'case', 'dot', 'table-bar', 'reference-name'])
+def test_labels_are_plain_names_of_distinct_folders(frozen_sets, tmp_path, deepfnf_checkpoint, capsys, labels,
+                                                    message, monkeypatch):
+    monkeypatch.setattr(benchmark.Method, 'from_spec', lambda *args: pytest.fail('loaded a checkpoint first'))
+    line = fails(capsys, lambda: benchmark.main([f'{label}={deepfnf_checkpoint}' for label in labels] + [
+        '--test-set', str(frozen_sets / 'test'), '--out', str(tmp_path / 'r'), '--quiet']))
+    assert message in line and not (tmp_path / 'r').exists()
+
+
+def test_a_sweep_without_displacement_bins_is_refused_before_scoring(frozen_sets, tmp_path, deepfnf_checkpoint,
+                                                                      capsys, monkeypatch):
+    monkeypatch.setattr(benchmark, 'evaluate', lambda *args: pytest.fail('scored before the check'))
+    line = fails(capsys, lambda: run_one(frozen_sets / 'test', tmp_path, deepfnf_checkpoint, '--sweep-set',
+                                         str(frozen_sets / 'test')))
+    assert 'frozen without displacement bins' in line and '--displacement-bins' in line
+    assert not (tmp_path / 'report').exists()
+
+
+def test_negative_strips_lmdb_test_sets_and_checkpoint_paths_are_one_line_errors(frozen_sets, tmp_path,
+                                                                                 deepfnf_checkpoint, capsys):
+    assert '--strips must be 0 or more' in fails(capsys, lambda: run_one(frozen_sets / 'test', tmp_path,
+                                                                         deepfnf_checkpoint, '--strips', '-1'))
+    fake_lmdb = tmp_path / 'train.lmdb'
+    fake_lmdb.mkdir()
+    (fake_lmdb / 'data.mdb').write_bytes(b'')
+    assert 'is an LMDB of training crops, not a frozen test set' in fails(
+        capsys, lambda: run_one(fake_lmdb, tmp_path, deepfnf_checkpoint))
+    for missing in ('missing.pt', 'models/net_g_5.pth'):
+        line = fails(capsys, lambda: run_one(frozen_sets / 'test', tmp_path, tmp_path / missing))
+        assert f'checkpoint {tmp_path / missing} does not exist' in line
+
+
+def test_a_checkpoint_file_of_any_suffix_is_scored(frozen_sets, tmp_path, deepfnf_checkpoint):
+    shutil.copy(deepfnf_checkpoint.parents[1] / 'deepfnf.yml', tmp_path)
+    pt = tmp_path / 'deepfnf.pt'
+    shutil.copy(deepfnf_checkpoint, pt)
+    report = run_one(frozen_sets / 'test', tmp_path, pt, '--strips', '0')
+    assert '| DeepFnF |' in (report / 'table.md').read_text()

@@ -116,15 +116,18 @@ def read_frozen_manifest(root):
 
 
 def _check_sample_files(path, samples):
-    """Every sample a manifest lists is a plain ``.npz`` name of the set's folder: a manifest naming
-    ``../x`` or an absolute path is refused, so neither reading nor ``--overwrite`` reaches outside."""
+    """Every sample a manifest lists is a plain ``.npz`` name of the set's folder with a plain key: a manifest
+    naming ``../x`` or an absolute path is refused, so neither reading, reports nor ``--overwrite`` reach outside."""
     if not isinstance(samples, list):
         raise DataError(f'{path}: samples is not a list; the frozen set is damaged: freeze it again')
     for entry in samples:
-        name = entry.get('file') if isinstance(entry, dict) else None
+        name, key = (entry.get('file'), entry.get('key')) if isinstance(entry, dict) else (None, None)
         if not (is_plain_name(name) and name.endswith('.npz')):
             raise DataError(f'{path} lists the sample file {name!r}, which is not a .npz file of the set\'s '
                             'folder; the manifest is damaged or crafted: delete the folder and freeze the set again')
+        if not is_plain_name(key):  # keys name report files (fnf-benchmark strips)
+            raise DataError(f'{path} lists the sample key {key!r}, which is not a plain name; the manifest is '
+                            'damaged or crafted: delete the folder and freeze the set again')
 
 
 def load_frozen_sample(root, entry, verify=True):
