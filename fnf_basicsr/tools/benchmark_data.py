@@ -4,13 +4,15 @@ Renders a small synthetic split (scenes/s at ``--size``), packs it into an LMDB 
 encoding (raw, png), then times training samples (random crop, homography, dimming, noise, std
 maps) at ``--crop-size`` from the disk backend and both LMDBs in this process with one thread,
 which is what one DataLoader worker does (PyTorch sets one thread per worker). Everything is
-written under ``--root`` (default in /tmp). This is a measurement tool, not a test.
+written to a fresh scratch folder that the tool creates in ``--root`` (default: the system's temporary
+folder) and removes at the end; nothing else there is touched. This is a measurement tool, not a test.
 
 Example:
     python scripts/profiling/benchmark_data.py --num-scenes 8 --samples 100
 """
 import argparse
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +41,9 @@ def time_samples(options, num_samples, phase='train'):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--root', type=Path, default=Path('/tmp/fnf_benchmark'), help='scratch folder (replaced).')
+    parser.add_argument('--root', type=Path, default=Path(tempfile.gettempdir()),
+                        help='folder in which a fresh scratch folder is made, then removed. Default: the temporary '
+                        'folder.')
     parser.add_argument('--num-scenes', type=int, default=8, help='synthetic scenes to render. Default: 8.')
     parser.add_argument('--size', type=int, default=512, help='synthetic image size. Default: 512.')
     parser.add_argument('--crop-size', type=int, default=448, help='training crop size. Default: 448.')
@@ -48,13 +52,21 @@ def main(argv=None):
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    shutil.rmtree(args.root, ignore_errors=True)
-    folder, scenes_per_second = time_generation(args.root / 'synthetic', args.num_scenes, args.size)
+    args.root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix='fnf_benchmark_data.', dir=args.root))  # ours alone: removed at the end
+    try:
+        measure(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def measure(args, scratch):
+    folder, scenes_per_second = time_generation(scratch / 'synthetic', args.num_scenes, args.size)
     print(f'synthetic generation: {scenes_per_second:.3f} scenes/s at {args.size}x{args.size} (1 process)')
 
     backends = {'disk': {'dataroot': folder}}
     for encoding in ENCODINGS:
-        lmdb_path = args.root / f'train_{encoding}.lmdb'
+        lmdb_path = scratch / f'train_{encoding}.lmdb'
         start = time.perf_counter()
         report = create_lmdb(folder, lmdb_path, crop_size=args.size, stride=args.size // 2, progress=False,
                              encoding=encoding)
@@ -70,7 +82,6 @@ def main(argv=None):
             print(f'  train  {backend:9s} {mode:14s} {rate:7.1f}')
     rate = time_samples({**common, **backends['disk']}, args.samples, phase='val')
     print(f'  val    disk      flash_noflash  {rate:7.1f}')
-    shutil.rmtree(args.root, ignore_errors=True)
 
 
 if __name__ == '__main__':

@@ -38,6 +38,7 @@ from fnf_basicsr.data.synthetic import SPLIT_SEED_OFFSETS, render_scene, scene_n
 from fnf_basicsr.denoise import LINEAR_SUFFIX, auto_gain
 from fnf_basicsr.inference.capture_io import read_image, write_atomically
 from fnf_basicsr.utils.rendering import render_srgb
+from fnf_basicsr.utils.files import remove_owned
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_WEIGHTS = REPO / 'experiments' / 'train_fnf_synthetic' / 'models' / 'net_g_latest.pth'
@@ -72,8 +73,8 @@ def main(argv=None):
                                                                args.dimming)
     result_path = args.work_dir / f'{name}_denoised.png'
     linear_path = result_path.with_name(result_path.stem + LINEAR_SUFFIX)
-    for stale in (result_path, linear_path):  # this script's own outputs of an earlier run
-        stale.unlink(missing_ok=True)
+    # this script's own outputs of an earlier run (through the deletion guard: plain files in the work folder only)
+    remove_owned(args.work_dir, [result_path.name, linear_path.name])
     command = ['--noflash', noflash_path, '--flash', flash_path, '--weights', args.weights, '--out', result_path,
                '--save-linear'] + (['--opt', args.opt] if args.opt else [])
     quoted = ' '.join(shlex.quote(_display(part)) for part in command)
