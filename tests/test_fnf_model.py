@@ -233,3 +233,35 @@ def test_one_dimming_level_logs_no_per_level_line(scenes, tmp_path, caplog):
     with caplog.at_level('INFO', logger='basicsr'):
         model.validation(DataLoader(dataset(scenes, 'val'), batch_size=1), 3, tb_logger=None, save_img=False)
     assert list(model.level_metrics) == [20.0] and 'per dimming' not in caplog.text
+
+
+def test_log_per_sample_balance_weighs_every_sample_alike(scenes, tmp_path):
+    model = build_model(model_options(tmp_path, TINY_DEEPFNF, loss_balance='log_per_sample'))
+    gt = torch.rand(2, 3, 16, 16)
+    output = gt + torch.stack([torch.full((3, 16, 16), 0.01), torch.full((3, 16, 16), 0.3)]) * torch.randn(2, 3, 16, 16)
+    losses, total = model.total_loss(output, gt)
+    per_sample = [sum(model.compute_losses(output[i:i + 1], gt[i:i + 1]).values()) for i in range(2)]
+    assert total.item() == pytest.approx(float(torch.log(torch.stack(per_sample)).mean()), rel=1e-6)
+    plain, plain_total = build_model(model_options(tmp_path, TINY_DEEPFNF)).total_loss(output, gt)
+    for key in ('l_pix', 'l_grad'):  # the logged terms stay the batch means
+        assert losses[key].item() == pytest.approx(plain[key].item(), rel=1e-5)
+    assert plain_total.item() == pytest.approx(sum(v.item() for v in plain.values()), rel=1e-6)
+    # With the MSE alone: how the total moves when each sample's error grows by the same fraction (the
+    # derivative along the sample's own error). The plain sum moves with the noisy sample only (its error is
+    # 30x larger); the log balance moves alike for both, as a mean PSNR does.
+    error = output - gt
+    for balance in ('none', 'log_per_sample'):
+        out = output.clone().requires_grad_(True)
+        opt = model_options(tmp_path, TINY_DEEPFNF, loss_balance=balance, gradient_opt=None)
+        build_model(opt).total_loss(out, gt)[1].backward()
+        clean, noisy = ((out.grad[i] * error[i]).sum().item() for i in (0, 1))
+        if balance == 'none':
+            assert clean < noisy / 100
+        else:
+            assert clean == pytest.approx(noisy, rel=1e-4) and clean == pytest.approx(1.0, rel=1e-4)
+
+
+def test_unknown_loss_balance_is_refused(scenes, tmp_path):
+    model = build_model(model_options(tmp_path, TINY_DEEPFNF, loss_balance='sqrt'))
+    with pytest.raises(ConfigError, match='train.loss_balance must be none or log_per_sample'):
+        model.total_loss(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))

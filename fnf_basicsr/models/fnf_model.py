@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from fnf_basicsr.archs.capabilities import capability
 from fnf_basicsr.data.input_layout import COLOR_CHANNELS, NOFLASH_FRAME, image_channels
+from fnf_basicsr.errors import ConfigError
 from fnf_basicsr.utils import hardware
 from fnf_basicsr.utils.rendering import render_srgb
 from fnf_basicsr.utils.step_watch import StepTimeWatch
@@ -78,6 +79,7 @@ class FnFModel(SRModel):
             ``torch.channels_last`` memory format while training / validating (default false). The
             network is converted before BasicSR wraps it (DDP), and back and forth around a
             validation whose format differs from training's; the optimizer keeps the same parameters.
+        train.loss_balance: ``none`` (default, the paper) or ``log_per_sample`` (:meth:`total_loss`).
         val.tb_images: how many rendered validation images to send to TensorBoard (default 2).
     """
 
@@ -161,6 +163,23 @@ class FnFModel(SRModel):
             losses.update({k: v for k, v in (('l_percep', l_percep), ('l_style', l_style)) if v is not None})
         return losses
 
+    def total_loss(self, output_srgb, gt_srgb):
+        """The batch's loss terms (for the log) and the total to minimise, as ``train.loss_balance`` says.
+
+        ``none`` (default, the paper): the sum of the terms over the whole batch. ``log_per_sample``: the
+        batch mean of each sample's log total, so every sample's relative error counts alike (as a mean PSNR
+        does) instead of the noisiest samples' absolute errors dominating the gradient.
+        """
+        balance = self.opt['train'].get('loss_balance', 'none')
+        if balance == 'none':
+            losses = self.compute_losses(output_srgb, gt_srgb)
+            return losses, sum(losses.values())
+        if balance != 'log_per_sample':
+            raise ConfigError(f"train.loss_balance must be none or log_per_sample, got {balance!r}")
+        per_sample = [self.compute_losses(output_srgb[i:i + 1], gt_srgb[i:i + 1]) for i in range(len(output_srgb))]
+        losses = OrderedDict((key, torch.stack([terms[key] for terms in per_sample]).mean()) for key in per_sample[0])
+        return losses, torch.stack([torch.log(sum(terms.values())) for terms in per_sample]).mean()
+
     def optimize_parameters(self, current_iter):
         with self.step_watch:
             self._optimize(current_iter)
@@ -169,8 +188,7 @@ class FnFModel(SRModel):
         self.optimizer_g.zero_grad()
         with self.autocast('train'):
             self.output = estimate_from_output(self.net_g(as_channels_last(self.lq, self.channels_last('train'))))
-        losses = self.compute_losses(self.render(self.output), self.render(self.gt))
-        l_total = sum(losses.values())
+        losses, l_total = self.total_loss(self.render(self.output), self.render(self.gt))
         self.grad_scaler.scale(l_total).backward()
         self.grad_scaler.step(self.optimizer_g)
         self.grad_scaler.update()
