@@ -30,9 +30,10 @@ from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, 
                                          DEFAULT_TRANSLATION_PX, CameraMotion, homography_for_displacement,
                                          image_origin_pivot, required_margin, sample_camera_motion)
 from fnf_basicsr.data.input_layout import FRAMES, INPUT_MODES
+from fnf_basicsr.data.isp import IspDegradation
 from fnf_basicsr.data.noise import (LOG_READ_RANGE, LOG_SHOT_RANGE, TEST_SIG_READ, TEST_SIG_SHOT, log_uniform,
                                     sample_noise_params)
-from fnf_basicsr.errors import ConfigError
+from fnf_basicsr.errors import ConfigError, DataError
 
 _FILE_CLIENTS = {}  # see _shared_file_client
 
@@ -63,7 +64,7 @@ SYNTHETIC_KEYS = {'split', 'num_scenes', 'size', 'workers'}
 DATASET_KEYS = {'dataroot', 'io_backend', 'phase', 'crop_size', 'margin', 'input_mode', 'reference', 'dimming_range',
                 'dimming_factors', 'noise', 'misalignment', 'subset', 'num_val', 'val_names_file',
                 'exclude_test_split', 'seed', 'displacement_bins', 'frozen_root', 'synthetic', 'max_images',
-                'decoded_cache_mb'}
+                'decoded_cache_mb', 'isp'}
 # Keys BasicSR itself reads from a dataset's options (build_dataloader, train_pipeline, parse_options).
 BASICSR_DATASET_KEYS = {'name', 'type', 'scale', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
                         'use_shuffle', 'prefetch_mode', 'pin_memory', 'persistent_workers', 'num_prefetch_queue'}
@@ -86,7 +87,7 @@ def select_names(names, subset='all', exclude_test_split=True, num_val=DEFAULT_N
         Sorted list of names.
     """
     if subset not in SUBSETS:
-        raise ValueError(f'subset must be one of {list(SUBSETS)}, got {subset!r}')
+        raise ConfigError(f'subset must be one of {list(SUBSETS)}, got {subset!r}')
     test_names = set(faid.load_test_split())
     if subset == 'test':
         return sorted(name for name in names if name in test_names)
@@ -167,6 +168,15 @@ class FlashNoFlashDataset(data.Dataset):
         decoded_cache_mb (float): keep up to this many MiB of decoded images per process, least
             recently used out first (default 0: only the last image); pair it with
             ``persistent_workers: true`` (:mod:`fnf_basicsr.data.decoded_cache`).
+        isp (dict): off by default. Puts both noisy frames, after the noise, through a phone-like
+            ISP (:class:`fnf_basicsr.data.isp.IspDegradation`), for models meant for 8-bit/JPEG
+            pictures: ``demosaic`` (default true: RGGB mosaic, bilinear demosaicking),
+            ``jpeg_quality`` (``[low, high]``, one integer quality per sample drawn from the
+            sample's generator, so val/test samples stay deterministic; a single number; or null
+            for lossless 8 bits), ``bayer_pattern`` (``RGGB``). Each frame is auto-exposed for
+            its 8 bits and brought back to the dataset's scale; the noise-std maps keep the noise
+            parameters before the ISP, as ``estimate_noise`` reports them for such pictures.
+            Applied when degrading on the fly (not recorded by frozen sets yet).
 
     Output dict: ``lq`` (C, S, S), ``gt`` (3, S, S), ``color_matrix`` (3, 3) float32 tensors;
     0-dim float32 tensors ``gain`` (= ``dimming`` = 1 / alpha), ``sig_read``, ``sig_shot``,
@@ -196,10 +206,11 @@ class FlashNoFlashDataset(data.Dataset):
         self.dimming_factors = [float(v) for v in opt.get('dimming_factors', DEFAULTS['dimming_factors'])]
         low, high = self.dimming_range
         if not 0 < low <= high or not self.dimming_factors or min(self.dimming_factors) <= 0:
-            raise ValueError(f'dimming_range must be [low, high] with 0 < low <= high and dimming_factors a '
+            raise ConfigError(f'dimming_range must be [low, high] with 0 < low <= high and dimming_factors a '
                              f'non-empty list of positive factors, got {list(self.dimming_range)} and '
                              f'{self.dimming_factors}')
         self._read_noise_options(opt.get('noise') or {})
+        self.isp = IspDegradation.from_options(opt.get('isp'))
         self._read_misalignment_options(opt.get('misalignment') or {})
         bins = opt.get('displacement_bins', DEFAULTS['displacement_bins'])
         self.displacement_bins = None if bins is None else _bins_from_edges(bins)
@@ -231,7 +242,7 @@ class FlashNoFlashDataset(data.Dataset):
         self.log_shot_range = tuple(noise['log_shot_range'])
         fixed = 'sig_read' in given or 'sig_shot' in given
         if self.is_train and fixed and not ('sig_read' in given and 'sig_shot' in given):
-            raise ValueError('noise: give both sig_read and sig_shot to fix the training noise, or neither')
+            raise ConfigError('noise: give both sig_read and sig_shot to fix the training noise, or neither')
         self.fixed_noise = (float(noise['sig_read']), float(noise['sig_shot']))
         if not all(math.isfinite(v) and v >= 0 for v in self.fixed_noise):
             raise ConfigError(f'noise: sig_read and sig_shot must be finite and >= 0, got {list(self.fixed_noise)}')
@@ -254,7 +265,7 @@ class FlashNoFlashDataset(data.Dataset):
         backend = self.io_backend_opt.get('type', DEFAULTS['io_backend']['type'])
         _check_choice('io_backend.type', backend, ('disk', 'lmdb'))
         if 'dataroot' not in opt:
-            raise ValueError('FlashNoFlashDataset needs `dataroot` (a FAID folder or an LMDB) or `frozen_root`')
+            raise ConfigError('FlashNoFlashDataset needs `dataroot` (a FAID folder or an LMDB) or `frozen_root`')
         self.dataroot = str(opt['dataroot'])
         if opt.get('synthetic'):
             self.dataroot = self._ensure_synthetic(opt['synthetic'])
@@ -266,7 +277,7 @@ class FlashNoFlashDataset(data.Dataset):
             candidates = faid.list_faid_names(self.dataroot)
         self.entries = self._select_entries(candidates, opt)
         if not self.entries:
-            raise ValueError(f'{self.dataroot}: no images left for subset {opt.get("subset", DEFAULTS["subset"])!r} '
+            raise ConfigError(f'{self.dataroot}: no images left for subset {opt.get("subset", DEFAULTS["subset"])!r} '
                              f'({len(candidates)} found before selection); check subset / exclude_test_split')
 
     def _ensure_synthetic(self, options):
@@ -274,7 +285,7 @@ class FlashNoFlashDataset(data.Dataset):
         _check_keys('synthetic', options, SYNTHETIC_KEYS)
         missing = {'split', 'num_scenes', 'size'} - set(options)
         if missing:
-            raise ValueError(f'synthetic: missing {sorted(missing)}; e.g. {{split: train, num_scenes: 64, size: 512}}')
+            raise ConfigError(f'synthetic: missing {sorted(missing)}; e.g. {{split: train, num_scenes: 64, size: 512}}')
         return ensure_synthetic_dataset(self.dataroot, options['split'], int(options['num_scenes']),
                                         int(options['size']), workers=int(options.get('workers', 2)))
 
@@ -300,11 +311,11 @@ class FlashNoFlashDataset(data.Dataset):
             check_matches(root, self.frozen, self.opt)
         stored = self.frozen['options']
         if 'reference' in self.opt and self.opt['reference'] != stored['reference']:
-            raise ValueError(f'{root}: frozen with reference {stored["reference"]!r} but the options ask for '
+            raise ConfigError(f'{root}: frozen with reference {stored["reference"]!r} but the options ask for '
                              f'{self.opt["reference"]!r}; freeze another set with --reference')
         self.reference = stored['reference']
         if self.input_mode not in stored['input_modes']:
-            raise ValueError(f'{root}: frozen for input modes {stored["input_modes"]}, not {self.input_mode!r}; '
+            raise ConfigError(f'{root}: frozen for input modes {stored["input_modes"]}, not {self.input_mode!r}; '
                              f'freeze it again with --input-modes {self.input_mode}')
         self.entries = self.frozen['samples']
         if self.opt.get('max_images'):
@@ -406,7 +417,7 @@ class FlashNoFlashDataset(data.Dataset):
                   for image in (ambient, flash_only)]
         sample = make_sample(*window, alpha=1.0 / dimming, sig_read=sig_read, sig_shot=sig_shot,
                              homography=homography, crop_size=self.crop_size, reference=self.reference,
-                             mode=input_mode, generator=generator)
+                             mode=input_mode, generator=generator, isp=self.isp)
         return self._output(sample['lq'], sample['gt'], color_matrix, sample['gain'], sig_read, sig_shot,
                             sample['displacement'], dimming, key)
 
@@ -447,7 +458,7 @@ class FlashNoFlashDataset(data.Dataset):
         height, width = ambient.shape[:2]
         needed = self.crop_size + 2 * self.margin
         if height < needed or width < needed:
-            raise ValueError(f'{source} is {width}x{height}, smaller than crop_size + 2 * margin = {needed} '
+            raise DataError(f'{source} is {width}x{height}, smaller than crop_size + 2 * margin = {needed} '
                              f'({self.crop_size} + 2 * {self.margin}); use a smaller crop_size or margin, or pad '
                              f'the image')
         return height, width
@@ -546,13 +557,13 @@ def _name_seed(name):
 def _bins_from_edges(edges):
     edges = [float(v) for v in edges]
     if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])) or edges[0] < 0:
-        raise ValueError(f'displacement_bins must be increasing edges >= 0 (at least two), got {edges}')
+        raise ConfigError(f'displacement_bins must be increasing edges >= 0 (at least two), got {edges}')
     return list(zip(edges[:-1], edges[1:]))
 
 
 def _check_choice(label, value, choices):
     if value not in choices:
-        raise ValueError(f'{label} must be one of {list(choices)}, got {value!r}')
+        raise ConfigError(f'{label} must be one of {list(choices)}, got {value!r}')
 
 
 def _check_keys(label, options, allowed):

@@ -17,13 +17,14 @@ calls its ``simulate``). Writing is resumable and never deletes what it did not 
 import hashlib
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from fnf_basicsr.data.input_layout import FRAMES, INPUT_MODES, image_channels
 from fnf_basicsr.errors import ConfigError, DataError, MissingInputError, OutputExistsError
-from fnf_basicsr.utils.files import (check_separate, is_plain_name, prepare_output_folder, remove_owned,
+from fnf_basicsr.utils.files import (check_separate, fault_point, is_plain_name, prepare_output_folder, remove_owned,
                                      remove_stale_temporaries, write_atomically)
 from fnf_basicsr.utils.options import load_option_file
 
@@ -220,6 +221,7 @@ def freeze_request(option_file=None, dataset_name=None, output=None, **overrides
             dataset_opt[section] = {**(dataset_opt.get(section) or {}), name: value}
         else:
             dataset_opt[key] = value
+    _check_numbers(dataset_opt)
     if dataset_opt.get('displacement_bins') is not None:
         dataset_opt.setdefault('dimming_factors', [FIG3_DIMMING])
         dataset_opt.setdefault('max_images', FIG3_NUM_IMAGES)
@@ -233,6 +235,18 @@ def freeze_request(option_file=None, dataset_name=None, output=None, **overrides
         raise ConfigError('no output folder: pass --output, or give the dataset a frozen_root in the option file')
     dataset_opt.pop('frozen_root', None)
     return dataset_opt, Path(output)
+
+
+def _check_numbers(dataset_opt):
+    """Refuse, naming the flag, dimming factors (1/alpha) that are not finite and positive (0 would divide by
+    zero, a negative one flip the image) and a negative seed (NumPy's generators take none)."""
+    factors, seed = dataset_opt.get('dimming_factors'), dataset_opt.get('seed')
+    if factors is not None and (not isinstance(factors, (list, tuple)) or not factors or not all(
+            isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f) and f > 0 for f in factors)):
+        raise ConfigError(f'dimming_factors (--dimming-factors) must be finite numbers > 0 (1/alpha, e.g. 100 50 25 '
+                          f'12.5), got {factors!r}')
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ConfigError(f'seed (--seed) must be an integer >= 0, got {seed!r}')
 
 
 def _auto_subset(dataset_opt):
@@ -321,6 +335,9 @@ def is_written(output, entry):
 def freeze(dataset_opt, output, overwrite=False, progress=True):
     """Write (or complete) the frozen set of the val/test dataset ``dataset_opt`` in ``output``.
 
+    The options are checked and the first sample is made before the output folder is created or
+    touched, so a set that cannot be made (bad options, crops larger than the images) leaves nothing.
+
     Returns:
         ``(written, skipped)`` sample counts.
     """
@@ -331,11 +348,13 @@ def freeze(dataset_opt, output, overwrite=False, progress=True):
     from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
 
     options = degradation_options(dataset_opt)
+    check_separate(output, [options['dataroot']], '--output', 'write the frozen set to another folder')
+    dataset_opt = {key: value for key, value in dataset_opt.items() if key not in ('frozen_root', 'input_modes')}
+    dataset = FlashNoFlashDataset({**dataset_opt, 'phase': 'test'})
+    first = sample_arrays(dataset, 0, options)  # fails here, before any output, if the crops do not fit
     check_output_location(output, [options['dataroot']])
     software = {'fnf_basicsr': fnf_basicsr.__version__, 'torch': torch.__version__, 'numpy': np.__version__}
     manifest = prepare_output(output, options, overwrite, software)
-    dataset_opt = {key: value for key, value in dataset_opt.items() if key not in ('frozen_root', 'input_modes')}
-    dataset = FlashNoFlashDataset({**dataset_opt, 'phase': 'test'})
     done = {entry['index']: entry for entry in manifest['samples']}
     written = skipped = 0
     for index in tqdm(range(len(dataset)), desc=f'freeze {Path(output).name}', unit='sample', disable=not progress):
@@ -343,7 +362,7 @@ def freeze(dataset_opt, output, overwrite=False, progress=True):
         if entry is not None and is_written(output, entry):
             skipped += 1
             continue
-        arrays = sample_arrays(dataset, index, options)
+        arrays = first if index == 0 else sample_arrays(dataset, index, options)
         key = str(arrays['key'])
         payload = encode_npz(arrays)
         entry = {'index': index, 'key': key, 'file': f'{index:05d}_{key}.npz', 'sha256': file_sha256(payload)}
@@ -352,6 +371,7 @@ def freeze(dataset_opt, output, overwrite=False, progress=True):
         manifest['samples'] = [done[i] for i in sorted(done)]
         write_manifest(output, manifest)
         written += 1
+        fault_point('freeze_sample')
     manifest['complete'] = True
     write_manifest(output, manifest)
     return written, skipped

@@ -1,5 +1,6 @@
 """Frozen test sets: freezing from a test option file, matching it when scored, safe overwrites, faults."""
 import json
+import re
 import os
 import signal
 import subprocess
@@ -193,3 +194,21 @@ def test_a_killed_run_resumes_to_the_set_an_uninterrupted_run_writes(scenes, tmp
     assert not list(output.glob('.*.tmp'))
     written = {p.name: p.read_bytes() for p in output.glob('*.npz')}
     assert written == {p.name: p.read_bytes() for p in reference.glob('*.npz')} and len(written) == 12
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--crop-size', '512'], 'is 90x80, smaller than crop_size \\+ 2 \\* margin'),
+    (['--dimming-factors', '0'], 'dimming_factors \\(--dimming-factors\\) must be finite numbers > 0'),
+    (['--dimming-factors', '50', '-5'], 'must be finite numbers > 0'),
+    (['--displacement-bins', '4', '2'], 'displacement_bins must be increasing'),
+    (['--seed', '-1'], 'seed \\(--seed\\) must be an integer >= 0'),
+], ids=['crop-larger-than-images', 'dimming-zero', 'dimming-negative', 'bins-decreasing', 'negative-seed'])
+def test_impossible_flags_are_one_line_errors_that_leave_nothing(scenes, tmp_path, capsys, flags, message):
+    from fnf_basicsr.tools import freeze_testset
+    output = tmp_path / 'set'
+    with pytest.raises(SystemExit) as exited:
+        freeze_testset.main(['--dataroot', str(scenes), '--output', str(output), '--subset', 'all', '--crop-size',
+                             str(CROP), '--margin', '8', '--quiet', *flags])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and len(lines) == 1 and lines[0].startswith('freeze_testset.py: error: ')
+    assert re.search(message, lines[0]) and not output.exists()
