@@ -168,13 +168,15 @@ def check_weights(opt, path, phase):
 def check_pretrained_fits(opt, path, paths):
     """``pretrain_network_g`` is a readable weights file (no pickled code) whose tensors fit ``network_g`` as
     BasicSR will load them; BasicSR would fail with a traceback, or a size mismatch listed layer by layer."""
-    from fnf_basicsr.inference.checkpoint import CheckpointError, check_checkpoint_fits
+    from fnf_basicsr.inference.checkpoint import CheckpointError, NetworkMismatchError, check_checkpoint_fits
     try:
         check_checkpoint_fits(paths['pretrain_network_g'], opt['network_g'], paths.get('param_key_g') or 'params',
                               paths.get('strict_load_g', True))
-    except CheckpointError as error:
+    except NetworkMismatchError as error:
         raise CheckpointError(f'{path}: path:pretrain_network_g: {error}; pass the weights trained with this '
                               'network_g, or the network_g they were trained with') from None
+    except CheckpointError as error:
+        raise CheckpointError(f'{path}: path:pretrain_network_g: {error}') from None
 
 
 def check_sidecar_network(opt, path, weights):

@@ -186,7 +186,7 @@ def check_resumed_networks(opt):
     BasicSR would load them strictly and fail with a size mismatch listed layer by layer (90 lines).
     """
     from fnf_basicsr.errors import ConfigError
-    from fnf_basicsr.inference.checkpoint import CheckpointError, check_checkpoint_fits
+    from fnf_basicsr.inference.checkpoint import NetworkMismatchError, check_checkpoint_fits
     ignored = opt['path'].get('ignore_resume_networks') or ()
     for key in [k for k in opt if k.startswith('network_') and k not in ignored and isinstance(opt[k], dict)]:
         label = key[len('network_'):]
@@ -196,7 +196,7 @@ def check_resumed_networks(opt):
         try:
             check_checkpoint_fits(weights, opt[key], opt['path'].get(f'param_key_{label}') or 'params',
                                   opt['path'].get(f'strict_load_{label}', True))
-        except CheckpointError as error:
+        except NetworkMismatchError as error:  # an unreadable file was skipped or named by read_training_state
             folder = os.path.dirname(os.path.dirname(weights))
             raise ConfigError(f'cannot resume {opt["name"]} from {opt["path"]["resume_state"]}: {error}; {key} '
                               f'changed since that state was saved: restore the {key} of the option file in {folder} '

@@ -40,6 +40,10 @@ class CheckpointError(DataError):
     """A checkpoint or option file that cannot be turned into the network it should hold."""
 
 
+class NetworkMismatchError(CheckpointError):
+    """Readable weights of another network (other names or shapes) than the options build."""
+
+
 @dataclass
 class LoadedNetwork:
     """A network ready for inference and where it came from.
@@ -235,7 +239,7 @@ def check_checkpoint_fits(checkpoint, network_opt, param_key=DEFAULT_PARAM_KEY, 
     if resized:
         problems.append(f'{len(resized)} of another size (e.g. {"; ".join(resized[:MAX_LISTED])})')
     if problems:
-        raise CheckpointError(f'{checkpoint} does not fit network_g {dict(network_opt)}: {", ".join(problems)}')
+        raise NetworkMismatchError(f'{checkpoint} does not fit network_g {dict(network_opt)}: {", ".join(problems)}')
 
 
 def _skeleton(network_opt):

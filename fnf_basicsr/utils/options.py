@@ -25,6 +25,7 @@ from fnf_basicsr.errors import ConfigError, MissingInputError
 # every override (fnf-denoise and fnf-benchmark build the network from that copy).
 EFFECTIVE_MARKER = '# EFFECTIVE OPTIONS'
 _MERGE_TAG = 'tag:yaml.org,2002:merge'
+_OPTION_NAME = re.compile(r'^[A-Za-z0-9_.\-]+$')
 # YAML 1.2 floats without a dot (1e3, 1e-3, 1.5E+2, .5e3): YAML 1.1 reads them as strings.
 _EXPONENT_FLOAT = re.compile(r'^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$')
 
@@ -88,9 +89,9 @@ def split_override(entry):
         raise ConfigError(f"--force_yml {entry!r} has two '='; pass one KEY=VALUE per key (quote a value that "
                           f"contains '=', e.g. {key}='a=b')")
     keys = [part.strip() for part in key.split(':')]
-    if not all(keys):
-        raise ConfigError(f'--force_yml {entry!r}: empty key in {key!r}; nested keys are joined by colons, e.g. '
-                          'train:total_iter=1000')
+    if not all(_OPTION_NAME.match(part) for part in keys):
+        raise ConfigError(f'--force_yml {entry!r}: {key!r} is no option key (letters, digits, _ . - joined by '
+                          'colons, e.g. train:total_iter=1000)')
     return keys, parse_override(entry, text)
 
 
