@@ -20,7 +20,7 @@ class GradientL1Loss(nn.Module):
     The released DeepFnF code computes ``mean(|g(pred) - g(target)|)`` where ``g`` stacks
     ``0.5 * dy`` and ``0.5 * dx`` over the common top-left (H-1) x (W-1) region and one mean runs
     over both halves: that is ``loss_weight=0.5, difference_scale=0.5, region='common'`` here,
-    a quarter of the defaults' "L1 of dx plus L1 of dy" (README, "Reproduction defaults").
+    a quarter of the defaults' "L1 of dx plus L1 of dy" (docs/training.md, "Reproduction defaults").
 
     Args:
         loss_weight (float): eta, the weight of the term.
