@@ -62,7 +62,7 @@ def assemble_input(noflash, second, sig_read, sig_shot, mode):
 
 
 def make_sample(ambient, flash_only, *, alpha, sig_read, sig_shot, homography, crop_size,
-                reference='noflash', mode='flash_noflash', generator=None):
+                reference='noflash', mode='flash_noflash', generator=None, isp=None):
     """Simulate one noisy, misaligned low-light capture and its target.
 
     The crop is the central ``crop_size`` square of the given window; the window's extra border
@@ -80,6 +80,10 @@ def make_sample(ambient, flash_only, *, alpha, sig_read, sig_shot, homography, c
         mode: ``'flash_noflash'``, ``'noflash'`` or ``'noflash_burst'`` (the second no-flash
             frame is warped as the flash would be and has independent noise).
         generator: ``torch.Generator`` for the noise.
+        isp: optional :class:`~fnf_basicsr.data.isp.IspDegradation` applied to the noisy frames
+            after the noise (demosaicking, 8-bit JPEG); the std maps are computed from the
+            processed frames with the unchanged ``sig_read``, ``sig_shot`` (the noise before the
+            ISP, as :func:`~fnf_basicsr.data.noise_estimation.estimate_noise` reports it).
 
     Returns:
         dict with ``lq`` (C, S, S) and ``gt`` (3, S, S) float32 tensors for S = ``crop_size``, and
@@ -119,6 +123,9 @@ def make_sample(ambient, flash_only, *, alpha, sig_read, sig_shot, homography, c
     else:
         clean_flash = FLASH_GAIN * at_flash(flash_only) + alpha * at_flash(ambient)
         second = add_noise(clean_flash, sig_read, sig_shot, generator)
+    if isp is not None:
+        noflash, *rest = isp([noflash] + ([second] if second is not None else []), generator)
+        second = rest[0] if rest else None
     gt = clean_noflash if reference == 'noflash' else alpha * unwarped(ambient)
     return {
         'lq': assemble_input(noflash, second, sig_read, sig_shot, mode),
