@@ -32,8 +32,21 @@ sig_read within 11% (23% when the patches reach down to zero); 20x-dimmed 256-38
 scenes, no-flash photo alone (36 cases), errors of 2-6% on average and at most 6% (sig_read) and
 17% (sig_shot); 50x-dimmed pairs, no-flash photo alone, sig_shot off by up to 28%, pooled with
 the flash photo both within 4%.
-Demosaiced or processed photos have spatially correlated noise, which a high-pass residual
-partly misses (the estimate comes out low); pass calibrated values when they are known.
+
+Processed pictures (8-bit sRGB, JPEG) need another measurement. Demosaicking interpolates two of
+every pixel's three colors from neighbours and JPEG quantises away weak high frequencies, so the
+noise left is spatially correlated and the pixel-scale residual above sees a fraction of it (0.05
+to 0.3 of the std on simulated phone pictures, ``docs/noise_estimation.md``). With ``processed``
+the same block statistics are taken on the image averaged over 2x2 pixels (where correlated noise
+lives and texture is still weak) with 8x8 blocks of those, and each channel's variance is divided
+by the ratio that the ISP of :mod:`fnf_basicsr.data.isp` (RGGB mosaic, bilinear demosaicking,
+sRGB, JPEG quality :data:`ISP_CALIBRATION_QUALITY`) gives on a flat image of known noise. The
+result is what the network's noise model needs: ``sig_read`` and ``sig_shot`` of the raw samples
+BEFORE the ISP (per-pixel std ``sqrt(sig_read^2 + sig_shot^2 * x)`` of the linear image), in the
+units of the linearised picture. ``processed=None`` (the default) decides by the data: an image
+whose values are all 8-bit sRGB codes linearised (what ``fnf-denoise`` reads from an 8-bit
+PNG/JPEG) is treated as processed, anything else (16-bit linear, DNG, float) as linear, with the
+linear estimate unchanged.
 """
 import functools
 from dataclasses import dataclass
@@ -65,6 +78,23 @@ BIAS_SIMULATION_STD = 0.01
 # Separable second difference [1, -2, 1] x [1, -2, 1] / 6: its squared taps sum to 1, so white noise
 # keeps its variance, and it cancels constant and linearly varying signal.
 _HIGH_PASS = np.array([1.0, -2.0, 1.0]) / np.sqrt(6.0)
+# Processed (ISP) pictures: statistics on 2x2-pixel means, in blocks of 8x8 of them. Coarser scales
+# see more of the correlated noise but also more texture (4x4 means overestimated textured scenes
+# by up to 3x); 2x2 means keep 0.6 to 0.8 of the std through JPEG, which the calibration divides out.
+ISP_SCALE = 2
+ISP_BLOCK_SIZE = 8
+# The calibration image: flat at ISP_CALIBRATION_LEVEL with white raw noise of ISP_CALIBRATION_STD,
+# put through the reference ISP with JPEG quality ISP_CALIBRATION_QUALITY (the middle of 70-95,
+# where phone pictures lie; 95 then reads 1.1x high, 70 0.9x, a lossless 8-bit file 1.4x).
+ISP_CALIBRATION_SIZE = 512
+ISP_CALIBRATION_LEVEL = 0.3
+ISP_CALIBRATION_STD = 0.03
+ISP_CALIBRATION_QUALITY = 85
+# An image is an 8-bit sRGB picture when at least this fraction of its values are linearised 8-bit
+# codes (a 16-bit linear image hits one of the 256 codes by chance for about 1e-3 of its values).
+SRGB_CODE_FRACTION = 0.99
+SRGB_CODE_TOLERANCE = 1e-6
+SRGB_CODE_SAMPLES = 2 ** 20
 
 
 class NoiseEstimationError(ValueError):
@@ -80,19 +110,22 @@ class NoiseEstimate:
         sig_shot: shot-noise scale (variance grows by ``sig_shot^2`` per unit intensity).
         num_blocks: flat blocks used by the fit.
         intensity_range: (lowest, highest) mean intensity of the bins fitted.
+        processed: the images were treated as ISP-processed pictures (see :func:`estimate_noise`).
     """
     sig_read: float
     sig_shot: float
     num_blocks: int
     intensity_range: tuple
+    processed: bool = False
 
     def __str__(self):
         low, high = self.intensity_range
+        model = '; 8-bit/JPEG picture: noise before the ISP' if self.processed else ''
         return (f'sig_read={self.sig_read:.4g} sig_shot={self.sig_shot:.4g} '
-                f'(from {self.num_blocks} flat blocks, intensities {low:.3g}..{high:.3g})')
+                f'(from {self.num_blocks} flat blocks, intensities {low:.3g}..{high:.3g}{model})')
 
 
-def estimate_noise(*images, block_size=BLOCK_SIZE, num_bins=NUM_BINS, flat_fraction=FLAT_FRACTION):
+def estimate_noise(*images, block_size=BLOCK_SIZE, num_bins=NUM_BINS, flat_fraction=FLAT_FRACTION, processed=None):
     """Estimate ``(sig_read, sig_shot)`` of the heteroscedastic noise model from noisy images.
 
     Args:
@@ -100,9 +133,14 @@ def estimate_noise(*images, block_size=BLOCK_SIZE, num_bins=NUM_BINS, flat_fract
             [0, 1], with the same noise parameters (e.g. a no-flash and a flash photo taken with the
             same exposure settings: the flash photo's bright regions pin down the shot noise that
             a dark no-flash photo hardly shows). An (H, W, 3) array is recognised by its last axis.
-        block_size: side of the square blocks statistics are computed on.
+        block_size: side of the square blocks statistics are computed on (linear images; processed
+            ones use :data:`ISP_BLOCK_SIZE` blocks of 2x2-pixel means).
         num_bins: number of intensity bins (quantiles of the block means) for the fit.
         flat_fraction: fraction of each bin's blocks kept as flat.
+        processed: True: the images went through a camera ISP (demosaicking, 8-bit sRGB, JPEG) and
+            were linearised; the estimate is the noise before the ISP (see the module docstring).
+            False: linear images with independent per-pixel noise (raw, DNG, 16-bit linear).
+            None (default): processed when the first image's values are linearised 8-bit sRGB codes.
 
     Returns:
         NoiseEstimate.
@@ -110,13 +148,28 @@ def estimate_noise(*images, block_size=BLOCK_SIZE, num_bins=NUM_BINS, flat_fract
     Raises:
         NoiseEstimationError: fewer than ``MIN_BINS`` intensity bins with enough flat blocks
             (image too small, too textured or mostly clipped); pass the parameters explicitly.
+
+    Example:
+        >>> from fnf_basicsr.data.noise import add_noise
+        >>> ramp = torch.linspace(0.05, 0.6, 256).repeat(3, 256, 1)
+        >>> estimate = estimate_noise(add_noise(ramp, 0.01, 0.05, torch.Generator().manual_seed(0)))
+        >>> round(estimate.sig_read, 2), round(estimate.sig_shot, 2), estimate.processed
+        (0.01, 0.05, False)
     """
     if not images:
         raise ValueError('estimate_noise needs at least one image')
-    statistics = [_block_statistics(_as_channels(image), block_size) for image in images]
+    channels = [_as_channels(image) for image in images]
+    if processed is None:
+        processed = is_8bit_srgb(channels[0])
+    if processed:
+        gains = _isp_gains(flat_fraction)
+        statistics = [_isp_block_statistics(image, gains) for image in channels]
+        bias, size = 1.0, ISP_BLOCK_SIZE * ISP_SCALE
+    else:
+        statistics = [_block_statistics(image, block_size) for image in channels]
+        bias, size = _selection_bias(block_size, flat_fraction), block_size
     means, variances, gradients = (np.concatenate(column) for column in zip(*statistics))
     usable = np.isfinite(variances)
-    bias = _selection_bias(block_size, flat_fraction)
     points, blocks = [], 0
     for mean, variance, count in _bin_statistics(means[usable], variances[usable], gradients[usable], num_bins,
                                                  flat_fraction):
@@ -126,12 +179,30 @@ def estimate_noise(*images, block_size=BLOCK_SIZE, num_bins=NUM_BINS, flat_fract
             blocks += count
     if len(points) < MIN_BINS:
         raise NoiseEstimationError(
-            f'found only {len(points)} intensity range(s) with >= {MIN_BLOCKS_PER_BIN} flat {block_size}x{block_size} '
+            f'found only {len(points)} intensity range(s) with >= {MIN_BLOCKS_PER_BIN} flat {size}x{size} '
             f'blocks, mostly unclipped (need {MIN_BINS}); the image is too small, too textured, too dark or too '
             'saturated to estimate its noise: pass --sig-read and --sig-shot')
     bin_means, bin_variances = (np.array(column) for column in zip(*points))
     sig_read, sig_shot = _fit_line(bin_means, bin_variances)
-    return NoiseEstimate(sig_read, sig_shot, blocks, (float(bin_means.min()), float(bin_means.max())))
+    return NoiseEstimate(sig_read, sig_shot, blocks, (float(bin_means.min()), float(bin_means.max())), bool(processed))
+
+
+def is_8bit_srgb(image):
+    """Whether (nearly) all values of an image are 8-bit sRGB codes linearised as ``fnf-denoise`` reads them.
+
+    Example:
+        >>> from fnf_basicsr.data.isp import simulate_isp
+        >>> x = torch.rand(3, 32, 32) * 0.5
+        >>> is_8bit_srgb(x), is_8bit_srgb(simulate_isp(x, jpeg_quality=90))
+        (False, True)
+    """
+    from fnf_basicsr.data.isp import srgb_8bit_levels
+    values = _as_channels(image).flatten().numpy()
+    values = values[::max(1, values.size // SRGB_CODE_SAMPLES)]  # a sample decides as well as all
+    levels = srgb_8bit_levels()
+    nearest = np.clip(np.searchsorted(levels, values), 1, len(levels) - 1)
+    distance = np.minimum(np.abs(values - levels[nearest - 1]), np.abs(values - levels[nearest]))
+    return bool(np.mean(distance <= SRGB_CODE_TOLERANCE) >= SRGB_CODE_FRACTION)
 
 
 def _as_channels(image):
@@ -211,6 +282,43 @@ def _selection_bias(block_size, flat_fraction):
     means, variances, gradients = _block_statistics(flat, block_size)
     (_, variance, _), = _bin_statistics(means, variances, gradients, 1, flat_fraction)
     return variance / BIAS_SIMULATION_STD ** 2
+
+
+def _coarse(channels):
+    """2x2-pixel means of a (3, H, W) image; a mean touching a saturated pixel is marked saturated."""
+    coarse = F.avg_pool2d(channels[None], ISP_SCALE)[0]
+    saturated = F.max_pool2d(channels[None], ISP_SCALE)[0] >= SATURATION_LEVEL
+    return torch.where(saturated, torch.ones_like(coarse), coarse)
+
+
+def _isp_block_statistics(channels, gains):
+    """:func:`_block_statistics` of the 2x2 means, each channel's variances divided by its ISP gain."""
+    means, variances, gradients = _block_statistics(_coarse(channels), ISP_BLOCK_SIZE)
+    variances = (variances.reshape(len(gains), -1) / np.asarray(gains)[:, None]).ravel()
+    return means, variances, gradients
+
+
+@functools.lru_cache(maxsize=None)
+def _isp_gains(flat_fraction):
+    """Per channel: estimated variance of a processed flat image over its raw noise variance, by simulation.
+
+    The ratio folds together what the ISP does to the noise at the scale measured (after bilinear
+    demosaicking a red or blue 2x2 mean has about 1.6 times, a green one 1.2 times the variance of
+    a mean of 4 independent pixels; JPEG removes part of it) and the selection bias of
+    :func:`_selection_bias`.
+    The flat image is put through :func:`fnf_basicsr.data.isp.simulate_isp` once (fixed seed).
+    """
+    from fnf_basicsr.data.isp import simulate_isp
+    generator = torch.Generator().manual_seed(0)
+    size = ISP_CALIBRATION_SIZE
+    flat = ISP_CALIBRATION_LEVEL + ISP_CALIBRATION_STD * torch.randn(3, size, size, generator=generator)
+    processed = _coarse(simulate_isp(flat, jpeg_quality=ISP_CALIBRATION_QUALITY))
+    gains = []
+    for channel in processed:
+        means, variances, gradients = _block_statistics(channel[None], ISP_BLOCK_SIZE)
+        (_, variance, _), = _bin_statistics(means, variances, gradients, 1, flat_fraction)
+        gains.append(variance / ISP_CALIBRATION_STD ** 2)
+    return tuple(gains)
 
 
 def _unclipped_moments(mean, variance):
