@@ -63,3 +63,14 @@ def assert_within_summation_error(got, exact, magnitude, terms, dtype=torch.floa
     error = (got.double() - exact).abs()
     worst = (error / bound).max().item()
     assert worst <= 1, f'{name}: error {error.max().item():.3g} exceeds the float32 summation bound ({worst:.2f}x)'
+
+
+@pytest.fixture
+def basicsr_log(caplog):
+    """``caplog`` listening on BasicSR's root logger, which stops propagating once BasicSR has set it up."""
+    import logging
+    logger = logging.getLogger('basicsr')
+    logger.addHandler(caplog.handler)
+    with caplog.at_level('INFO', logger='basicsr'):
+        yield caplog
+    logger.removeHandler(caplog.handler)

@@ -16,6 +16,7 @@ from fnf_basicsr.data import faid
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset, select_names
 from fnf_basicsr.data.frozen_set import file_sha256, freeze, freeze_request
 from fnf_basicsr.data.input_layout import INPUT_MODES, input_channels
+from fnf_basicsr.errors import ConfigError
 
 CROP, MARGIN, IMAGE_SHAPE = 64, 8, (88, 100, 3)
 METADATA = faid.ColorMetadata(np.array([[0.9, 0.1, -0.1], [-0.3, 1.2, 0.1], [0.0, 0.2, 0.7]]), 21)
@@ -206,6 +207,19 @@ def test_subsets_keep_the_test_split_apart(tmp_path):
     train, val = select_names(names, 'train'), select_names(names, 'val')
     assert len(val) == 128 and sorted(train + val) == names and select_names(names, 'val') == val
     assert select_names(names, 'val', val_names=['S001', 'S002']) == ['S001', 'S002']
+
+
+def test_val_names_file_is_checked_against_the_scenes(faid_folder, tmp_path, basicsr_log):
+    listed = tmp_path / 'val.txt'
+    listed.write_text('Scene_b\nScene_x\n')
+    assert FlashNoFlashDataset(options(faid_folder, subset='val', val_names_file=str(listed))).entries == ['Scene_b']
+    assert "1 of 2 names are not in this dataset and are ignored, e.g. ['Scene_x']" in basicsr_log.text
+    listed.write_text('path-to-dataset/Rooms_659\n')  # a list of paths, or of another dataset
+    for subset in ('val', 'train'):
+        with pytest.raises(ConfigError, match=f'val_names_file {listed}: none of its 1 names is a scene'):
+            FlashNoFlashDataset(options(faid_folder, subset=subset, val_names_file=str(listed)))
+    with pytest.raises(ConfigError, match='cannot read it'):
+        FlashNoFlashDataset(options(faid_folder, subset='val', val_names_file=str(tmp_path / 'absent.txt')))
 
 
 def test_synthetic_split_is_generated_once_and_frozen_whole(tmp_path):

@@ -193,29 +193,27 @@ def test_channels_last_must_be_a_boolean(tmp_path, value):
 
 
 @pytest.mark.parametrize('native', [False, True])
-def test_auto_resolves_by_the_cpu_and_logs_the_choice(tmp_path, monkeypatch, caplog, native):
+def test_auto_resolves_by_the_cpu_and_logs_the_choice(tmp_path, monkeypatch, basicsr_log, native):
     from fnf_basicsr.utils import hardware
     reason = 'CPU with native bf16: AVX512-BF16' if native else 'CPU without native bf16: AVX2'
     monkeypatch.setattr(hardware, 'cpu_native_bf16', lambda: (native, reason))
     monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: 'AVX512' if native else 'AVX2')
     opt = model_options(tmp_path, TINY_DEEPFNF, mixed_precision='auto', channels_last='auto')
     opt['val'].update(mixed_precision='auto', channels_last='auto')
-    with caplog.at_level('INFO', logger='basicsr'):
-        model = build_model(opt)
+    model = build_model(opt)
     precision = 'bf16' if native else 'fp32'
     for phase in ('train', 'val'):
         assert model.runtime(phase)[0].value == precision and model.channels_last(phase) is native
-        assert f'{phase}: precision: {precision} ({reason})' in caplog.text
+        assert f'{phase}: precision: {precision} ({reason})' in basicsr_log.text
     assert _is_channels_last(model.net_g) is native
     assert model.step_watch.precision == precision
 
 
-def test_validation_reports_each_dimming_level_and_their_mean(scenes, tmp_path, caplog):
+def test_validation_reports_each_dimming_level_and_their_mean(scenes, tmp_path, basicsr_log):
     model = build_model(model_options(tmp_path, TINY_DEEPFNF))
     loader = DataLoader(dataset(scenes, 'val', dimming_factors=[100, 12.5]), batch_size=1)
     tb = RecordingTensorBoard()
-    with caplog.at_level('INFO', logger='basicsr'):
-        model.validation(loader, current_iter=3, tb_logger=tb, save_img=False)
+    model.validation(loader, current_iter=3, tb_logger=tb, save_img=False)
     assert list(model.level_metrics) == [100.0, 12.5]
     for metric in ('psnr', 'ssim'):
         levels = [model.level_metrics[level][metric] for level in (100.0, 12.5)]
@@ -225,14 +223,13 @@ def test_validation_reports_each_dimming_level_and_their_mean(scenes, tmp_path, 
     # The rows were grouped by their own level: the noisy input is cleaner at 12.5x than at 100x.
     inputs = {level: [r['psnr_input'] for r in model.image_metrics if r['dimming'] == level] for level in (100, 12.5)}
     assert min(inputs[12.5]) > max(inputs[100])
-    assert 'Validation synthetic_val per dimming: 100x psnr:' in caplog.text
+    assert 'Validation synthetic_val per dimming: 100x psnr:' in basicsr_log.text
 
 
-def test_one_dimming_level_logs_no_per_level_line(scenes, tmp_path, caplog):
+def test_one_dimming_level_logs_no_per_level_line(scenes, tmp_path, basicsr_log):
     model = build_model(model_options(tmp_path, TINY_DEEPFNF))
-    with caplog.at_level('INFO', logger='basicsr'):
-        model.validation(DataLoader(dataset(scenes, 'val'), batch_size=1), 3, tb_logger=None, save_img=False)
-    assert list(model.level_metrics) == [20.0] and 'per dimming' not in caplog.text
+    model.validation(DataLoader(dataset(scenes, 'val'), batch_size=1), 3, tb_logger=None, save_img=False)
+    assert list(model.level_metrics) == [20.0] and 'per dimming' not in basicsr_log.text
 
 
 def test_log_per_sample_balance_weighs_every_sample_alike(scenes, tmp_path):

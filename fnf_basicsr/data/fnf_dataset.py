@@ -102,6 +102,25 @@ def select_names(names, subset='all', exclude_test_split=True, num_val=DEFAULT_N
     return [name for name in pool if (name in validation) == (subset == 'val')]
 
 
+def _read_val_names(path, scenes):
+    """The scene names of a ``val_names_file``; refused when none of them is a scene of the dataset, and the
+    names it lists that are not there are logged (a typo or another dataset's list would otherwise pass)."""
+    try:
+        names = Path(path).read_text(encoding='utf-8').split()
+    except OSError as error:
+        raise ConfigError(f'val_names_file {path}: cannot read it ({error.strerror})') from None
+    found = [name for name in names if name in scenes]
+    if not found:
+        example = f' (e.g. {sorted(scenes)[0]})' if scenes else ''
+        raise ConfigError(f'val_names_file {path}: none of its {len(names)} names is a scene of this dataset'
+                          f'{example}; list scene names without _ambient.png / _flash.png, one per line')
+    if len(found) < len(names):
+        missing = [name for name in names if name not in scenes]
+        get_root_logger().warning(f'val_names_file {path}: {len(missing)} of {len(names)} names are not in this '
+                                  f'dataset and are ignored, e.g. {missing[:3]}')
+    return found
+
+
 def sample_key(name, dimming, displacement_bin=None):
     """Unique, extension-free name of a validation sample, e.g. ``Toys_242_dim12p5``.
 
@@ -291,11 +310,10 @@ class FlashNoFlashDataset(data.Dataset):
 
     def _select_entries(self, candidates, opt):
         subset = opt.get('subset', DEFAULTS['subset'])
-        val_names = None
-        if opt.get('val_names_file'):
-            val_names = Path(opt['val_names_file']).read_text().split()
         exclude = bool(opt.get('exclude_test_split', subset != 'test'))
         scene_of = {key: parse_crop_key(key)[0] for key in candidates}
+        val_file = opt.get('val_names_file')
+        val_names = _read_val_names(val_file, set(scene_of.values())) if val_file else None
         chosen = set(select_names(sorted(set(scene_of.values())), subset, exclude,
                                   int(opt.get('num_val', DEFAULTS['num_val'])), val_names))
         entries = [key for key in candidates if scene_of[key] in chosen]
