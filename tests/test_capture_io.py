@@ -171,8 +171,9 @@ def test_flash_only_input_adds_the_ambient_and_ratio_scales_the_flash(tmp_path, 
     # Only the flash photo as taken, at the same exposure, shares the no-flash photo's noise model.
     assert read_capture_pair(noflash, flash).flash_shares_noise
     assert not photo.flash_shares_noise and not faid.flash_shares_noise
-    with pytest.raises(CaptureError, match='must be positive'):
-        read_capture_pair(noflash, flash, exposure_ratio=0)
+    for ratio in (0, -1, float('inf'), float('nan'), 1e-30):
+        with pytest.raises(CaptureError, match='--exposure-ratio must be a finite number in'):
+            read_capture_pair(noflash, flash, exposure_ratio=ratio)
 
 
 def jpeg_with_exif(path, image_rgb, exposure_time, iso, orientation=1):
@@ -201,7 +202,7 @@ def test_exposure_ratio_from_exif_and_orientation(tmp_path):
 
 def test_color_matrix_option_overrides_metadata(tmp_path, pixels16):
     path = write_png16(tmp_path / 'a.png', pixels16)
-    matrix = np.arange(9, dtype=np.float32).reshape(3, 3)
+    matrix = np.array([[2, 0.1, 0], [0, 1, 0.2], [0.1, 0, 3]], dtype=np.float32)
     pair = read_capture_pair(path, color_matrix=matrix.ravel().tolist())
     np.testing.assert_array_equal(pair.color_matrix, matrix)
 
@@ -290,3 +291,129 @@ def test_temporaries_of_killed_runs_are_removed(tmp_path):
     live.write_bytes(b'half')
     check_output_paths([tmp_path / 'out.png'], [])
     assert not stale.exists() and live.exists()
+
+
+# --- a capture pair is checked before it is trusted (issue 20) -------------------------------------------------
+
+def write_tiff(path, image, orientation=1):
+    import tifffile
+    tifffile.imwrite(path, image, photometric='rgb', extratags=[(0x0112, 'H', 1, orientation, True)])
+    return path
+
+
+@pytest.mark.parametrize('dtype', [np.uint16, np.float32])
+@pytest.mark.parametrize('orientation, corner', [(3, (3, 5)), (6, (0, 3))])
+def test_tiff_orientation_is_applied_once_like_jpeg(tmp_path, dtype, orientation, corner):
+    """OpenCV turns TIFFs itself: applying the tag again turned 16-bit TIFFs twice (float ones once)."""
+    image = np.full((4, 6, 3), 0.1 if dtype == np.float32 else 6000, dtype)
+    image[0, 0, 0] = 1 if dtype == np.float32 else 65535  # marks the top-left corner as stored
+    read = read_image(write_tiff(tmp_path / 'a.tiff', image, orientation))
+    assert read.orientation == orientation and read.pixels.shape[:2] == ((4, 6) if orientation == 3 else (6, 4))
+    assert tuple(np.argwhere(read.pixels[..., 0] > 0.5)[0]) == corner
+
+
+def test_pairs_with_different_orientations_are_refused_unless_both_read_upright(tmp_path):
+    square = np.full((6, 6, 3), 100, np.uint8)
+    noflash = jpeg_with_exif(tmp_path / 'a_noflash.jpg', square, 0.1, 100, orientation=6)
+    flash = jpeg_with_exif(tmp_path / 'a_flash.jpg', square + 50, 0.1, 100, orientation=1)
+    with pytest.raises(CaptureError, match='has EXIF orientation 6 but the flash photo .* has 1'):
+        read_capture_pair(noflash, flash)
+    wide = np.full((4, 6, 3), 100, np.uint8)  # the flash exported already turned upright, its tag reset
+    noflash = jpeg_with_exif(tmp_path / 'b_noflash.jpg', wide, 0.1, 100, orientation=6)
+    flash = jpeg_with_exif(tmp_path / 'b_flash.jpg', np.ascontiguousarray(np.rot90(wide + 50, -1)), 0.1, 100)
+    pair = read_capture_pair(noflash, flash)
+    assert pair.flash.shape == pair.noflash.shape == (6, 4, 3)
+    assert any('EXIF orientations differ' in note for note in pair.notes)
+
+
+def test_alpha_is_dropped_when_opaque_and_refused_when_transparent(tmp_path, pixels16):
+    rgba = np.concatenate([pixels16, np.full((6, 8, 1), 65535, np.uint16)], axis=2)
+    opaque = tmp_path / 'opaque.png'
+    cv2.imwrite(str(opaque), rgba)
+    image = read_image(opaque)
+    assert image.pixels.shape == (6, 8, 3) and any('alpha channel fully opaque, dropped' in n for n in image.notes)
+    rgba[0, 0, 3] = 0
+    cv2.imwrite(str(tmp_path / 'cutout.png'), rgba)
+    with pytest.raises(CaptureError, match='cutout.png: 2.1% of its pixels are transparent'):
+        read_image(tmp_path / 'cutout.png')
+
+
+def _with_chunk(data, kind, payload):
+    import struct
+    import zlib
+    chunk = struct.pack('>I', len(payload)) + kind + payload + struct.pack('>I', zlib.crc32(kind + payload))
+    return data[:33] + chunk + data[33:]  # after the signature and IHDR
+
+
+@pytest.mark.parametrize('kind, payload, marker', [(b'sRGB', b'\0', 'an sRGB chunk'),
+                                                  (b'gAMA', (45455).to_bytes(4, 'big'), 'a gAMA chunk of 0.45455')])
+def test_16_bit_png_marked_srgb_must_be_declared(tmp_path, pixels16, kind, payload, marker):
+    path = tmp_path / 'export.png'
+    path.write_bytes(_with_chunk(encode_png16(pixels16), kind, payload))
+    with pytest.raises(CaptureError, match=f'marked gamma-encoded \\({marker}\\).*--encoding srgb'):
+        read_image(path)
+    assert read_image(path, encoding='srgb').encoding == 'srgb'
+    assert read_image(path, encoding='linear').encoding == 'linear'
+
+
+def test_the_same_file_twice_is_refused(tmp_path, pixels16):
+    path = write_png16(tmp_path / 'a.png', pixels16)
+    copy = write_png16(tmp_path / 'copy.png', pixels16)
+    (tmp_path / 'link.png').symlink_to(path)
+    for flash in (path, copy, tmp_path / 'link.png'):
+        with pytest.raises(CaptureError, match='are the same file'):
+            read_capture_pair(path, flash)
+
+
+def test_a_no_flash_photo_brighter_than_its_flash_is_refused_as_swapped(tmp_path, pixels16):
+    dark, bright = write_png16(tmp_path / 'dark.png', pixels16 // 8), write_png16(tmp_path / 'bright.png', pixels16)
+    read_capture_pair(dark, bright)
+    with pytest.raises(CaptureError, match='bright.png is brighter than the flash photo .*dark.png.*look swapped'):
+        read_capture_pair(bright, dark)
+    pair = read_capture_pair(bright, dark, exposure_ratio=2.0)  # the user vouches for the ratio: a warning
+    assert any(note.startswith('warning:') and 'is brighter than' in note for note in pair.notes)
+
+
+def test_clipped_flash_share_is_reported_and_warned_over_the_threshold(tmp_path, pixels16):
+    noflash = write_png16(tmp_path / 'n.png', pixels16 // 8)
+    flash = pixels16 // 2
+    flash[0, :2] = 65535  # 2 of 48 pixels: 4.2 %, under the warning threshold
+    pair = read_capture_pair(noflash, write_png16(tmp_path / 'f.png', flash))
+    assert any(note.startswith('f.png: 4.17% of its pixels are clipped') for note in pair.notes)
+    flash[1] = 65535
+    pair = read_capture_pair(noflash, write_png16(tmp_path / 'g.png', flash))
+    assert any(note.startswith('warning: g.png: 20.83% of its pixels are clipped') for note in pair.notes)
+
+
+@pytest.mark.parametrize('matrix, problem', [
+    ([0] * 9, 'is singular'), ([-1, 0, 0, 0, -1, 0, 0, 0, -1], 'has a negative determinant'),
+    ([0, 1, 0, 1, 0, 0, 0, 0, 1], 'has a negative determinant'), ([1, 2, 3, 2, 4, 6, 1, 1, 1], 'is singular'),
+    ([np.nan] + [0] * 8, 'has non-finite entries'), ([1, 0, 0, 0, -1, 0, 0, 0, -1], 'maps white light to camera values')])
+def test_unusable_color_matrices_are_refused(tmp_path, pixels16, matrix, problem):
+    path = write_png16(tmp_path / 'a.png', pixels16)
+    with pytest.raises(CaptureError, match=f'--color-matrix {problem}'):
+        read_capture_pair(path, color_matrix=matrix)
+    negated = ' '.join(str(-value) for value in XYZ_TO_CAMERA.ravel())
+    with pytest.raises(CaptureError, match='xyz_to_camera has a negative determinant'):
+        read_image(write_png16(tmp_path / 'b.png', pixels16, {'Comment': negated, 'Description': '21'}))
+
+
+def test_negative_float_samples_are_clipped_near_black_and_refused_far_below(tmp_path):
+    noflash = np.full((4, 5, 3), 0.05, np.float32)
+    noflash[0, 0, 0] = -0.002
+    flash = tmp_path / 'f.tiff'
+    flash.write_bytes(encode_float_tiff(np.full((4, 5, 3), 0.5, np.float32)))
+    (tmp_path / 'n.tiff').write_bytes(encode_float_tiff(noflash))
+    pair = read_capture_pair(tmp_path / 'n.tiff', flash)
+    assert pair.noflash.min() == 0
+    assert any('1 negative sample(s), down to -0.002, clipped to 0' in note for note in pair.notes)
+    noflash[0, 0, 0] = -3
+    (tmp_path / 'n.tiff').write_bytes(encode_float_tiff(noflash))
+    with pytest.raises(CaptureError, match='samples down to -3; linear intensities are >= 0'):
+        read_capture_pair(tmp_path / 'n.tiff', flash)
+
+
+def test_a_black_no_flash_photo_is_refused(tmp_path, pixels16):
+    black = write_png16(tmp_path / 'black.png', np.zeros_like(pixels16))
+    with pytest.raises(CaptureError, match='black.png is black \\(every sample is 0\\)'):
+        read_capture_pair(black, write_png16(tmp_path / 'f.png', pixels16))

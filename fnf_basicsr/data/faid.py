@@ -27,7 +27,7 @@ import numpy as np
 
 from fnf_basicsr.errors import DataError, MissingInputError
 from fnf_basicsr.utils.files import write_atomically
-from fnf_basicsr.utils.rendering import camera_to_srgb_matrix
+from fnf_basicsr.utils.rendering import WHITE_POINTS, camera_to_srgb_matrix, illuminant_name
 
 AMBIENT_SUFFIX = '_ambient.png'
 FLASH_SUFFIX = '_flash.png'
@@ -48,6 +48,31 @@ class FaidFormatError(DataError):
     """A file exists but does not follow the FAID format (pixel type, size, metadata); a ValueError."""
 
 
+def color_matrix_problem(matrix, camera_white):
+    """Why a 3x3 colour matrix cannot render a picture, or None: the one check of every matrix we read.
+
+    Args:
+        matrix: (3, 3) float64 matrix.
+        camera_white: function of the matrix giving the camera's response to white light (XYZ -> camera:
+            the matrix times the white point; camera -> sRGB: its inverse times (1, 1, 1)).
+
+    Returns:
+        A phrase (``'is singular ...'``), or None for a usable matrix: finite, invertible, with a positive
+        determinant, and a camera that responds positively to white (a zeroed, negated or row-swapped
+        matrix fails; every real camera passes).
+    """
+    if not np.all(np.isfinite(matrix)):
+        return 'has non-finite entries'
+    if np.linalg.cond(matrix) > MAX_MATRIX_CONDITION:
+        return 'is singular (it cannot be inverted to render the picture)'
+    if np.linalg.det(matrix) <= 0:
+        return 'has a negative determinant (negated, or two rows swapped)'
+    white = camera_white(matrix)
+    if not np.all(white > 0):
+        return f'maps white light to camera values {np.round(white, 4).tolist()}, not all positive (negated?)'
+    return None
+
+
 @dataclass
 class ColorMetadata:
     """Per-image color calibration of a FAID pair.
@@ -64,10 +89,9 @@ class ColorMetadata:
         if matrix.size != 9:
             raise FaidFormatError(f'xyz_to_camera needs 9 numbers (a 3x3 matrix), got shape {matrix.shape}')
         matrix = matrix.reshape(3, 3)
-        if not np.all(np.isfinite(matrix)):
-            raise FaidFormatError(f'xyz_to_camera has non-finite entries: {matrix.tolist()}')
-        if np.linalg.cond(matrix) > MAX_MATRIX_CONDITION:
-            raise FaidFormatError(f'xyz_to_camera is singular (cannot map camera RGB back to XYZ): {matrix.tolist()}')
+        problem = color_matrix_problem(matrix, lambda m: m @ np.asarray(WHITE_POINTS[illuminant_name(self.illuminant)]))
+        if problem:
+            raise FaidFormatError(f'xyz_to_camera {problem}: {matrix.tolist()}')
         self.xyz_to_camera = matrix
         self.illuminant = int(self.illuminant)
 

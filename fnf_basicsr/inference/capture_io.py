@@ -7,7 +7,7 @@ Inputs (one no-flash and one flash photo of the same scene, same size):
   transform; without it the data are rendered as if they were linear sRGB.
 * 8-bit PNG, JPEG or TIFF (and 16-bit ones declared ``srgb``): sRGB-encoded pictures, linearised
   with the sRGB curve (:func:`~fnf_basicsr.utils.rendering.srgb_degamma`); identity color
-  transform. The EXIF orientation of such files is applied, to both photos alike.
+  transform. A 16-bit file marked gamma-encoded (sRGB or gAMA chunk, ICC profile) must be declared.
 * DNG camera raw files, demosaiced by rawpy (LibRaw) to linear camera RGB without white balance
   (the FAID convention) and scaled by the file's black and white levels; the color matrix
   (ColorMatrix1/2), exposure and noise profile (NoiseProfile) come from its TIFF tags, read with
@@ -16,10 +16,19 @@ Inputs (one no-flash and one flash photo of the same scene, same size):
 Pairs in a folder are ``<Name>_ambient.png`` + ``<Name>_flash.png`` (FAID naming) or
 ``<Name>_noflash.<ext>`` + ``<Name>_flash.<ext>`` with any supported extension.
 
+A pair is checked before it is trusted (:func:`read_capture_pair`): the EXIF orientation is applied
+to each photo and must agree between them; an alpha channel must be opaque (it is dropped); negative
+float samples near black are clipped; the two files must differ; the no-flash photo must not be black
+nor brighter than the flash photo at its exposure (swapped inputs); the clipped share of the flash
+photo is reported; exposure ratio and color matrix must be usable. Each refusal names the file and fix.
+
 Outputs are written to a temporary file beside the target and moved into place, so a reader
 never sees half a file; an existing file is only replaced when asked, and never an input.
 """
+import io
+import math
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +36,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from fnf_basicsr.data.faid import ILLUMINANT_KEY, MATRIX_KEY, ColorMetadata, FaidFormatError, read_png_text
+from fnf_basicsr.data.faid import (ILLUMINANT_KEY, MATRIX_KEY, ColorMetadata, FaidFormatError, color_matrix_problem,
+                                   read_png_text)
 from fnf_basicsr.data.noise import noise_params_from_terms
 from fnf_basicsr.errors import DataError, MissingInputError
 from fnf_basicsr.utils.files import prepare_output_folder, remove_stale_temporaries
@@ -50,6 +60,18 @@ D65_EXIF_CODE = 21
 DNG_COLOR_MATRIX_1, DNG_COLOR_MATRIX_2 = 50721, 50722
 DNG_ILLUMINANT_1, DNG_ILLUMINANT_2 = 50778, 50779
 DNG_NOISE_PROFILE = 51041
+TIFF_WIDTH, TIFF_LENGTH, TIFF_ORIENTATION = 256, 257, 274
+# Numbers a user gives: finite, and within what a capture can mean (flag -> (lowest, highest)).
+NUMBER_LIMITS = {'--exposure-ratio': (1e-4, 1e4), '--gain': (1e-3, 1e9), '--sig-read': (1e-6, 1.0),
+                 '--sig-shot': (1e-6, 10.0)}
+# Share of the flash photo's pixels at the white level above which a warning is printed.
+CLIPPED_WARNING = 0.05
+# A no-flash photo this much brighter than the flash photo at its exposure: the inputs look swapped.
+SWAP_FACTOR = 1.1
+# Float samples below this are not noise around black (linear intensities are >= 0, white = 1).
+NEGATIVE_LIMIT = -0.5
+# ICC profile names of gamma-encoded RGB spaces (a 16-bit file with such a profile is not linear data).
+GAMMA_PROFILES = (b'sRGB', b'Adobe RGB', b'Display P3', b'ProPhoto', b'Rec. 709', b'Rec.709')
 
 
 class CaptureError(DataError):
@@ -68,6 +90,9 @@ class LinearImage:
         color_matrix: (3, 3) camera -> linear sRGB from the file's metadata, or None if it has none.
         exposure: EXIF exposure time x ISO, or None if the file does not record both.
         noise: (sig_read, sig_shot) from the file's metadata (DNG NoiseProfile), or None.
+        orientation: the EXIF orientation (1-8) that was applied; 1 when the file has none.
+        clipped: share of pixels with a channel at the file's white level (saturated).
+        notes: what was dropped or clipped while reading, for the user.
     """
     pixels: np.ndarray
     path: Path
@@ -76,6 +101,9 @@ class LinearImage:
     color_matrix: np.ndarray = None
     exposure: float = None
     noise: tuple = None
+    orientation: int = 1
+    clipped: float = 0.0
+    notes: list = field(default_factory=list)
 
 
 @dataclass
@@ -118,16 +146,21 @@ def read_capture_pair(noflash_path, flash_path=None, encoding='auto', flash_only
         color_matrix: (3, 3) camera -> linear sRGB overriding the files' metadata.
 
     Raises:
-        FileNotFoundError, CaptureError: see :func:`read_image`; the photos differ in size or
-            encoding, or ``exposure_ratio`` is not positive.
+        FileNotFoundError, CaptureError: see :func:`read_image`; the same file given twice, photos that
+            differ in size, encoding or orientation, a black no-flash photo, a no-flash photo brighter
+            than the flash photo (swapped), an unusable exposure ratio or color matrix.
     """
-    noflash = read_image(noflash_path, encoding)
-    notes = [f'no-flash: {noflash.path} ({noflash.bit_depth}-bit, {_ENCODING_NOTES[noflash.encoding]})']
+    noflash = _clip_negative(read_image(noflash_path, encoding))
+    notes = [f'no-flash: {noflash.path} ({noflash.bit_depth}-bit, {_ENCODING_NOTES[noflash.encoding]})',
+             *noflash.notes]
+    _check_not_black(noflash)
     flash = None
     if flash_path is not None:
-        flash = read_image(flash_path, encoding)
-        _check_same_kind(noflash, flash)
-        notes.append(f'flash: {flash.path} ({"flash light only" if flash_only else "flash photo"})')
+        _check_distinct(noflash.path, Path(flash_path))
+        flash = _clip_negative(read_image(flash_path, encoding))
+        _check_same_kind(noflash, flash, notes)
+        notes += [f'flash: {flash.path} ({"flash light only" if flash_only else "flash photo"})', *flash.notes,
+                  *_clipping_notes(flash)]
     matrix, color_note = _color_matrix(noflash, color_matrix)
     notes.append(color_note)
     pixels, shares_noise = None, False
@@ -137,6 +170,8 @@ def read_capture_pair(noflash_path, flash_path=None, encoding='auto', flash_only
         pixels = flash.pixels * np.float32(ratio) if ratio != 1 else flash.pixels
         if flash_only:
             pixels = pixels + noflash.pixels
+        else:
+            notes += _check_not_swapped(noflash, flash, pixels, exposure_ratio is not None)
         shares_noise = ratio == 1 and not flash_only
     return CapturePair(noflash.pixels, pixels, matrix, noflash.path, flash.path if flash else None, shares_noise,
                        noflash.noise, notes)
@@ -178,17 +213,21 @@ def read_image(path, encoding='auto'):
         pixels = None
     if pixels is None:
         raise CaptureError(f'{path}: not a decodable {suffix[1:].upper()} file (truncated or corrupt?)')
-    pixels, bit_depth = _rgb_pixels(pixels, path)
+    pixels, bit_depth, notes = _rgb_pixels(pixels, path)
     _check_finite(pixels, path)
-    encoding = _resolve_encoding(encoding, bit_depth, path)
-    exif = _read_exif(path)
-    pixels = _apply_orientation(pixels, exif.get(EXIF_ORIENTATION, 1))
+    exif, info = _file_tags(data, suffix)
+    encoding = _resolve_encoding(encoding, bit_depth, path, _gamma_marker(info))
+    orientation = _orientation(exif)
+    if not (suffix in ('.tif', '.tiff') and _decoder_turned(data, pixels, orientation)):
+        pixels = _apply_orientation(pixels, orientation)
     scale = {8: 255.0, 16: 65535.0, 32: 1.0}[bit_depth]
+    clipped = float(np.mean(np.any(pixels >= scale, axis=2)))
     linear = pixels.astype(np.float32) / np.float32(scale)
     if encoding == 'srgb':
         linear = srgb_degamma(linear).numpy().astype(np.float32)
     color_matrix = _png_color_matrix(data, path) if suffix == '.png' and encoding == 'linear' else None
-    return LinearImage(linear, path, encoding, bit_depth, color_matrix, _exposure(exif))
+    return LinearImage(linear, path, encoding, bit_depth, color_matrix, _exposure(exif), None, orientation, clipped,
+                       notes)
 
 
 def find_pairs(folder):
@@ -277,7 +316,10 @@ def _encode(extension, image_rgb):
 
 
 def _rgb_pixels(pixels, path):
-    """(H, W, 3) RGB pixels and their bit depth from what OpenCV decoded (BGR, maybe with alpha)."""
+    """(H, W, 3) RGB pixels, their bit depth and notes, from what OpenCV decoded (BGR, maybe with alpha).
+
+    An alpha channel is dropped only when it is fully opaque: a transparent pixel has no photo value.
+    """
     if pixels.ndim == 2 or pixels.shape[2] not in (3, 4):
         channels = 1 if pixels.ndim == 2 else pixels.shape[2]
         raise CaptureError(f'{path}: {channels}-channel image; the denoiser needs RGB color photos')
@@ -285,8 +327,16 @@ def _rgb_pixels(pixels, path):
     if pixels.dtype not in depths:
         raise CaptureError(f'{path}: {pixels.dtype} samples are not supported; save it as 8/16-bit integers or '
                            'float32')
+    notes = []
+    if pixels.shape[2] == 4:
+        opaque = 1.0 if pixels.dtype == np.float32 else np.iinfo(pixels.dtype).max
+        transparent = float(np.mean(pixels[..., 3] != opaque))
+        if transparent:
+            raise CaptureError(f'{path}: {transparent:.1%} of its pixels are transparent (alpha channel); a photo has '
+                               'no transparency: export it without alpha (flattened)')
+        notes.append(f'{path.name}: alpha channel fully opaque, dropped')
     conversion = cv2.COLOR_BGRA2RGB if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB
-    return cv2.cvtColor(pixels, conversion), depths[pixels.dtype]
+    return cv2.cvtColor(pixels, conversion), depths[pixels.dtype], notes
 
 
 def _check_finite(pixels, path):
@@ -300,7 +350,39 @@ def _check_finite(pixels, path):
                            'the denoiser needs finite intensities: fix or re-export the image')
 
 
-def _resolve_encoding(encoding, bit_depth, path):
+def _clip_negative(image):
+    """A capture's float samples slightly below 0 (noise around a subtracted black level) are clipped with a
+    note; far below, the file does not hold linear intensities and is refused. (:func:`read_image` itself
+    keeps them: it also reads back our own unclipped linear outputs.)"""
+    pixels = image.pixels
+    if not pixels.size or pixels.min() >= 0:
+        return image
+    lowest, count = float(pixels.min()), int(np.sum(pixels < 0))
+    if lowest < NEGATIVE_LIMIT:
+        raise CaptureError(f'{image.path}: samples down to {lowest:.3g}; linear intensities are >= 0 (white = 1), so '
+                           'this is not a linear capture: re-export it as linear RGB in [0, 1]')
+    image.notes.append(f'{image.path.name}: {count} negative sample(s), down to {lowest:.3g}, clipped to 0')
+    image.pixels = np.maximum(pixels, 0)
+    return image
+
+
+def _gamma_marker(info):
+    """What in a file's header says its values are gamma-encoded (sRGB chunk, gAMA != 1, ICC profile), or None."""
+    if 'srgb' in info:
+        return 'an sRGB chunk'
+    gamma = info.get('gamma')
+    if isinstance(gamma, (int, float)) and abs(gamma - 1) > 0.05:
+        return f'a gAMA chunk of {gamma:g}'
+    profile = info.get('icc_profile') or b''
+    name = next((name for name in GAMMA_PROFILES if name in profile[:4096]), None)
+    return f"an ICC profile '{name.decode()}'" if name else None
+
+
+def _resolve_encoding(encoding, bit_depth, path, gamma_marker=None):
+    if encoding == 'auto' and bit_depth == 16 and gamma_marker:
+        raise CaptureError(f'{path}: 16-bit image marked gamma-encoded ({gamma_marker}), while 16-bit files are read '
+                           'as linear by default: declare it with --encoding srgb (an sRGB export), or --encoding '
+                           'linear if its values are linear despite the marker')
     if encoding == 'linear' and bit_depth == 8:
         raise CaptureError(f'{path}: 8-bit image, but --encoding linear declares 16-bit linear data. 8-bit '
                            'files are gamma-encoded sRGB pictures: use --encoding srgb (or auto), or pass the '
@@ -326,11 +408,13 @@ def _png_color_matrix(data, path):
 
 def _color_matrix(noflash, override):
     if override is not None:
-        matrix = np.asarray(override, dtype=np.float32)
-        if matrix.size != 9 or not np.all(np.isfinite(matrix)):
-            raise CaptureError(f'--color-matrix needs 9 finite numbers (camera RGB -> linear sRGB, row-major), '
-                               f'got {np.asarray(override).ravel().tolist()}')
-        return matrix.reshape(3, 3), 'color: camera -> sRGB matrix from --color-matrix'
+        matrix = np.asarray(override, dtype=np.float64)
+        problem = 'needs 9 numbers' if matrix.size != 9 else color_matrix_problem(
+            matrix.reshape(3, 3), lambda m: np.linalg.solve(m, np.ones(3)))  # the camera's response to sRGB white
+        if problem:
+            raise CaptureError(f'--color-matrix {problem} (camera RGB -> linear sRGB, 9 numbers row-major), got '
+                               f'{matrix.ravel().tolist()}; e.g. 1 0 0 0 1 0 0 0 1 for linear sRGB data')
+        return matrix.reshape(3, 3).astype(np.float32), 'color: camera -> sRGB matrix from --color-matrix'
     if noflash.color_matrix is not None:
         return noflash.color_matrix.astype(np.float32), f'color: camera -> sRGB matrix from {noflash.path.name}'
     if noflash.encoding == 'srgb':
@@ -339,7 +423,59 @@ def _color_matrix(noflash, override):
                                          '(pass --color-matrix for camera RGB)')
 
 
-def _check_same_kind(noflash, flash):
+def number_problem(flag, value):
+    """Why ``value`` cannot be given to ``flag`` (one of :data:`NUMBER_LIMITS`), or None."""
+    low, high = NUMBER_LIMITS[flag]
+    if value is None or (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+        return None
+    return f'{flag} must be a finite number in [{low:g}, {high:g}], got {value}'
+
+
+def _check_distinct(noflash_path, flash_path):
+    """The same file (or two copies of it) given as both photos is a mistake, never a flash/no-flash pair."""
+    same = os.path.samefile(noflash_path, flash_path) if flash_path.exists() else False
+    if same or (flash_path.is_file() and noflash_path.stat().st_size == flash_path.stat().st_size
+                and noflash_path.read_bytes() == flash_path.read_bytes()):
+        raise CaptureError(f'--noflash {noflash_path} and --flash {flash_path} are the same file (or identical '
+                           'copies); give the photo taken without flash and the one taken with flash')
+
+
+def _check_not_black(image):
+    """A no-flash photo without a single non-zero sample holds nothing to denoise (and no gain can show it)."""
+    if not np.any(image.pixels > 0):
+        raise CaptureError(f'{image.path} is black (every sample is 0): nothing to denoise; check that it is the '
+                           'no-flash photo, exported with its data (not an empty or fully masked frame)')
+
+
+def _clipping_notes(flash):
+    """The flash photo's clipped share, with a warning when so much is saturated that the result suffers."""
+    if not flash.clipped:
+        return []
+    note = f'{flash.path.name}: {flash.clipped:.2%} of its pixels are clipped (a channel at the white level)'
+    if flash.clipped > CLIPPED_WARNING:
+        return [f'warning: {note}; the flash detail there is lost and the result may show halos: retake with less '
+                'flash power or a shorter exposure']
+    return [note]
+
+
+def _check_not_swapped(noflash, flash, flash_at_noflash_exposure, ratio_given):
+    """A flash adds light: at the no-flash exposure the flash photo is the brighter one. When it is not, the
+    inputs are swapped or the exposure ratio is wrong; refused unless the user gave the ratio (then a warning)."""
+    ambient, flashed = float(noflash.pixels.mean()), float(flash_at_noflash_exposure.mean())
+    if ambient <= SWAP_FACTOR * flashed:
+        return []
+    message = (f'the no-flash photo {noflash.path} is brighter than the flash photo {flash.path} at the no-flash '
+               f'exposure (mean {ambient:.4g} against {flashed:.4g})')
+    if ratio_given:
+        return [f'warning: {message}; check --exposure-ratio']
+    raise CaptureError(f'{message}: the inputs look swapped; pass the photo taken without flash to --noflash and the '
+                       'flash photo to --flash, or, if the flash photo had a shorter exposure, give --exposure-ratio '
+                       '(no-flash exposure time x ISO / flash exposure time x ISO)')
+
+
+def _check_same_kind(noflash, flash, notes):
+    if noflash.orientation != flash.orientation:
+        _check_orientations(noflash, flash, notes)
     if noflash.pixels.shape != flash.pixels.shape:
         (h1, w1), (h2, w2) = noflash.pixels.shape[:2], flash.pixels.shape[:2]
         raise CaptureError(f'misaligned inputs: the no-flash photo {noflash.path} is {w1}x{h1} but the flash photo '
@@ -352,27 +488,86 @@ def _check_same_kind(noflash, flash):
                            'the same way')
 
 
+def _check_orientations(noflash, flash, notes):
+    """Photos whose EXIF orientations differ are consistent only if they were exported already turned: then
+    both read as the same non-square size. Otherwise one would be turned against the other: refused."""
+    same_size = noflash.pixels.shape == flash.pixels.shape
+    if same_size and noflash.pixels.shape[0] != noflash.pixels.shape[1]:
+        notes.append(f'EXIF orientations differ ({noflash.path.name}: {noflash.orientation}, {flash.path.name}: '
+                     f'{flash.orientation}) but both read upright at the same size')
+        return
+    raise CaptureError(f'the no-flash photo {noflash.path} has EXIF orientation {noflash.orientation} but the flash '
+                       f'photo {flash.path} has {flash.orientation}: applied, they would be turned against each other. '
+                       'Export both the same way (both rotated, or the same orientation tag on both)')
+
+
 def _exposure_ratio(noflash, flash, ratio):
     if ratio is not None:
-        if not ratio > 0:
-            raise CaptureError(f'--exposure-ratio must be positive (no-flash exposure / flash exposure), got {ratio}')
+        problem = number_problem('--exposure-ratio', ratio)
+        if problem:
+            raise CaptureError(f'{problem} (no-flash exposure / flash exposure)')
         return float(ratio), f'exposure ratio {ratio:g} (--exposure-ratio): flash photo scaled by it'
     if noflash.exposure and flash.exposure:
         ratio = noflash.exposure / flash.exposure
+        if number_problem('--exposure-ratio', ratio):
+            raise CaptureError(f'the EXIF exposures of {noflash.path} and {flash.path} give an exposure ratio of '
+                               f'{ratio:.3g}, outside {NUMBER_LIMITS["--exposure-ratio"]}: the tags are wrong; give '
+                               '--exposure-ratio (no-flash exposure / flash exposure)')
         return ratio, f'exposure ratio {ratio:.4g} from EXIF exposure time x ISO: flash photo scaled by it'
     return 1.0, 'exposure ratio 1 (no EXIF exposure time and ISO in both files; set --exposure-ratio otherwise)'
 
 
-def _read_exif(path):
-    """EXIF tags of a file (IFD0 and the Exif sub-IFD merged); empty when it has none."""
+def _file_tags(data, suffix):
+    """(EXIF tags with IFD0 and the Exif sub-IFD merged, Pillow's header info) of a file; empty when unreadable.
+
+    Pillow cannot open float TIFFs: their orientation is read from the TIFF header directly.
+    """
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             exif = image.getexif()
             tags = dict(exif)
             tags.update(exif.get_ifd(EXIF_IFD))
-            return tags
-    except Exception:  # Pillow cannot open every TIFF/DNG variant; EXIF is optional
+            return tags, dict(image.info)
+    except Exception:  # Pillow cannot open every TIFF variant; EXIF is optional
+        orientation = _tiff_tags(data).get(TIFF_ORIENTATION) if suffix in ('.tif', '.tiff') else None
+        return ({EXIF_ORIENTATION: orientation} if orientation else {}), {}
+
+
+def _tiff_tags(data):
+    """The SHORT / LONG tags of a TIFF's first IFD (tag -> first value); empty if it is no TIFF. A minimal
+    reader (header, IFD0 entries) for what Pillow cannot open (float TIFFs)."""
+    tags = {}
+    try:
+        order = {b'II': '<', b'MM': '>'}[bytes(data[:2])]
+        (offset,) = struct.unpack_from(order + 'I', data, 4)
+        (count,) = struct.unpack_from(order + 'H', data, offset)
+        for index in range(count):
+            tag, kind, _, value = struct.unpack_from(order + 'HHI4s', data, offset + 2 + 12 * index)
+            if kind in (3, 4):  # SHORT or LONG: a single value sits in the first bytes of the field
+                tags[tag] = struct.unpack_from(order + ('H' if kind == 3 else 'I'), value)[0]
+    except (KeyError, struct.error):
         return {}
+    return tags
+
+
+def _decoder_turned(data, pixels, orientation):
+    """True if OpenCV's TIFF decoder applied the orientation itself (it does; PNG and JPEG decoders do not).
+
+    Told from the shape where a turn shows (orientations 5-8 of a non-square image); else assumed, as
+    the decoder applies every orientation alike.
+    """
+    if orientation < 5:
+        return True
+    tags = _tiff_tags(data)
+    width, height = tags.get(TIFF_WIDTH), tags.get(TIFF_LENGTH)
+    if width is None or height is None or width == height:
+        return True
+    return pixels.shape[:2] == (width, height)
+
+
+def _orientation(tags):
+    orientation = tags.get(EXIF_ORIENTATION, 1)
+    return int(orientation) if isinstance(orientation, (int, np.integer)) and 1 <= orientation <= 8 else 1
 
 
 def _exposure(tags):
@@ -393,7 +588,7 @@ def _apply_orientation(pixels, orientation):
         5: lambda p: p.transpose(1, 0, 2), 6: lambda p: np.rot90(p, -1),
         7: lambda p: p[::-1, ::-1].transpose(1, 0, 2), 8: lambda p: np.rot90(p, 1),
     }
-    transform = transforms.get(int(orientation) if isinstance(orientation, (int, np.integer)) else 1)
+    transform = transforms.get(orientation)
     return np.ascontiguousarray(transform(pixels)) if transform else pixels
 
 
