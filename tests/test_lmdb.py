@@ -346,3 +346,20 @@ def test_overwrite_replaces_only_an_lmdb_it_wrote(faid_folder, tmp_path, monkeyp
     with pytest.raises(OutputExistsError, match='not an LMDB this command wrote'):
         lmdb_store.create_lmdb(faid_folder, folder, overwrite=True, progress=False)
     assert (folder / 'thesis.tex').read_text() == 'years of work'
+
+
+@pytest.mark.parametrize('matrix, problem', [('-1 0 0 0 -1 0 0 0 -1', 'negative determinant'),
+                                             ('1 0 0 0 -1 0 0 0 -1', 'maps white light'),
+                                             ('0 0 0 0 0 0 0 0 0', 'singular'), ('nan 0 0 0 1 0 0 0 1', 'non-finite')])
+def test_a_pair_with_an_unusable_color_matrix_is_refused_naming_the_file(tmp_path, capsys, matrix, problem):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / 'faid'
+    folder.mkdir()
+    for suffix in ('ambient', 'flash'):
+        (folder / f'Scene_{suffix}.png').write_bytes(faid.encode_png16(
+            rng.integers(0, 65536, (70, 90, 3), dtype=np.uint16), {'Comment': matrix, 'Description': '21'}))
+    with pytest.raises(SystemExit) as exited:
+        create_lmdb_command.main(['--input', str(folder), '--output', str(tmp_path / 'x.lmdb'), '--quiet'])
+    line = capsys.readouterr().err.strip()
+    assert exited.value.code == 2 and f'{folder / "Scene_ambient.png"}: xyz_to_camera' in line and problem in line
+    assert not (tmp_path / 'x.lmdb').exists()
