@@ -15,9 +15,10 @@ import torch
 from fnf_basicsr.data.degradation import assemble_input
 from fnf_basicsr.data.faid import FaidFormatError
 from fnf_basicsr.data.noise_estimation import NoiseEstimationError, estimate_noise
-from fnf_basicsr.errors import FnFError
+from fnf_basicsr.errors import FnFError, report_errors
 from fnf_basicsr.inference.capture_io import (ENCODINGS, CaptureError, check_output_paths, encode_float_tiff,
-                                              encode_srgb_png, find_pairs, read_capture_pair, write_atomically)
+                                              encode_srgb_png, find_pairs, number_problem, read_capture_pair,
+                                              unpaired_entries, write_atomically)
 from fnf_basicsr.inference.checkpoint import CheckpointError, load_network
 from fnf_basicsr.inference.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, check_tiling, denoise_tiled, denoise_whole
 from fnf_basicsr.models.fnf_model import as_channels_last, set_channels_last
@@ -118,14 +119,12 @@ def build_parser():
 
 
 def main(argv=None):
-    """Run the command; returns 0, or exits with a message naming the problem and the fix."""
+    """Run the command; returns 0, or exits 2 with one line naming the problem and the fix (130 on Ctrl-C)."""
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     _check_arguments(parser, args)
-    try:
+    with report_errors(PROG, USER_ERRORS):
         run(args)
-    except USER_ERRORS as error:
-        raise SystemExit(f'{PROG}: error: {_message(error)}') from None
     return 0
 
 
@@ -235,10 +234,10 @@ def _check_arguments(parser, args):
         parser.error(f'the output is written as PNG: give --out a .png path, got {args.out}')
     if (args.sig_read is None) != (args.sig_shot is None):
         parser.error('give both --sig-read and --sig-shot, or neither (then they are estimated)')
-    for name in ('sig_read', 'sig_shot', 'gain'):
-        value = getattr(args, name)
-        if value is not None and not value > 0:
-            parser.error(f'--{name.replace("_", "-")} must be positive, got {value}')
+    for name in ('sig_read', 'sig_shot', 'gain', 'exposure_ratio'):
+        problem = number_problem(f'--{name.replace("_", "-")}', getattr(args, name))
+        if problem:
+            parser.error(problem)
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device is available here; use --device cpu (or auto)')
     if args.tile != 0:
@@ -255,12 +254,20 @@ def _jobs(args, uses_flash):
             raise CaptureError('this checkpoint takes a flash/no-flash pair: give the flash photo with --flash FILE')
         if not uses_flash and args.flash is not None:
             print(f'note: the checkpoint is a no-flash-only network; {args.flash} is not used')
+        _faid_hint(args, [args.noflash])
         return [(args.noflash.stem, args.noflash, args.flash, args.out)]
     pairs = find_pairs(args.input_dir)
-    if not args.flash_only_input and any(path.stem.endswith('_ambient') for _, path, _ in pairs):
+    for entry, reason in unpaired_entries(args.input_dir, pairs):
+        print(f'note: not paired, skipped: {entry.name}{"/" if entry.is_dir() else ""} ({reason})')
+    _faid_hint(args, [noflash for _, noflash, _ in pairs])
+    return [(name, noflash, flash, args.out_dir / f'{name}{DENOISED_SUFFIX}') for name, noflash, flash in pairs]
+
+
+def _faid_hint(args, noflash_paths):
+    """FAID's _flash.png holds the flash light alone: say so when the names are FAID's and the flag is missing."""
+    if not args.flash_only_input and any(Path(path).stem.endswith('_ambient') for path in noflash_paths):
         print('note: FAID naming (<Name>_ambient.png); if these are FAID files, their _flash.png holds the flash '
               'light alone: pass --flash-only-input')
-    return [(name, noflash, flash, args.out_dir / f'{name}{DENOISED_SUFFIX}') for name, noflash, flash in pairs]
 
 
 def _check_capture_size(pair):
@@ -278,11 +285,6 @@ def _device(choice):
     if choice == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     return torch.device(choice)
-
-
-def _message(error):
-    # KeyError-style quoting aside, the exceptions here carry complete messages.
-    return str(error.args[0]) if error.args else str(error)
 
 
 if __name__ == '__main__':

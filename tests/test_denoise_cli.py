@@ -1,4 +1,6 @@
 """fnf-denoise end to end on generated captures with tiny checkpoints built from a seed."""
+import contextlib
+import re
 import shutil
 
 import cv2
@@ -51,6 +53,18 @@ def workspace(tmp_path_factory):
                                                    metadata.to_text()))
     return {'root': root, 'noflash': captures / 'scene_noflash.png', 'flash': captures / 'scene_flash.png',
             'weights': save_experiment(root, 'tiny', TINY_DEEPFNF)}
+
+
+@contextlib.contextmanager
+def refused(capsys, pattern):
+    """The block must exit 2 with one line on stderr, no traceback, matching ``pattern``; yields that line."""
+    line = []
+    with pytest.raises(SystemExit) as exited:
+        yield line
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and len(lines) == 1 and lines[0].startswith('fnf-denoise: error: '), lines
+    assert re.search(pattern, lines[0]), lines[0]
+    line.append(lines[0])
 
 
 def run_cli(workspace, out, *extra, noise=True):
@@ -182,24 +196,24 @@ def test_folder_mode_with_faid_and_noflash_names(workspace, tmp_path, capsys):
     assert 'flash light only' in capsys.readouterr().out
 
 
-def test_refuses_to_overwrite_an_output_unless_asked(workspace, tmp_path):
+def test_refuses_to_overwrite_an_output_unless_asked(workspace, tmp_path, capsys):
     out = tmp_path / 'once.png'
     run_cli(workspace, out)
     first = out.read_bytes()
     color_matrix = read_image(workspace['noflash']).color_matrix
     brighter = ['--gain', repr(4 * auto_gain(expected_linear(workspace), color_matrix))]
-    with pytest.raises(SystemExit, match=r'once\.png already exists; pass --overwrite'):
+    with refused(capsys, r'once\.png already exists; pass --overwrite'):
         run_cli(workspace, out, *brighter)
     assert out.read_bytes() == first
     run_cli(workspace, out, *brighter, '--overwrite')
     assert out.read_bytes() != first
 
 
-def test_refuses_to_write_onto_an_input(workspace, tmp_path):
+def test_refuses_to_write_onto_an_input(workspace, tmp_path, capsys):
     copy = tmp_path / 'scene_noflash.png'
     shutil.copy(workspace['noflash'], copy)
     before = copy.read_bytes()
-    with pytest.raises(SystemExit, match='is the input'):
+    with refused(capsys, 'is the input'):
         main(['--noflash', str(copy), '--flash', str(workspace['flash']), '--weights', str(workspace['weights']),
               '--out', str(copy), '--overwrite', '--no-progress', *NOISE_ARGS])
     assert copy.read_bytes() == before
@@ -212,10 +226,10 @@ def test_refuses_to_write_onto_an_input(workspace, tmp_path):
                       'extra': ['--encoding', 'linear']}, '8-bit image, but --encoding linear'),
     (lambda ws, tmp: {'noflash': _bad_metadata(ws['noflash'], tmp)}, 'unreadable color metadata'),
 ], ids=['missing-file', 'different-sizes', 'wrong-bit-depth', 'bad-metadata'])
-def test_input_errors_name_the_problem(workspace, tmp_path, change, message):
+def test_input_errors_name_the_problem(workspace, tmp_path, change, message, capsys):
     changed = change(workspace, tmp_path)
     case = {**workspace, **changed}
-    with pytest.raises(SystemExit, match=message):
+    with refused(capsys, message):
         run_cli(case, tmp_path / 'out.png', *changed.get('extra', []))
 
 
@@ -238,22 +252,22 @@ def _bad_metadata(path, tmp):
     return target
 
 
-def test_checkpoint_without_option_file(workspace, tmp_path):
+def test_checkpoint_without_option_file(workspace, tmp_path, capsys):
     bare = tmp_path / 'net_g_1000.pth'
     shutil.copy(workspace['weights'], bare)
     case = {**workspace, 'weights': bare}
-    with pytest.raises(SystemExit, match=r'no option file with a network_g entry .* pass it with --opt'):
+    with refused(capsys, r'no option file with a network_g entry .* pass it with --opt'):
         run_cli(case, tmp_path / 'a.png')
     run_cli(case, tmp_path / 'a.png', '--opt', str(workspace['weights'].parents[1] / 'tiny.yml'))
     assert (tmp_path / 'a.png').is_file()
 
 
-def test_checkpoint_of_another_architecture(workspace, tmp_path):
+def test_checkpoint_of_another_architecture(workspace, tmp_path, capsys):
     kpn = save_experiment(tmp_path, 'kpn', {'type': 'KPN', 'width': 0.0625, 'kernel_size': 5})
     tiny_options = str(workspace['weights'].parents[1] / 'tiny.yml')
-    with pytest.raises(SystemExit) as error:
+    with refused(capsys, 'expected DeepFnF') as line:
         run_cli({**workspace, 'weights': kpn}, tmp_path / 'a.png', '--opt', tiny_options)
-    message = str(error.value)
+    message = line[0]
     assert str(kpn) in message and 'expected DeepFnF(' in message
     assert "seems to be for: network_g {'type': 'KPN'" in message and 'kpn.yml' in message
     assert '--opt' in message
@@ -261,27 +275,27 @@ def test_checkpoint_of_another_architecture(workspace, tmp_path):
     bare = tmp_path / 'loose' / 'net_g_5.pth'
     bare.parent.mkdir()
     shutil.copy(kpn, bare)
-    with pytest.raises(SystemExit, match=r'seems to be for: one of DirectUNet, KPN \(100% of') as error:
+    with refused(capsys, r'seems to be for: one of DirectUNet, KPN \(100% of') as line:
         run_cli({**workspace, 'weights': bare}, tmp_path / 'a.png', '--opt', tiny_options)
-    assert 'missing' in str(error.value)
+    assert 'missing' in line[0]
 
 
-def test_checkpoint_of_another_size(workspace, tmp_path):
+def test_checkpoint_of_another_size(workspace, tmp_path, capsys):
     wide = save_experiment(tmp_path, 'wide', {**TINY_DEEPFNF, 'width': 0.125})
     bare = tmp_path / 'net_g_wide.pth'
     shutil.copy(wide, bare)
-    with pytest.raises(SystemExit, match=r'parameter\(s\) of another size \(encoder.stem.0.weight: checkpoint '
+    with refused(capsys, r'parameter\(s\) of another size \(encoder.stem.0.weight: checkpoint '
                                          r'\(8, 12, 3, 3\), network \(4, 12, 3, 3\)'):
         run_cli({**workspace, 'weights': bare}, tmp_path / 'a.png', '--opt',
                 str(workspace['weights'].parents[1] / 'tiny.yml'))
 
 
-def test_unreadable_checkpoint_and_missing_key(workspace, tmp_path):
+def test_unreadable_checkpoint_and_missing_key(workspace, tmp_path, capsys):
     junk = tmp_path / 'models' / 'net_g_1.pth'
     junk.parent.mkdir()
     junk.write_bytes(b'not a checkpoint')
     shutil.copy(workspace['weights'].parents[1] / 'tiny.yml', tmp_path)
-    with pytest.raises(SystemExit, match='not a readable PyTorch checkpoint'):
+    with refused(capsys, 'not a readable PyTorch checkpoint'):
         run_cli({**workspace, 'weights': junk}, tmp_path / 'a.png')
     # BasicSR's rule (path.param_key_g): a checkpoint without the requested entry loads 'params'.
     assert run_cli(workspace, tmp_path / 'a.png', '--param-key', 'params_ema') == 0
@@ -289,13 +303,13 @@ def test_unreadable_checkpoint_and_missing_key(workspace, tmp_path):
     assert (tmp_path / 'a.png').read_bytes() == (tmp_path / 'b.png').read_bytes()
 
 
-def test_flash_network_needs_the_flash_photo(workspace, tmp_path):
-    with pytest.raises(SystemExit, match='give the flash photo with --flash'):
+def test_flash_network_needs_the_flash_photo(workspace, tmp_path, capsys):
+    with refused(capsys, 'give the flash photo with --flash'):
         main(['--noflash', str(workspace['noflash']), '--weights', str(workspace['weights']),
               '--out', str(tmp_path / 'a.png'), *NOISE_ARGS])
 
 
-def test_noflash_only_network_runs_without_flash(workspace, tmp_path):
+def test_noflash_only_network_runs_without_flash(workspace, tmp_path, capsys):
     weights = save_experiment(tmp_path, 'nf', {**TINY_DEEPFNF, 'in_channels': 6, 'use_scale_map': False},
                               extra_options={'datasets': {'val': {'input_mode': 'noflash'}}})
     main(['--noflash', str(workspace['noflash']), '--weights', str(weights), '--out', str(tmp_path / 'a.png'),
@@ -303,7 +317,7 @@ def test_noflash_only_network_runs_without_flash(workspace, tmp_path):
     assert read_rgb(tmp_path / 'a.png').shape == (*SIZE, 3)
     burst = save_experiment(tmp_path, 'burst', TINY_DEEPFNF,
                             extra_options={'datasets': {'val': {'input_mode': 'noflash_burst'}}})
-    with pytest.raises(SystemExit, match='noflash_burst'):
+    with refused(capsys, 'noflash_burst'):
         run_cli({**workspace, 'weights': burst}, tmp_path / 'b.png')
 
 
@@ -330,15 +344,17 @@ def test_output_must_be_png_and_help_lists_the_formats(capsys):
         assert word in text
 
 
-def test_capture_smaller_than_the_network_takes_is_refused(workspace, tmp_path):
+def test_capture_smaller_than_the_network_takes_is_refused(workspace, tmp_path, capsys):
     small = tmp_path / 'small.png'
     small.write_bytes(encode_png16(np.full((16, 40, 3), 1000, np.uint16)))
-    with pytest.raises(SystemExit, match=f'{small} is 40x16 pixels; the network needs at least 32x32'):
-        run_cli({**workspace, 'noflash': small, 'flash': small}, tmp_path / 'out.png')
+    flash = tmp_path / 'small_flash.png'
+    flash.write_bytes(encode_png16(np.full((16, 40, 3), 3000, np.uint16)))
+    with refused(capsys, f'{small} is 40x16 pixels; the network needs at least 32x32'):
+        run_cli({**workspace, 'noflash': small, 'flash': flash}, tmp_path / 'out.png')
     assert not (tmp_path / 'out.png').exists()
 
 
-def test_nan_in_a_float_capture_is_refused_not_a_black_picture(workspace, tmp_path):
+def test_nan_in_a_float_capture_is_refused_not_a_black_picture(workspace, tmp_path, capsys):
     from fnf_basicsr.inference.capture_io import encode_float_tiff
     linear = read_image(workspace['noflash']).pixels.copy()
     linear[10, 20, 0] = np.nan
@@ -346,19 +362,79 @@ def test_nan_in_a_float_capture_is_refused_not_a_black_picture(workspace, tmp_pa
     noflash.write_bytes(encode_float_tiff(linear))
     flash = tmp_path / 'flash.tiff'
     flash.write_bytes(encode_float_tiff(read_image(workspace['flash']).pixels))
-    with pytest.raises(SystemExit, match=f'{noflash}: 1 NaN or Inf sample'):
+    with refused(capsys, f'{noflash}: 1 NaN or Inf sample'):
         run_cli({**workspace, 'noflash': noflash, 'flash': flash}, tmp_path / 'out.png', '--gain', '2')
     assert not (tmp_path / 'out.png').exists()
 
 
-def test_output_under_a_regular_file_is_refused_before_denoising(workspace, tmp_path, monkeypatch):
+def test_output_under_a_regular_file_is_refused_before_denoising(workspace, tmp_path, monkeypatch, capsys):
     from fnf_basicsr import denoise
     monkeypatch.setattr(denoise, 'denoise_capture', lambda *args: pytest.fail('denoised before the check'))
     (tmp_path / 'file').write_text('x')
-    with pytest.raises(SystemExit, match='is a file, not a folder'):
+    with refused(capsys, 'is a file, not a folder'):
         run_cli(workspace, tmp_path / 'file' / 'out.png')
 
 
 def test_missing_output_folder_is_created(workspace, tmp_path):
     assert run_cli(workspace, tmp_path / 'new' / 'folder' / 'out.png') == 0
     assert (tmp_path / 'new' / 'folder' / 'out.png').is_file()
+
+
+# --- issue 20: every known failure exits 2 in one line; inputs checked before the network runs ----------------
+
+def test_known_errors_exit_2_not_1(workspace, tmp_path, capsys):
+    with refused(capsys, 'missing.png does not exist'):
+        run_cli({**workspace, 'noflash': tmp_path / 'missing.png'}, tmp_path / 'out.png')
+
+
+@pytest.mark.parametrize('flag, value', [('--gain', 'inf'), ('--gain', '1e-300'), ('--gain', 'nan'),
+                                         ('--sig-read', 'inf'), ('--sig-shot', '1e-30'), ('--sig-read', '-1'),
+                                         ('--exposure-ratio', 'inf'), ('--exposure-ratio', '0'),
+                                         ('--exposure-ratio', '1e-9')])
+def test_absurd_numbers_are_refused_naming_the_flag(workspace, tmp_path, capsys, flag, value):
+    values = {'--sig-read': '0.01', '--sig-shot': '0.01', flag: value}
+    with pytest.raises(SystemExit) as exited:
+        run_cli(workspace, tmp_path / 'out.png', *[part for item in values.items() for part in item], noise=False)
+    assert exited.value.code == 2 and f'{flag} must be a finite number in' in capsys.readouterr().err
+    assert not (tmp_path / 'out.png').exists()
+
+
+def test_black_no_flash_is_refused_before_the_network_even_with_a_gain(workspace, tmp_path, capsys, monkeypatch):
+    from fnf_basicsr import denoise
+    monkeypatch.setattr(denoise, 'denoise_capture', lambda *args: pytest.fail('the network ran'))
+    black = tmp_path / 'black.png'
+    black.write_bytes(encode_png16(np.zeros((*SIZE, 3), np.uint16)))
+    with refused(capsys, 'black.png is black'):
+        run_cli({**workspace, 'noflash': black}, tmp_path / 'out.png', '--gain', '4')
+    assert not (tmp_path / 'out.png').exists()
+
+
+def test_swapped_inputs_are_refused(workspace, tmp_path, capsys):
+    with refused(capsys, 'scene_flash.png is brighter than the flash photo .*scene_noflash.png.*look swapped'):
+        run_cli({**workspace, 'noflash': workspace['flash'], 'flash': workspace['noflash']}, tmp_path / 'out.png')
+
+
+def test_faid_names_in_single_pair_mode_get_the_flash_only_hint(workspace, tmp_path, capsys):
+    shutil.copy(workspace['noflash'], tmp_path / 'A_ambient.png')
+    shutil.copy(workspace['flash'], tmp_path / 'A_flash.png')
+    run_cli({**workspace, 'noflash': tmp_path / 'A_ambient.png', 'flash': tmp_path / 'A_flash.png'},
+            tmp_path / 'out.png')
+    assert 'pass --flash-only-input' in capsys.readouterr().out
+
+
+def test_folder_mode_reports_every_file_it_did_not_pair(workspace, tmp_path, capsys):
+    folder = tmp_path / 'in'
+    (folder / 'nested').mkdir(parents=True)
+    shutil.copy(workspace['noflash'], folder / 'B_noflash.png')
+    shutil.copy(workspace['flash'], folder / 'B_flash.png')
+    shutil.copy(workspace['noflash'], folder / 'nested' / 'C_noflash.png')
+    shutil.copy(workspace['noflash'], folder / 'D_NoFlash.png')
+    shutil.copy(workspace['flash'], folder / 'D_Flash.png')
+    (folder / 'readme.txt').write_text('notes')
+    main(['--input-dir', str(folder), '--out-dir', str(tmp_path / 'out'), '--weights', str(workspace['weights']),
+          '--no-progress', *NOISE_ARGS])
+    printed = capsys.readouterr().out
+    for name, reason in (('nested/', 'not from sub-folders'), ('D_NoFlash.png', 'rename it to D_noflash.png'),
+                         ('D_Flash.png', 'rename it to D_flash.png'), ('readme.txt', 'not a supported image type')):
+        assert f'not paired, skipped: {name} (' in printed and reason in printed
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['B_denoised.png']

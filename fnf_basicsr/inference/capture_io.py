@@ -246,8 +246,8 @@ def find_pairs(folder):
         raise FileNotFoundError(f'input folder {folder} does not exist (or is not a folder)')
     roles = {'noflash': {}, 'flash': {}}
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in RASTER_SUFFIXES + RAW_SUFFIXES or path.name.startswith('.'):
-            continue
+        if path.suffix.lower() not in RASTER_SUFFIXES + RAW_SUFFIXES or path.name.startswith('.') or not path.is_file():
+            continue  # (reported by unpaired_entries)
         stem = path.stem
         for role, markers in (('noflash', NOFLASH_MARKERS), ('flash', (FLASH_MARKER,))):
             marker = next((m for m in markers if stem.endswith(m)), None)
@@ -261,12 +261,43 @@ def find_pairs(folder):
     if orphans:
         described = [(roles['noflash'].get(n) or roles['flash'].get(n)).name for n in orphans]
         raise CaptureError(f'{folder}: {len(orphans)} photo(s) without a partner: {described}; a pair is '
-                           f'<Name>_noflash.<ext> (or <Name>_ambient.png) + <Name>_flash.<ext>')
+                           f'<Name>_noflash.<ext> (or <Name>_ambient.png) + <Name>_flash.<ext>{_skipped(folder)}')
     if not roles['noflash']:
         raise CaptureError(f'{folder}: no pairs found; name them <Name>_noflash.<ext> + <Name>_flash.<ext> '
                            f'(or FAID\'s <Name>_ambient.png + <Name>_flash.png), <ext> one of '
-                           f'{sorted(RASTER_SUFFIXES + RAW_SUFFIXES)}')
+                           f'{sorted(RASTER_SUFFIXES + RAW_SUFFIXES)}{_skipped(folder)}')
     return [(name, roles['noflash'][name], roles['flash'][name]) for name in sorted(roles['noflash'])]
+
+
+def unpaired_entries(folder, pairs):
+    """Every entry of ``folder`` that :func:`find_pairs` did not put in ``pairs``, with why, sorted by name."""
+    used = {path.name for _, noflash, flash in pairs for path in (noflash, flash)}
+    entries = [(path, _unpaired_reason(path)) for path in sorted(Path(folder).iterdir()) if path.name not in used]
+    return [(path, reason) for path, reason in entries if reason]
+
+
+def _skipped(folder, shown=3):
+    """The first entries a folder holds that are no photo of a pair, with why (for a refusal's message)."""
+    entries = sorted(unpaired_entries(folder, []), key=lambda entry: 'lower case' not in entry[1])  # likeliest first
+    skipped = [f'{path.name}: {reason}' for path, reason in entries if not reason.startswith('its name ends with none')]
+    skipped = skipped[:shown]
+    return f' (skipped: {"; ".join(skipped)})' if skipped else ''
+
+
+def _unpaired_reason(path):
+    if path.is_dir():
+        return 'a folder: pairs are read from the folder itself, not from sub-folders'
+    if path.name.startswith('.'):
+        return 'a hidden file'
+    if path.suffix.lower() not in RASTER_SUFFIXES + RAW_SUFFIXES:
+        return f'not a supported image type ({path.suffix or "no extension"})'
+    if any(path.stem.endswith(m) for m in (*NOFLASH_MARKERS, FLASH_MARKER)):
+        return None  # a photo of a pair
+    marker = next((m for m in (*NOFLASH_MARKERS, FLASH_MARKER) if path.stem.lower().endswith(m)), None)
+    if marker:
+        return (f'its name ends with {path.stem[-len(marker):]!r}, but the markers are lower case: rename it to '
+                f'{path.stem[:-len(marker)]}{marker}{path.suffix}')
+    return "its name ends with none of '_noflash', '_ambient', '_flash'"
 
 
 def check_output_paths(outputs, inputs, overwrite=False):
