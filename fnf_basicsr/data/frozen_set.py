@@ -356,6 +356,7 @@ def freeze(dataset_opt, output, overwrite=False, progress=True):
     software = {'fnf_basicsr': fnf_basicsr.__version__, 'torch': torch.__version__, 'numpy': np.__version__}
     manifest = prepare_output(output, options, overwrite, software)
     done = {entry['index']: entry for entry in manifest['samples']}
+    write_manifest(output, manifest)  # first: from now on the folder is an (incomplete) set that a rerun resumes
     written = skipped = 0
     for index in tqdm(range(len(dataset)), desc=f'freeze {Path(output).name}', unit='sample', disable=not progress):
         entry = done.get(index)
@@ -366,10 +367,10 @@ def freeze(dataset_opt, output, overwrite=False, progress=True):
         key = str(arrays['key'])
         payload = encode_npz(arrays)
         entry = {'index': index, 'key': key, 'file': f'{index:05d}_{key}.npz', 'sha256': file_sha256(payload)}
-        write_atomically(Path(output) / entry['file'], payload, overwrite=True)
         done[index] = entry
         manifest['samples'] = [done[i] for i in sorted(done)]
-        write_manifest(output, manifest)
+        write_manifest(output, manifest)  # listed before it is written: --overwrite and a rerun know every file
+        write_atomically(Path(output) / entry['file'], payload, overwrite=True)
         written += 1
         fault_point('freeze_sample')
     manifest['complete'] = True

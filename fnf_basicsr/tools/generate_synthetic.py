@@ -31,6 +31,7 @@ def parse_args(argv=None):
     parser.add_argument('--overwrite', action='store_true',
                         help='replace scenes of the same names that already exist in --root (not needed to '
                         'resume an interrupted run: the same command resumes it)')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser.parse_args(argv)
 
 
@@ -41,7 +42,7 @@ def main(argv=None):
                f'--num {args.num} --size {args.size}')
     with report_errors('generate_synthetic.py'):
         names = generate_split(args.root, args.split, args.num, size=args.size, workers=args.workers,
-                               overwrite=args.overwrite, resume_command=command)
+                               overwrite=args.overwrite, resume_command=command, progress=not args.quiet)
     seconds = time.perf_counter() - start
     print(f'wrote {len(names)} scenes ({names[0]} .. {names[-1]}) of {args.size}x{args.size} to {args.root} '
           f'in {seconds:.1f} s ({seconds / len(names):.2f} s per scene)')

@@ -33,8 +33,8 @@ _TEMPORARY_NAME = re.compile(r'^\.(?P<target>.+)\.' + TEMPORARY_TAG + r'-(?P<pid
 def fault_point(label):
     """Kill this process (SIGKILL) here if ``FNF_FAULT_KILL`` names ``label`` and this is its n-th call.
 
-    With a third field ``INT`` the signal is SIGINT to this process group (Ctrl-C), and the process goes on
-    until Python delivers the KeyboardInterrupt, at once on the main thread.
+    With a third field ``INT`` the signal is SIGINT (Ctrl-C) to this process group when this process leads it
+    (else to this process alone); Python raises the KeyboardInterrupt at once on the main thread.
     """
     spec = os.environ.get(FAULT_ENV)
     if not spec:
@@ -45,8 +45,8 @@ def fault_point(label):
     _FAULT_COUNTS[label] = _FAULT_COUNTS.get(label, 0) + 1
     if _FAULT_COUNTS[label] != int(count):
         return
-    if how == 'INT':
-        os.killpg(os.getpgid(0), signal.SIGINT)
+    if how == 'INT':  # the whole group, as a terminal does, only when this process leads it (tests start one)
+        os.killpg(os.getpgid(0), signal.SIGINT) if os.getpgid(0) == os.getpid() else os.kill(os.getpid(), signal.SIGINT)
     else:
         os.kill(os.getpid(), signal.SIGKILL)
 

@@ -5,6 +5,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import signal
 from pathlib import Path
 
 import cv2
@@ -80,19 +81,33 @@ def generate_split(root, split, num_scenes, size=512, workers=2, overwrite=False
     mark_incomplete(root, resume_command, parameters)
     todo = [(str(root), name, SPLIT_SEED_OFFSETS[split] + index, size, True)
             for index, name in enumerate(names) if overwrite or not _scene_written(root, name)]
+    try:
+        _render_all(todo, workers, progress, split)
+    except KeyboardInterrupt:
+        remove_stale_temporaries(root, any_name=True)  # what the stopped render workers were writing
+        raise KeyboardInterrupt(f'the scenes written so far are kept; run `{resume_command}` to finish') from None
+    write_manifest(root, parameters, names)
+    mark_complete(root)
+    return names
+
+
+def _render_all(todo, workers, progress, split):
     bar = functools.partial(tqdm, total=len(todo), desc=f'synthetic {split}', unit='scene', disable=not progress)
     if workers > 1 and len(todo) > 1:
         srgb8_to_linear()  # computed once here: forked workers inherit it and never call torch
-        with _serial_opencv(), multiprocessing.Pool(workers) as pool:
+        # Ctrl-C reaches the whole process group: only this process handles it (the pool stops the workers),
+        # so the user sees one line, not a traceback per worker.
+        with _serial_opencv(), multiprocessing.Pool(workers, initializer=_ignore_interrupts) as pool:
             for _ in bar(pool.imap_unordered(_render_and_write, todo)):
                 fault_point('synthetic_scene')
     else:
         for job in bar(todo):
             _render_and_write(job)
             fault_point('synthetic_scene')
-    write_manifest(root, parameters, names)
-    mark_complete(root)
-    return names
+
+
+def _ignore_interrupts():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _interrupted_run_of(root, parameters, overwrite):
