@@ -182,9 +182,18 @@ def list_faid_names(folder, exclude=()):
     if not names:
         detail = f' after excluding {len(excluded)} name(s)' if ambient else ''
         raise FaidFormatError(f'{folder}: no <Name>{AMBIENT_SUFFIX} / <Name>{FLASH_SUFFIX} pairs{detail}; '
-                              f'download FAID there or generate synthetic scenes with '
-                              f'scripts/data_preparation/generate_synthetic.py')
+                              + (_other_layout(files) or 'download FAID there or generate synthetic scenes with '
+                                 'scripts/data_preparation/generate_synthetic.py'))
     return names
+
+
+def _other_layout(files):
+    """The fix when a folder of another of our layouts is given where a FAID folder is expected, or None."""
+    if 'data.mdb' in files:
+        return 'it is an LMDB of crops: read it with io_backend: {type: lmdb} (freeze_testset.py --io-backend lmdb)'
+    if 'manifest.json' in files:
+        return 'it is a frozen test set: score it with fnf-benchmark --test-set, or name it frozen_root'
+    return None
 
 
 def mark_incomplete(folder, resume_command, details=None):

@@ -212,3 +212,18 @@ def test_impossible_flags_are_one_line_errors_that_leave_nothing(scenes, tmp_pat
     lines = capsys.readouterr().err.strip().splitlines()
     assert exited.value.code == 2 and len(lines) == 1 and lines[0].startswith('freeze_testset.py: error: ')
     assert re.search(message, lines[0]) and not output.exists()
+
+
+def test_an_lmdb_or_a_frozen_set_where_the_other_is_expected_is_named(scenes, tmp_path):
+    from fnf_basicsr.data.lmdb_store import create_lmdb
+    lmdb_path = tmp_path / 'crops.lmdb'
+    create_lmdb(scenes, lmdb_path, crop_size=48, stride=48, progress=False)
+    with pytest.raises(DataError, match='is an LMDB of training crops, not a frozen test set'):
+        FlashNoFlashDataset({'phase': 'test', 'frozen_root': str(lmdb_path)})
+    with pytest.raises(DataError, match='it is an LMDB of crops: read it with io_backend'):
+        freeze_request(dataroot=str(lmdb_path), output=str(tmp_path / 'set'))
+    request, _ = freeze_request(dataroot=str(scenes), output=str(tmp_path / 'set'), crop_size=CROP, margin=8,
+                                max_images=1, dimming_factors=[50])
+    freeze(request, tmp_path / 'set', progress=False)
+    with pytest.raises(DataError, match='it is a frozen test set: score it with fnf-benchmark'):
+        freeze_request(dataroot=str(tmp_path / 'set'), output=str(tmp_path / 'other'))
