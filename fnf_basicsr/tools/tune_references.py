@@ -46,15 +46,20 @@ FORMAT = 'fnf-basicsr tuned references v1'
 PARAMS_FILE = 'tuned_references.json'
 REPORT_FILE = 'report.md'
 LABELS = {'JointBilateralFnF': 'joint bilateral (flash-guided)', 'NLMeansNoFlash': 'non-local means (no-flash)'}
-# Coarse grids on the parameters that matter most (each class's docstring says what they do). The
-# joint bilateral filter's spatial sigma is automatic per image by default (flat_noise_target scales
-# it), but its upper clamp, 1/32 of the image side, binds at 50x and 100x (6 px on 192 px crops)
-# and differs between validation and test crop sizes, so fixed sigmas in pixels are candidates too.
+# Coarse grids on the parameters that matter (each class's docstring says what they do), shaped by
+# two earlier runs on the synthetic validation split (docs/references.md). The joint bilateral
+# filter's automatic spatial sigma is clamped at 1/32 of the image side, which binds at 50x and 100x
+# (6 px on 192 px crops) and differs between crop sizes, so fixed sigmas in pixels are candidates
+# too; a first grid's edge values (range sigma 12, detail eps 0.15, spatial sigma 12 px) were
+# widened; then spatial sigma 4 px and flat_noise_target 0.12 scored 0.15 dB or more below the
+# best at every level but one, and the detail eps moved the score by 0.17 dB at most. Non-local
+# means: a search radius of 14 beat 7 by 0.8 to 1.5 dB at every level (the first grid's 10 was its
+# edge), h 1.05 lost 0.2 dB or more, and 7 px patches won at high noise, 5 px at low noise.
 DEFAULT_GRIDS = {
-    'JointBilateralFnF': {'sigma_space': [None, 3.0, 6.0, 12.0], 'flat_noise_target': [0.015, 0.03, 0.06],
-                          'sigma_range': [3.0, 6.0, 12.0], 'detail_transfer': [False, True],
-                          'detail_eps': [0.02, 0.05, 0.15]},
-    'NLMeansNoFlash': {'h': [0.4, 0.5, 0.6, 0.7, 0.85], 'patch_size': [5, 7], 'patch_distance': [7, 10]},
+    'JointBilateralFnF': {'sigma_space': [None, 8.0, 16.0], 'flat_noise_target': [0.03, 0.06],
+                          'sigma_range': [4.0, 8.0, 16.0], 'detail_transfer': [False, True],
+                          'detail_eps': [0.15, 0.5]},
+    'NLMeansNoFlash': {'h': [0.6, 0.75, 0.9], 'patch_size': [5, 7], 'patch_distance': [14]},
 }
 # Parameters without effect when another one switches their part off: fixed to their default, so
 # that the grid holds each distinct filter once.
@@ -339,8 +344,9 @@ def render_report(content):
     """The markdown report of a parameter file's content (tables per level, then the grids)."""
     lines = ['# Classical references tuned per dimming level', '',
              f"Validation set `{content['val_set']}` ({_counts(content['val_scenes'])} samples), test set "
-             f"`{content['test_set']}` ({_counts(content['test_scenes'])} samples). Score: PSNR on rendered sRGB as "
-             'fnf-benchmark; SSIM BasicSR / SSIM release as its table. Parameters not listed are the class defaults.',
+             f"`{content['test_set']}` ({_counts(content['test_scenes'])} samples). Chosen by PSNR on rendered sRGB as "
+             'fnf-benchmark scores; cells: PSNR / SSIM BasicSR / SSIM release, as its table. Parameters not listed are '
+             'the class defaults.',
              '',
              f"Command: `{content['command']}`", '',
              f"Machine: {content['machine']['cpu']} (torch CPU capability {content['machine']['capability']}, "
@@ -354,16 +360,14 @@ def render_report(content):
 
 
 def _summary_table(content):
-    lines = ['| method | level | parameters (tuned) | val PSNR default -> tuned | '
-             'test default (PSNR / SSIM BasicSR / SSIM release) | test tuned (PSNR / SSIM BasicSR / SSIM release) |',
-             '|---|---|---|---|---|---|']
+    header = ' | '.join(f'{split} {which}' for split in ('val', 'test') for which in ('default', 'tuned'))
+    lines = [f'| method | level | parameters (tuned) | {header} |', '|---' * 7 + '|']
     for method, record in content['methods'].items():
         for level, entry in record['levels'].items():
-            test = record['test'].get(level, {})
-            cells = [_scores_cell(test.get(which)) for which in ('default', 'tuned')]
-            val = f"{entry['default']['val_psnr']:.2f} -> {entry['val_psnr']:.2f} dB"
-            lines.append(f"| {LABELS.get(method, method)} | {level}x | {_params_text(entry['params'])} | {val} | "
-                         f"{cells[0]} | {cells[1]} |")
+            cells = [_scores_cell(record.get(split, {}).get(level, {}).get(which))
+                     for split in ('val', 'test') for which in ('default', 'tuned')]
+            lines.append(f"| {LABELS.get(method, method)} | {level}x | {_params_text(entry['params'])} | "
+                         + ' | '.join(cells) + ' |')
     return lines
 
 
@@ -491,13 +495,13 @@ def run(args, command=''):
             levels = {level_key(level): tune_level(method, points[method], defaults, samples, val_set, bar.update)
                       for level, samples in val_levels.items()}
             methods[method] = {'grid': grid, 'defaults': defaults, 'levels': levels}
-    for method, record in methods.items():
-        tuned = {float(level): entry['params'] for level, entry in record['levels'].items()}
-        default = {float(level): entry['default']['params'] for level, entry in record['levels'].items()}
-        cache = {}
-        scored = {'default': score_test(method, default, test_levels, test_set, cache),
-                  'tuned': score_test(method, tuned, test_levels, test_set, cache)}
-        record['test'] = {level_key(level): {which: scored[which][level] for which in scored} for level in test_levels}
+    for method, record in tqdm(methods.items(), desc='every metric, default and tuned', disable=args.quiet):
+        chosen = {'default': {float(level): entry['default']['params'] for level, entry in record['levels'].items()},
+                  'tuned': {float(level): entry['params'] for level, entry in record['levels'].items()}}
+        for split, levels, source in (('val', val_levels, val_set), ('test', test_levels, test_set)):
+            cache = {}
+            scored = {which: score_test(method, params, levels, source, cache) for which, params in chosen.items()}
+            record[split] = {level_key(level): {which: scored[which][level] for which in scored} for level in levels}
     content = {'format': FORMAT, 'val_set': str(args.val_set), 'test_set': str(args.test_set),
                'val_scenes': {level_key(lv): len(s) for lv, s in val_levels.items()},
                'test_scenes': {level_key(lv): len(s) for lv, s in test_levels.items()},
