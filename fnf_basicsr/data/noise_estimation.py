@@ -80,7 +80,7 @@ BIAS_SIMULATION_STD = 0.01
 _HIGH_PASS = np.array([1.0, -2.0, 1.0]) / np.sqrt(6.0)
 # Processed (ISP) pictures: statistics on 2x2-pixel means, in blocks of 8x8 of them. Coarser scales
 # see more of the correlated noise but also more texture (4x4 means overestimated textured scenes
-# by up to 3x); 2x2 means keep 0.6 to 0.8 of the std through JPEG, which the calibration divides out.
+# by up to 4x); 2x2 means keep 0.6 to 0.8 of the std through JPEG, which the calibration divides out.
 ISP_SCALE = 2
 ISP_BLOCK_SIZE = 8
 # The calibration image: flat at ISP_CALIBRATION_LEVEL with white raw noise of ISP_CALIBRATION_STD,
