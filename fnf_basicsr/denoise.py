@@ -15,7 +15,7 @@ import torch
 from fnf_basicsr.data.degradation import assemble_input
 from fnf_basicsr.data.faid import FaidFormatError
 from fnf_basicsr.data.noise_estimation import NoiseEstimationError, estimate_noise
-from fnf_basicsr.errors import FnFError, report_errors
+from fnf_basicsr.errors import ConfigError, FnFError, report_errors
 from fnf_basicsr.inference.capture_io import (ENCODINGS, CaptureError, check_output_paths, encode_float_tiff,
                                               encode_srgb_png, find_pairs, number_problem, read_capture_pair,
                                               unpaired_entries, write_atomically)
@@ -124,6 +124,7 @@ def main(argv=None):
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     _check_arguments(parser, args)
     with report_errors(PROG, USER_ERRORS):
+        _check_numbers(args)
         run(args)
     return 0
 
@@ -234,10 +235,6 @@ def _check_arguments(parser, args):
         parser.error(f'the output is written as PNG: give --out a .png path, got {args.out}')
     if (args.sig_read is None) != (args.sig_shot is None):
         parser.error('give both --sig-read and --sig-shot, or neither (then they are estimated)')
-    for name in ('sig_read', 'sig_shot', 'gain', 'exposure_ratio'):
-        problem = number_problem(f'--{name.replace("_", "-")}', getattr(args, name))
-        if problem:
-            parser.error(problem)
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device is available here; use --device cpu (or auto)')
     if args.tile != 0:
@@ -245,6 +242,14 @@ def _check_arguments(parser, args):
             check_tiling(args.tile, args.overlap)
         except ValueError as error:
             parser.error(str(error))
+
+
+def _check_numbers(args):
+    """Noise levels, gain and exposure ratio are finite and within what a capture can mean (one line each)."""
+    for name in ('sig_read', 'sig_shot', 'gain', 'exposure_ratio'):
+        problem = number_problem(f'--{name.replace("_", "-")}', getattr(args, name))
+        if problem:
+            raise ConfigError(problem)
 
 
 def _jobs(args, uses_flash):

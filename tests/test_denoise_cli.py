@@ -395,7 +395,8 @@ def test_absurd_numbers_are_refused_naming_the_flag(workspace, tmp_path, capsys,
     values = {'--sig-read': '0.01', '--sig-shot': '0.01', flag: value}
     with pytest.raises(SystemExit) as exited:
         run_cli(workspace, tmp_path / 'out.png', *[part for item in values.items() for part in item], noise=False)
-    assert exited.value.code == 2 and f'{flag} must be a finite number in' in capsys.readouterr().err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and len(lines) == 1 and f'{flag} must be a finite number in' in lines[0]
     assert not (tmp_path / 'out.png').exists()
 
 
@@ -420,6 +421,12 @@ def test_faid_names_in_single_pair_mode_get_the_flash_only_hint(workspace, tmp_p
     run_cli({**workspace, 'noflash': tmp_path / 'A_ambient.png', 'flash': tmp_path / 'A_flash.png'},
             tmp_path / 'out.png')
     assert 'pass --flash-only-input' in capsys.readouterr().out
+    # a FAID flash-light-only file darker than its ambient: without the flag it reads as swapped, and says so
+    shutil.copy(workspace['flash'], tmp_path / 'F_ambient.png')
+    shutil.copy(workspace['noflash'], tmp_path / 'F_flash.png')
+    with refused(capsys, 'look swapped.*pass --flash-only-input'):
+        run_cli({**workspace, 'noflash': tmp_path / 'F_ambient.png', 'flash': tmp_path / 'F_flash.png'},
+                tmp_path / 'out2.png')
 
 
 def test_folder_mode_reports_every_file_it_did_not_pair(workspace, tmp_path, capsys):

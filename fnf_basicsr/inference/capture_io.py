@@ -500,7 +500,8 @@ def _check_not_swapped(noflash, flash, flash_at_noflash_exposure, ratio_given):
     if ratio_given:
         return [f'warning: {message}; check --exposure-ratio']
     raise CaptureError(f'{message}: the inputs look swapped; pass the photo taken without flash to --noflash and the '
-                       'flash photo to --flash, or, if the flash photo had a shorter exposure, give --exposure-ratio '
+                       'flash photo to --flash; if the flash file holds the flash light alone (FAID\'s _flash.png), '
+                       'pass --flash-only-input; if the flash photo had a shorter exposure, give --exposure-ratio '
                        '(no-flash exposure time x ISO / flash exposure time x ISO)')
 
 
