@@ -388,7 +388,8 @@ def test_clipped_flash_share_is_reported_and_warned_over_the_threshold(tmp_path,
 @pytest.mark.parametrize('matrix, problem', [
     ([0] * 9, 'is singular'), ([-1, 0, 0, 0, -1, 0, 0, 0, -1], 'has a negative determinant'),
     ([0, 1, 0, 1, 0, 0, 0, 0, 1], 'has a negative determinant'), ([1, 2, 3, 2, 4, 6, 1, 1, 1], 'is singular'),
-    ([np.nan] + [0] * 8, 'has non-finite entries'), ([1, 0, 0, 0, -1, 0, 0, 0, -1], 'maps white light to camera values')])
+    ([np.nan] + [0] * 8, 'has non-finite entries'),
+    ([1, 0, 0, 0, -1, 0, 0, 0, -1], 'maps white light to camera values')])
 def test_unusable_color_matrices_are_refused(tmp_path, pixels16, matrix, problem):
     path = write_png16(tmp_path / 'a.png', pixels16)
     with pytest.raises(CaptureError, match=f'--color-matrix {problem}'):
