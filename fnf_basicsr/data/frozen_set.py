@@ -48,7 +48,7 @@ def degradation_options(dataset_opt):
     Returns:
         A flat dict (the manifest's ``options``): dataroot, io_backend, subset, crop_size, margin,
         reference, input_modes, dimming_factors, sig_read, sig_shot, seed, displacement_bins,
-        scale_pivot, misalign, rotation_deg, scale_range, translation_px, fov_deg, max_images.
+        scale_pivot, misalign, rotation_deg, scale_range, translation_px, fov_deg, max_images, isp.
     """
     # Imported here: the dataset module imports this one to read frozen sets.
     from fnf_basicsr.data.fnf_dataset import DEFAULTS, MISALIGNMENT_DEFAULTS, NOISE_DEFAULTS
@@ -76,6 +76,8 @@ def degradation_options(dataset_opt):
         'translation_px': [float(v) for v in motion['translation_px']],
         'fov_deg': float(motion['fov_deg']),
         'max_images': None if max_images is None else int(max_images),
+        # The simulated ISP changes every frame: a set frozen with it must not score as one without.
+        'isp': dict(dataset_opt['isp']) if dataset_opt.get('isp') else None,
     }
 
 

@@ -227,3 +227,12 @@ def test_an_lmdb_or_a_frozen_set_where_the_other_is_expected_is_named(scenes, tm
     freeze(request, tmp_path / 'set', progress=False)
     with pytest.raises(DataError, match='it is a frozen test set: score it with fnf-benchmark'):
         freeze_request(dataroot=str(tmp_path / 'set'), output=str(tmp_path / 'other'))
+
+
+def test_the_simulated_isp_is_part_of_a_sets_identity():
+    from fnf_basicsr.data.frozen_set import degradation_options, differing_options
+    plain = degradation_options({'crop_size': 64})
+    with_isp = degradation_options({'crop_size': 64, 'isp': {'demosaic': True, 'jpeg_quality': [70, 95]}})
+    assert differing_options(plain, with_isp) == ['isp']
+    older_manifest = {key: value for key, value in plain.items() if key != 'isp'}  # written before isp was recorded
+    assert differing_options(older_manifest, plain) == []
