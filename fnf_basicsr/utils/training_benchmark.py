@@ -11,7 +11,8 @@ steps:
 
 Variants override the file's ``train: mixed_precision`` (``fp32``: off, ``bf16``, ``auto``),
 ``train: channels_last`` (``auto`` too; rows show what ``auto`` resolved to) and the Adam
-implementation (``adam``: ``fused`` or ``foreach``, the ``optim_g: fused`` key; the option files use fused, foreach was the default before); ``crop``
+implementation (``adam``: ``fused`` or ``foreach``, the ``optim_g: fused`` key; the option
+files use fused, foreach was the default before); ``crop``
 overrides the training crop, and ``synthetic`` replaces the
 training data by generated synthetic scenes (so that files for data one does not have, e.g. the
 FAID LMDB of options/train_fnf.yml, can be timed). Timings are for reports
