@@ -619,11 +619,11 @@ def _synchronize(device):
         torch.cuda.synchronize()
 
 
-def _median_seconds(function, device, repeats):
-    """Median wall time of ``function`` over ``repeats`` calls after one untimed call."""
+def _median_seconds(function, device, repeats, grad=False):
+    """Median wall time of ``function`` over ``repeats`` calls after one untimed call (autograd on if ``grad``)."""
     import torch
     times = []
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         for index in range(repeats + 1):
             _synchronize(device)
             start = time.perf_counter()
@@ -648,17 +648,9 @@ def _backward_seconds(inputs, method, device, repeats):
 
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
-    with torch.enable_grad():
-        times = []
-        for index in range(repeats + 1):
-            _synchronize(device)
-            start = time.perf_counter()
-            step()
-            _synchronize(device)
-            if index:
-                times.append(time.perf_counter() - start)
+    seconds = _median_seconds(step, device, repeats, grad=True)
     peak = torch.cuda.max_memory_allocated() / 2 ** 20 if device == 'cuda' else None
-    return statistics.median(times), peak
+    return seconds, peak
 
 
 PROBES = {'environment': probe_environment, 'filter': probe_filter}

@@ -119,10 +119,11 @@ def resolve_precision(value, device, key='mixed_precision'):
     if value == AUTO:
         native, reason = native_bf16(device)
         return Choice('bf16' if native else 'fp32', reason)
+    if value == 'bf16':
+        native, reason = native_bf16(device)
+        if not native:
+            return Choice(value, f'set in the options; {reason}: expect slow steps, use auto', slow=True)
     if value in AUTOCAST_DTYPES:
-        if value == 'bf16' and not native_bf16(device)[0]:
-            return Choice(value, f'set in the options; {native_bf16(device)[1]}: expect slow steps, use auto',
-                          slow=True)
         return Choice(value, 'set in the options')
     raise ConfigError(f"{key} must be auto, bf16, fp16 or ~ (float32), got {value!r}")
 
