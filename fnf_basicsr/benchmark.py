@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from fnf_basicsr.archs.capabilities import capability
 from fnf_basicsr.data.input_layout import FLASH_FRAME, NOFLASH_FRAME, image_channels
+from fnf_basicsr.data.levels import level_label, level_of, ordered_levels
 from fnf_basicsr.errors import ConfigError, DataError, FnFError, MissingInputError, OutputExistsError, report_errors
 from fnf_basicsr.models.fnf_model import as_channels_last, estimate_from_output, set_channels_last
 from fnf_basicsr.utils import hardware
@@ -223,27 +224,34 @@ class FrozenTestSet:
         return sample
 
     def render_pair(self, output, sample):
+        return self._render(output.float().cpu(), sample), self._render(sample['gt'], sample)
+
+    @staticmethod
+    def _render(image, sample, gain=None):
         from fnf_basicsr.utils.rendering import render_srgb
-        gain, matrix = sample['gain'][None], sample['color_matrix'][None]
-        result = render_srgb(output.float().cpu(), gain, matrix).clamp(0, 1)[0]
-        target = render_srgb(sample['gt'][None], gain, matrix).clamp(0, 1)[0]
-        return result, target
+        gain = sample['gain'][None] if gain is None else torch.tensor([gain])
+        rendered = render_srgb(image.reshape(-1, *image.shape[-3:]), gain, sample['color_matrix'][None],
+                               sample.get('encoded'))
+        return rendered.clamp(0, 1)[0]
 
     def panels(self, sample):
         """(no-flash input, flash input, target) rendered for a strip."""
-        from fnf_basicsr.utils.rendering import render_srgb
-        gain, matrix = sample['gain'][None], sample['color_matrix'][None]
         lq = sample['lq']
         # the flash frame is well exposed at the input scale (2 x flash-only + dimmed ambient)
-        return (render_srgb(lq[None, image_channels(NOFLASH_FRAME)], gain, matrix).clamp(0, 1)[0],
-                render_srgb(lq[None, image_channels(FLASH_FRAME)], torch.tensor([0.5]), matrix).clamp(0, 1)[0],
-                render_srgb(sample['gt'][None], gain, matrix).clamp(0, 1)[0])
+        return (self._render(lq[image_channels(NOFLASH_FRAME)], sample),
+                self._render(lq[image_channels(FLASH_FRAME)], sample, gain=0.5),
+                self._render(sample['gt'], sample))
 
-    def dimming_of(self, index):
-        return float(self.dataset('flash_noflash')[index]['dimming'])
+    def is_awgn(self):
+        return self.options.get('degradation', 'paper') == 'srgb_awgn'
 
-    def dimming_factors(self):
-        return [float(d) for d in self.options['dimming_factors']]
+    def level_of(self, index):
+        """The dimming factor of sample ``index`` (its sigma for an srgb_awgn set)."""
+        sample = self.dataset('flash_noflash')[index]
+        return level_of(float(sample['dimming']), float(sample['awgn_sigma']))
+
+    def levels(self):
+        return [float(d) for d in self.options['awgn_sigmas' if self.is_awgn() else 'dimming_factors']]
 
 
 class ReleaseSet:
@@ -275,16 +283,19 @@ class ReleaseSet:
                 self.reader.render_input(lq[image_channels(FLASH_FRAME)], sample, 0.5),
                 self.reader.render_input(ambient.permute(2, 0, 1), sample, 1.0))
 
-    def dimming_of(self, index):
+    def is_awgn(self):
+        return False
+
+    def level_of(self, index):
         if index not in self._dimmings:
             self._dimmings[index] = self.reader.dimming(index)
         return self._dimmings[index]
 
-    def dimming_factors(self):
+    def levels(self):
         first = {}
         for index, entry in enumerate(self.entries):
             first.setdefault(entry['level'], index)
-        return [self.dimming_of(index) for index in first.values()]
+        return [self.level_of(index) for index in first.values()]
 
 
 def open_test_set(root):
@@ -396,6 +407,8 @@ def evaluate(method, test_set, cache_path, strip_keys, strip_dir, device, progre
             displacement = float(sample['displacement'])
             row = {'key': key, 'dimming': float(sample['dimming']),
                    'displacement': None if math.isnan(displacement) else displacement, **score(result, target)}
+            if float(sample.get('awgn_sigma', 0.0)) > 0:
+                row['awgn_sigma'] = float(sample['awgn_sigma'])
             cache.write(json.dumps(row) + '\n')
             cache.flush()
             done[key] = row
@@ -432,29 +445,38 @@ TABLE_NOTE = ('PSNR in dB; SSIM BasicSR = basicsr.metrics.calculate_ssim (what t
               "paper's Table 1. All on clipped sRGB, averaged per image.")
 
 
+def row_level(row):
+    return level_of(row['dimming'], row.get('awgn_sigma', 0.0))
+
+
 def write_table(methods, results, out_dir):
-    """Table 1 layout: a row per method grouped by input, PSNR / SSIM BasicSR / SSIM release per dimming factor."""
-    dimmings = sorted({row['dimming'] for rows in results.values() for row in rows}, reverse=True)
-    header = '| method | ' + ' | '.join(f'{d:g}x dimmed (PSNR / SSIM BasicSR / SSIM release)' for d in dimmings) + ' |'
+    """Table 1 layout: a row per method grouped by input, PSNR / SSIM BasicSR / SSIM release per dimming factor
+    (per noise sigma for an srgb_awgn set, the later literature's columns)."""
+    all_rows = [row for rows in results.values() for row in rows]
+    awgn = any('awgn_sigma' in row for row in all_rows)
+    dimmings = ordered_levels([row_level(row) for row in all_rows], awgn)
+    column = (lambda d: level_label(d, awgn)) if awgn else (lambda d: f'{d:g}x dimmed')
+    header = '| method | ' + ' | '.join(f'{column(d)} (PSNR / SSIM BasicSR / SSIM release)' for d in dimmings) + ' |'
     lines = [header, '|' + '---|' * (len(dimmings) + 1)]
+    level_key = 'awgn_sigma' if awgn else 'dimming'
     csv_rows = []
     for group in GROUP_TITLES:
         members = [m for m in methods if m.group == group]
         if members:
             lines.append(f'| *{GROUP_TITLES[group]}* |' + ' |' * len(dimmings))
         for method in members:
-            stats = summarise(results[method.label], lambda r: r['dimming'])
+            stats = summarise(results[method.label], row_level)
             cells = [f"{stats[d]['psnr']:.2f} dB / {stats[d]['ssim_basicsr']:.3f} / {stats[d]['ssim_release']:.3f}"
                      if d in stats else '-' for d in dimmings]
             lines.append(f'| {method.label} | ' + ' | '.join(cells) + ' |')
-            csv_rows += [{'method': method.label, 'input': group, 'dimming': d, 'psnr': round(stats[d]['psnr'], 4),
+            csv_rows += [{'method': method.label, 'input': group, level_key: d, 'psnr': round(stats[d]['psnr'], 4),
                           'ssim_basicsr': round(stats[d]['ssim_basicsr'], 5),
                           'ssim_release': round(stats[d]['ssim_release'], 5), 'images': stats[d]['count']}
                          for d in dimmings if d in stats]
     lines += ['', TABLE_NOTE]
     write_atomically(out_dir / 'table.md', ('\n'.join(lines) + '\n').encode(), overwrite=True)
     handle = io.StringIO(newline='')
-    writer = csv.DictWriter(handle, fieldnames=['method', 'input', 'dimming', *METRIC_NAMES, 'images'])
+    writer = csv.DictWriter(handle, fieldnames=['method', 'input', level_key, *METRIC_NAMES, 'images'])
     writer.writeheader()
     writer.writerows(csv_rows)
     write_atomically(out_dir / 'table.csv', handle.getvalue().encode(), overwrite=True)
@@ -532,13 +554,13 @@ def report_paths(out_dir, with_sweep, strip_keys):
 
 
 def pick_strip_keys(test_set, count):
-    """The first ``count`` images at the dimming factor closest to 50x (the paper's Fig. 3/4 level)."""
-    target = min(test_set.dimming_factors(), key=lambda d: abs(float(d) - 50))
+    """The first ``count`` images at the level closest to 50 (the paper's Fig. 3/4 level: 50x; sigma 50)."""
+    target = min(test_set.levels(), key=lambda d: abs(float(d) - 50))
     keys = []
     for index, entry in enumerate(test_set.entries):
         if len(keys) == count:
             break
-        if test_set.dimming_of(index) == float(target):
+        if test_set.level_of(index) == float(target):
             keys.append(entry['key'])
     return keys
 

@@ -24,11 +24,12 @@ from fnf_basicsr.data.noise import add_noise, noise_std
 
 REFERENCES = ('noflash', 'flash')
 FLASH_GAIN = 2.0  # the paper doubles the flash-only exposure
+AWGN_UNIT = 255.0  # the srgb_awgn protocol states sigma on the 8-bit scale
 # Reported displacements are evaluated on 4x4-pixel blocks: within 0.001 px of the all-pixel mean.
 DISPLACEMENT_STEP = 4
 
 
-def assemble_input(noflash, second, sig_read, sig_shot, mode):
+def assemble_input(noflash, second, sig_read, sig_shot, mode, second_noise=None):
     """Stack noisy images and their noise-std maps into the network input ``lq``.
 
     Channel order (:mod:`fnf_basicsr.data.input_layout`): ``noflash`` (0:3), ``second`` (3:6), std
@@ -39,8 +40,10 @@ def assemble_input(noflash, second, sig_read, sig_shot, mode):
         noflash: (3, H, W) noisy no-flash image (the frame whose geometry the network outputs).
         second: (3, H, W) noisy flash image (``flash_noflash``), second no-flash frame
             (``noflash_burst``), or None (``noflash``).
-        sig_read, sig_shot: noise parameters of both images.
+        sig_read, sig_shot: noise parameters of ``noflash`` (and of ``second`` unless ``second_noise``).
         mode: one of ``INPUT_MODES``.
+        second_noise: ``(sig_read, sig_shot)`` of ``second`` where it differs (the clean flash of the
+            ``srgb_awgn`` protocol: ``(0, 0)``).
 
     Returns:
         (C, H, W) float32 tensor, C from :func:`~fnf_basicsr.data.input_layout.input_channels`.
@@ -57,7 +60,8 @@ def assemble_input(noflash, second, sig_read, sig_shot, mode):
             raise ValueError(f'the two images must have the same shape, got {tuple(noflash.shape)} '
                              f'and {tuple(second.shape)}')
         frames = [noflash, second]
-    stds = [noise_std(frame, sig_read, sig_shot) for frame in frames]
+    noise = [(sig_read, sig_shot), second_noise or (sig_read, sig_shot)]
+    stds = [noise_std(frame, *params) for frame, params in zip(frames, noise)]
     return torch.cat(frames + stds, dim=0).float()
 
 
@@ -135,6 +139,51 @@ def make_sample(ambient, flash_only, *, alpha, sig_read, sig_shot, homography, c
         'sig_shot': float(sig_shot),
         'displacement': mean_displacement(homography, crop_size, step=DISPLACEMENT_STEP),
     }
+
+
+def make_awgn_sample(noflash_srgb, flash_srgb, *, sigma, mode='flash_noflash', generator=None):
+    """One sample of the later literature's protocol (``degradation: srgb_awgn``).
+
+    CU-Net, RIDFnF, LGCNet and RFFNet add white Gaussian noise of std ``sigma / 255`` to the 8-bit sRGB
+    no-flash image and give the flash image clean, without misalignment or dimming. Input, target and
+    metrics are display-encoded sRGB in [0, 1]; the noise is not clipped (as RIDFnF stores it).
+
+    Args:
+        noflash_srgb: (3, S, S) clean no-flash image, 8-bit sRGB values / 255.
+        flash_srgb: (3, S, S) flash image, same encoding; used as it is (clean).
+        sigma: noise std in 8-bit units (25, 50, 75 in the literature).
+        mode: ``'flash_noflash'``, ``'noflash'`` or ``'noflash_burst'`` (a second no-flash frame with
+            its own noise of the same sigma).
+        generator: ``torch.Generator`` for the noise.
+
+    Returns:
+        dict with ``lq`` (C, S, S) (noise-std maps: ``sigma / 255`` for noisy frames, 0 for the flash)
+        and ``gt`` (3, S, S) float32 tensors, and float ``sig_read`` (= ``sigma / 255``).
+
+    Shape:
+        noflash_srgb, flash_srgb: (3, S, S); lq: (C, S, S), C from
+        :func:`~fnf_basicsr.data.input_layout.input_channels`.
+
+    Example:
+        >>> clean = torch.full((3, 8, 8), 0.5)
+        >>> sample = make_awgn_sample(clean, clean, sigma=25, generator=torch.Generator().manual_seed(0))
+        >>> sample['lq'].shape, float(sample['lq'][9:].abs().max())
+        (torch.Size([12, 8, 8]), 0.0)
+    """
+    _check_choice('input mode', mode, INPUT_MODES)
+    if noflash_srgb.shape != flash_srgb.shape:
+        raise ValueError(f'no-flash {tuple(noflash_srgb.shape)} and flash {tuple(flash_srgb.shape)} differ in size')
+    if not sigma > 0:
+        raise ValueError(f'sigma must be > 0 (8-bit units, e.g. 25), got {sigma}')
+    std = float(sigma) / AWGN_UNIT
+    noflash = add_noise(noflash_srgb, std, 0.0, generator)
+    second, second_noise = None, None
+    if mode == 'noflash_burst':
+        second = add_noise(noflash_srgb, std, 0.0, generator)
+    elif mode == 'flash_noflash':
+        second, second_noise = flash_srgb, (0.0, 0.0)
+    return {'lq': assemble_input(noflash, second, std, 0.0, mode, second_noise=second_noise),
+            'gt': noflash_srgb.float(), 'sig_read': std}
 
 
 def _to_tensor(image_hwc):

@@ -400,10 +400,39 @@ def write_faid_pair(folder, name, ambient, flash_only, metadata, overwrite=False
         write_atomically(path, encode_png16(image, text), overwrite=True)
 
 
+# The FAID splits shipped in fnf_basicsr/splits (docs/srgb_awgn.md says where each comes from): ``paper``
+# holds out the 128 test scenes of DeepFnF's released code; ``ridfnf`` the 256 test and 256 validation
+# scenes that RIDFnF (AAAI 2023) lists and RFFNet reuses. Scenes in no list are training scenes.
+SPLIT_FILES = {'paper': {'test': 'faid_test.txt'},
+               'ridfnf': {'test': 'ridfnf_test.txt', 'val': 'ridfnf_val.txt'}}
+
+
+def load_split(split='paper', subset='test'):
+    """The FAID scene names a published split lists for ``subset`` (``'test'`` or ``'val'``).
+
+    Args:
+        split: ``'paper'`` or ``'ridfnf'`` (:data:`SPLIT_FILES`).
+        subset: ``'test'``, or ``'val'`` for splits that list one.
+
+    Returns:
+        The names in the file's order, or None when the split lists no such subset (``paper``'s val).
+
+    Example:
+        >>> len(load_split('paper', 'test')), len(load_split('ridfnf', 'val')), load_split('paper', 'val')
+        (128, 256, None)
+    """
+    if split not in SPLIT_FILES:
+        raise ValueError(f'split must be one of {sorted(SPLIT_FILES)}, got {split!r}')
+    filename = SPLIT_FILES[split].get(subset)
+    if filename is None:
+        return None
+    text = resources.files('fnf_basicsr').joinpath(f'splits/{filename}').read_text()
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def load_test_split():
     """The 128 FAID scene names held out for testing by the paper (never train or validate on them)."""
-    text = resources.files('fnf_basicsr').joinpath('splits/faid_test.txt').read_text()
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    return load_split('paper', 'test')
 
 
 def _pair_paths(folder, name):

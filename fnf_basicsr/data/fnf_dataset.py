@@ -23,7 +23,7 @@ from fnf_basicsr.data import faid
 from fnf_basicsr.data.lmdb_store import (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX, LMDB_META_INFO,  # noqa: F401
                                          crop_key, decode_record_pair, lmdb_crop_keys, lmdb_errors, parse_crop_key)
 from fnf_basicsr.data.decoded_cache import MIB, DecodedCache
-from fnf_basicsr.data.degradation import REFERENCES, assemble_input, make_sample
+from fnf_basicsr.data.degradation import REFERENCES, assemble_input, make_awgn_sample, make_sample
 from fnf_basicsr.data.frozen_set import (check_complete, check_matches, load_frozen_sample,
                                          read_frozen_manifest)
 from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, DEFAULT_SCALE_RANGE,
@@ -34,6 +34,7 @@ from fnf_basicsr.data.isp import IspDegradation
 from fnf_basicsr.data.noise import (LOG_READ_RANGE, LOG_SHOT_RANGE, TEST_SIG_READ, TEST_SIG_SHOT, log_uniform,
                                     sample_noise_params)
 from fnf_basicsr.errors import ConfigError, DataError
+from fnf_basicsr.utils.rendering import srgb_8bit
 
 _FILE_CLIENTS = {}  # see _shared_file_client
 
@@ -44,13 +45,21 @@ DEFAULT_DIMMING_RANGE = (5.0, 50.0)  # released code: alpha in [0.02, 0.2]; pape
 DEFAULT_DIMMING_FACTORS = (100.0, 50.0, 25.0, 12.5)
 DEFAULT_SCALE_PIVOT = 'image_origin'  # the released code; crop_center gives ~3x smaller displacements
 DEFAULT_NUM_VAL = 128
+# paper: Sec. 4's raw low-light simulation; srgb_awgn: the later literature's Gaussian noise on 8-bit sRGB
+# no-flash images (CU-Net, RIDFnF, LGCNet, RFFNet; docs/srgb_awgn.md).
+DEGRADATIONS = ('paper', 'srgb_awgn')
+DEFAULT_AWGN_SIGMAS = (25.0, 50.0, 75.0)
+# Options of the paper's simulation that srgb_awgn has no use for: refused there rather than ignored.
+FULL_IMAGE = 'full'  # crop_size of srgb_awgn val/test sets scored on whole images, as the literature does
+PAPER_ONLY_KEYS = ('dimming_range', 'dimming_factors', 'noise', 'isp', 'displacement_bins')
 # The default of each option that selects or degrades the samples, by YAML key (top level, noise:,
 # misalignment:). The dataset reads its options with these, and a frozen set records its options
 # with them (frozen_set.degradation_options), so what a set says it was made with is what was made.
 DEFAULTS = {'io_backend': {'type': 'disk'}, 'subset': 'all', 'num_val': DEFAULT_NUM_VAL, 'max_images': None,
             'crop_size': DEFAULT_CROP_SIZE, 'margin': DEFAULT_MARGIN, 'input_mode': 'flash_noflash',
             'reference': 'noflash', 'seed': 0, 'dimming_range': DEFAULT_DIMMING_RANGE,
-            'dimming_factors': DEFAULT_DIMMING_FACTORS, 'displacement_bins': None}
+            'dimming_factors': DEFAULT_DIMMING_FACTORS, 'displacement_bins': None, 'degradation': 'paper',
+            'awgn_sigmas': DEFAULT_AWGN_SIGMAS, 'split': 'paper'}
 NOISE_DEFAULTS = {'log_read_range': LOG_READ_RANGE, 'log_shot_range': LOG_SHOT_RANGE, 'sig_read': TEST_SIG_READ,
                   'sig_shot': TEST_SIG_SHOT}
 MISALIGNMENT_DEFAULTS = {'enabled': True, 'rotation_deg': DEFAULT_ROTATION_DEG, 'scale_range': DEFAULT_SCALE_RANGE,
@@ -64,31 +73,36 @@ SYNTHETIC_KEYS = {'split', 'num_scenes', 'size', 'workers'}
 DATASET_KEYS = {'dataroot', 'io_backend', 'phase', 'crop_size', 'margin', 'input_mode', 'reference', 'dimming_range',
                 'dimming_factors', 'noise', 'misalignment', 'subset', 'num_val', 'val_names_file',
                 'exclude_test_split', 'seed', 'displacement_bins', 'frozen_root', 'synthetic', 'max_images',
-                'decoded_cache_mb', 'isp'}
+                'decoded_cache_mb', 'isp', 'degradation', 'awgn_sigmas', 'split'}
 # Keys BasicSR itself reads from a dataset's options (build_dataloader, train_pipeline, parse_options).
 BASICSR_DATASET_KEYS = {'name', 'type', 'scale', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
                         'use_shuffle', 'prefetch_mode', 'pin_memory', 'persistent_workers', 'num_prefetch_queue'}
 
 
-def select_names(names, subset='all', exclude_test_split=True, num_val=DEFAULT_NUM_VAL, val_names=None):
+def select_names(names, subset='all', exclude_test_split=True, num_val=DEFAULT_NUM_VAL, val_names=None,
+                 split='paper'):
     """The scene names of a subset of a FAID-format collection.
 
     Args:
         names: all scene names available.
-        subset: ``'test'``: the paper's 128 test scenes (``faid.load_test_split``) that are
-            present; ``'all'``: every scene; ``'val'``: ``val_names`` if given, else ``num_val``
-            scenes chosen by a fixed-seed permutation of the sorted names (the same on every
-            machine); ``'train'``: all but the ``'val'`` scenes.
+        subset: ``'test'``: the test scenes of ``split`` that are present; ``'all'``: every
+            scene; ``'val'``: ``val_names`` if given, else the split's validation list if it has
+            one, else ``num_val`` scenes chosen by a fixed-seed permutation of the sorted names (the
+            same on every machine); ``'train'``: all but the ``'val'`` scenes.
         exclude_test_split: leave the test scenes out of ``'all'``, ``'train'`` and ``'val'``.
         num_val: size of the deterministic validation selection.
         val_names: explicit validation scene names (e.g. the released code's ``val.txt``).
+        split: ``'paper'`` (DeepFnF's 128 test scenes) or ``'ridfnf'`` (RIDFnF's 256 test and 256
+            validation scenes), :func:`fnf_basicsr.data.faid.load_split`.
 
     Returns:
         Sorted list of names.
     """
     if subset not in SUBSETS:
         raise ConfigError(f'subset must be one of {list(SUBSETS)}, got {subset!r}')
-    test_names = set(faid.load_test_split())
+    test_names = set(faid.load_split(split, 'test'))
+    if val_names is None:
+        val_names = faid.load_split(split, 'val')
     if subset == 'test':
         return sorted(name for name in names if name in test_names)
     pool = sorted(name for name in names if not (exclude_test_split and name in test_names))
@@ -147,7 +161,8 @@ class FlashNoFlashDataset(data.Dataset):
             ``synthetic`` set, the root under which the synthetic split is generated.
         io_backend (dict): ``{type: disk}`` (default) or ``{type: lmdb}`` (BasicSR's FileClient).
         phase (str): ``train``, ``val`` or ``test`` (set by BasicSR from the dataset's key).
-        crop_size (int): side of the crops, default 448.
+        crop_size (int): side of the crops, default 448; ``full`` (whole images) for ``srgb_awgn``
+            val/test sets.
         margin (int): pixels read around each crop for the warp, default 16; widened per sample
             when a homography reaches further (the image border is then repeated, as the
             released code does, where the image ends).
@@ -197,10 +212,23 @@ class FlashNoFlashDataset(data.Dataset):
             parameters before the ISP, as ``estimate_noise`` reports them for such pictures.
             Applied when degrading on the fly (not recorded by frozen sets yet).
 
+        degradation (str): ``paper`` (default: everything above) or ``srgb_awgn``: the later
+            literature's protocol (docs/srgb_awgn.md). Both images are rendered to 8-bit sRGB with
+            their colour matrix (values / 255), the no-flash one gets white Gaussian noise of std
+            ``sigma / 255``, the flash stays clean; no dimming, no misalignment; ``gt`` is the clean
+            sRGB no-flash image and the samples say ``encoded`` (already sRGB: rendering leaves them
+            as they are). The options of the paper's simulation (dimming, noise, isp,
+            displacement_bins, misalignment, reference flash) are refused with it.
+        awgn_sigmas (list): ``srgb_awgn`` noise levels in 8-bit units, default [25, 50, 75]: val/test
+            samples are images x sigmas; a training sample draws one of them.
+        split (str): which published FAID split ``subset`` reads: ``paper`` (default, 128 test
+            scenes) or ``ridfnf`` (256 test, 256 validation), :func:`select_names`.
+
     Output dict: ``lq`` (C, S, S), ``gt`` (3, S, S), ``color_matrix`` (3, 3) float32 tensors;
     0-dim float32 tensors ``gain`` (= ``dimming`` = 1 / alpha), ``sig_read``, ``sig_shot``,
-    ``displacement`` (mean Manhattan pixels), ``dimming``; strings ``key`` and ``lq_path`` (the
-    key; BasicSR names saved validation images after it).
+    ``displacement`` (mean Manhattan pixels), ``dimming``, ``awgn_sigma`` (0 in the paper's protocol);
+    0-dim bool ``encoded`` (true for ``srgb_awgn``: ``lq``/``gt`` are sRGB already); strings ``key`` and
+    ``lq_path`` (the key; BasicSR names saved validation images after it).
     """
 
     def __init__(self, opt):
@@ -209,9 +237,10 @@ class FlashNoFlashDataset(data.Dataset):
         _check_keys(f'dataset {opt.get("name", "")!r}', opt, DATASET_KEYS | BASICSR_DATASET_KEYS)
         self.phase = opt.get('phase', 'train')
         self.is_train = self.phase == 'train'
-        self.crop_size = int(opt.get('crop_size', DEFAULTS['crop_size']))
+        crop_size = opt.get('crop_size', DEFAULTS['crop_size'])
+        self.crop_size = None if crop_size == FULL_IMAGE else int(crop_size)
         self.margin = int(opt.get('margin', DEFAULTS['margin']))
-        if self.crop_size < 1 or self.margin < 0:
+        if (self.crop_size is not None and self.crop_size < 1) or self.margin < 0:
             raise ConfigError(f'crop_size must be >= 1 and margin >= 0, got crop_size {self.crop_size} and margin '
                               f'{self.margin}')
         if opt.get('max_images') is not None and int(opt['max_images']) < 1:
@@ -231,6 +260,7 @@ class FlashNoFlashDataset(data.Dataset):
         self._read_noise_options(opt.get('noise') or {})
         self.isp = IspDegradation.from_options(opt.get('isp'))
         self._read_misalignment_options(opt.get('misalignment') or {})
+        self._read_degradation_options(opt)
         bins = opt.get('displacement_bins', DEFAULTS['displacement_bins'])
         self.displacement_bins = None if bins is None else _bins_from_edges(bins)
         self.io_backend_opt = dict(opt.get('io_backend') or DEFAULTS['io_backend'])
@@ -266,6 +296,35 @@ class FlashNoFlashDataset(data.Dataset):
         if not all(math.isfinite(v) and v >= 0 for v in self.fixed_noise):
             raise ConfigError(f'noise: sig_read and sig_shot must be finite and >= 0, got {list(self.fixed_noise)}')
         self.sample_noise = self.is_train and not fixed
+
+    def _read_degradation_options(self, opt):
+        """``degradation``, ``awgn_sigmas`` and ``split``; ``self.levels`` are the val/test levels (the
+        dimming factors, or the sigmas of ``srgb_awgn``)."""
+        self.degradation = opt.get('degradation', DEFAULTS['degradation'])
+        _check_choice('degradation', self.degradation, DEGRADATIONS)
+        if self.crop_size is None and (self.degradation != 'srgb_awgn' or self.is_train):
+            raise ConfigError(f'crop_size: {FULL_IMAGE} (whole images) is for srgb_awgn val/test sets only; give a '
+                              f'number of pixels')
+        _check_choice('split', opt.get('split', DEFAULTS['split']), tuple(faid.SPLIT_FILES))
+        self.awgn_sigmas = [float(v) for v in opt.get('awgn_sigmas', DEFAULTS['awgn_sigmas'])]
+        self.levels = self.dimming_factors
+        if self.degradation != 'srgb_awgn':
+            if 'awgn_sigmas' in opt:
+                raise ConfigError('awgn_sigmas is an option of degradation: srgb_awgn; add that or remove it')
+            return
+        given = [key for key in PAPER_ONLY_KEYS if opt.get(key) is not None]
+        if (opt.get('misalignment') or {}).get('enabled'):
+            given.append('misalignment.enabled')
+        if self.reference != 'noflash':
+            given.append('reference')
+        if given:
+            raise ConfigError(f'degradation srgb_awgn has no dimming, camera noise, ISP or misalignment and scores '
+                              f'the no-flash geometry; remove {given} (docs/srgb_awgn.md)')
+        if not self.awgn_sigmas or not all(math.isfinite(v) and v > 0 for v in self.awgn_sigmas):
+            raise ConfigError(f'awgn_sigmas must be a non-empty list of noise stds > 0 in 8-bit units (e.g. [25, 50, '
+                              f'75]), got {self.awgn_sigmas}')
+        self.misalign = False
+        self.levels = self.awgn_sigmas
 
     def _read_misalignment_options(self, options):
         _check_keys('misalignment', options, MISALIGNMENT_KEYS)
@@ -315,7 +374,8 @@ class FlashNoFlashDataset(data.Dataset):
         val_file = opt.get('val_names_file')
         val_names = _read_val_names(val_file, set(scene_of.values())) if val_file else None
         chosen = set(select_names(sorted(set(scene_of.values())), subset, exclude,
-                                  int(opt.get('num_val', DEFAULTS['num_val'])), val_names))
+                                  int(opt.get('num_val', DEFAULTS['num_val'])), val_names,
+                                  opt.get('split', DEFAULTS['split'])))
         entries = [key for key in candidates if scene_of[key] in chosen]
         if opt.get('max_images'):
             entries = entries[:int(opt['max_images'])]
@@ -356,16 +416,16 @@ class FlashNoFlashDataset(data.Dataset):
     def __len__(self):
         if self.frozen is not None or self.is_train:
             return len(self.entries)
-        return len(self.entries) * self._num_bins() * len(self.dimming_factors)
+        return len(self.entries) * self._num_bins() * len(self.levels)
 
     def _num_bins(self):
         return 1 if self.displacement_bins is None else len(self.displacement_bins)
 
     def _split_index(self, index):
-        """(image, bin, dimming factor) indices of a val/test sample; images vary slowest."""
+        """(image, bin, level) indices of a val/test sample; images vary slowest."""
         if not 0 <= index < len(self):
             raise IndexError(f'index {index} out of range for a dataset of {len(self)} samples')
-        rest, factor_index = divmod(index, len(self.dimming_factors))
+        rest, factor_index = divmod(index, len(self.levels))
         image_index, bin_index = divmod(rest, self._num_bins())
         return image_index, bin_index, factor_index
 
@@ -383,6 +443,10 @@ class FlashNoFlashDataset(data.Dataset):
         generator = torch.Generator().manual_seed(int(rng.integers(2 ** 63)))
         entry = self.entries[index]
         pair = self._load(entry)
+        if self.degradation == 'srgb_awgn':
+            top, left = self._random_crop_position(pair, rng)
+            sigma = self.awgn_sigmas[int(torch.randint(len(self.awgn_sigmas), (), generator=generator))]
+            return self._degrade_awgn(pair, top, left, sigma, generator, entry, self.input_mode)
         motion = sample_camera_motion(rng, **self.motion_options) if self.misalign else CameraMotion()
         top, left = self._random_crop_position(pair, rng)
         homography = motion.matrix(self.crop_size, self.fov_deg, self._pivot(entry, top, left))
@@ -422,6 +486,10 @@ class FlashNoFlashDataset(data.Dataset):
             homography = np.eye(3)
         noise_seed = np.random.SeedSequence([self.seed, name_seed, bin_index, factor_index]).generate_state(1)[0]
         generator = torch.Generator().manual_seed(int(noise_seed))
+        if self.degradation == 'srgb_awgn':
+            sigma = self.awgn_sigmas[factor_index]
+            return self._degrade_awgn(pair, top, left, sigma, generator, awgn_sample_key(entry, sigma),
+                                      input_mode or self.input_mode)
         dimming = self.dimming_factors[factor_index]
         sig_read, sig_shot = self.fixed_noise
         key = sample_key(entry, dimming, bin_edges)
@@ -439,24 +507,43 @@ class FlashNoFlashDataset(data.Dataset):
         return self._output(sample['lq'], sample['gt'], color_matrix, sample['gain'], sig_read, sig_shot,
                             sample['displacement'], dimming, key)
 
+    def _degrade_awgn(self, pair, top, left, sigma, generator, key, input_mode):
+        ambient, flash_only, color_matrix, _ = pair
+        matrix = torch.as_tensor(np.asarray(color_matrix, dtype=np.float32))
+        if self.crop_size is None:
+            windows = [image.astype(np.float32) / faid.UINT16_MAX for image in (ambient, flash_only)]
+        else:
+            windows = [_window(image, top, left, self.crop_size) for image in (ambient, flash_only)]
+        noflash, flash = (srgb_8bit(torch.from_numpy(window.transpose(2, 0, 1)), matrix) for window in windows)
+        sample = make_awgn_sample(noflash, flash, sigma=sigma, mode=input_mode, generator=generator)
+        return self._output(sample['lq'], sample['gt'], np.eye(3), 1.0, sample['sig_read'], 0.0, 0.0, 1.0, key,
+                            awgn_sigma=sigma, encoded=True)
+
     def _frozen_item(self, index):
         entry = self.entries[index]
         arrays = load_frozen_sample(self.frozen_root, entry)
         noflash, *second = [torch.from_numpy(arrays[name]) for name in FRAMES[self.input_mode]]
         sig_read, sig_shot = float(arrays['sig_read']), float(arrays['sig_shot'])
-        lq = assemble_input(noflash, second[0] if second else None, sig_read, sig_shot, self.input_mode)
+        second_name = FRAMES[self.input_mode][1:]
+        # Frames whose noise differs from the sample's (the clean flash of srgb_awgn) store their own.
+        second_noise = arrays.get(f'{second_name[0]}_noise') if second_name else None
+        lq = assemble_input(noflash, second[0] if second else None, sig_read, sig_shot, self.input_mode,
+                            second_noise=None if second_noise is None else tuple(float(v) for v in second_noise))
         return self._output(lq, torch.from_numpy(arrays['gt']), arrays['color_matrix'], float(arrays['gain']),
                             sig_read, sig_shot, float(arrays['displacement']), float(arrays['dimming']),
-                            str(arrays['key']))
+                            str(arrays['key']), awgn_sigma=float(arrays.get('awgn_sigma', 0.0)),
+                            encoded=bool(arrays.get('encoded', False)))
 
     @staticmethod
-    def _output(lq, gt, color_matrix, gain, sig_read, sig_shot, displacement, dimming, key):
+    def _output(lq, gt, color_matrix, gain, sig_read, sig_shot, displacement, dimming, key, awgn_sigma=0.0,
+                encoded=False):
         def scalar(value):
             return torch.tensor(value, dtype=torch.float32)
         return {
             'lq': lq, 'gt': gt, 'color_matrix': torch.as_tensor(np.asarray(color_matrix, dtype=np.float32)),
             'gain': scalar(gain), 'sig_read': scalar(sig_read), 'sig_shot': scalar(sig_shot),
-            'displacement': scalar(displacement), 'dimming': scalar(dimming), 'key': key, 'lq_path': key,
+            'displacement': scalar(displacement), 'dimming': scalar(dimming), 'awgn_sigma': scalar(awgn_sigma),
+            'encoded': torch.tensor(bool(encoded)), 'key': key, 'lq_path': key,
         }
 
     # ----------------------------------------------------------------------------- geometry
@@ -468,6 +555,8 @@ class FlashNoFlashDataset(data.Dataset):
         return top, left
 
     def _central_crop_position(self, pair):
+        if self.crop_size is None:
+            return 0, 0
         height, width = self._checked_size(pair)
         return (height - self.crop_size) // 2, (width - self.crop_size) // 2
 
@@ -565,6 +654,11 @@ def _window(image_u16, top, left, size):
     if any(before or after for before, after in pads[:2]):
         inside = np.pad(inside, pads, mode='edge')
     return inside.astype(np.float32) / faid.UINT16_MAX
+
+
+def awgn_sample_key(name, sigma):
+    """Unique, extension-free name of an ``srgb_awgn`` val/test sample, e.g. ``Toys_242_sigma25``."""
+    return f'{name}_sigma{sigma:g}'.replace('.', 'p')
 
 
 def _name_seed(name):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fnf_basicsr.data.degradation import AWGN_UNIT
 from fnf_basicsr.data.input_layout import FRAMES, INPUT_MODES, image_channels
 from fnf_basicsr.errors import ConfigError, DataError, MissingInputError, OutputExistsError
 from fnf_basicsr.utils.files import (check_separate, fault_point, is_plain_name, prepare_output_folder, remove_owned,
@@ -48,7 +49,8 @@ def degradation_options(dataset_opt):
     Returns:
         A flat dict (the manifest's ``options``): dataroot, io_backend, subset, crop_size, margin,
         reference, input_modes, dimming_factors, sig_read, sig_shot, seed, displacement_bins,
-        scale_pivot, misalign, rotation_deg, scale_range, translation_px, fov_deg, max_images, isp.
+        scale_pivot, misalign, rotation_deg, scale_range, translation_px, fov_deg, max_images, isp,
+        degradation, awgn_sigmas, split.
     """
     # Imported here: the dataset module imports this one to read frozen sets.
     from fnf_basicsr.data.fnf_dataset import DEFAULTS, MISALIGNMENT_DEFAULTS, NOISE_DEFAULTS
@@ -60,7 +62,7 @@ def degradation_options(dataset_opt):
         'dataroot': None if dataset_opt.get('dataroot') is None else str(dataset_opt['dataroot']),
         'io_backend': {**DEFAULTS['io_backend'], **(dataset_opt.get('io_backend') or {})}['type'],
         'subset': opt['subset'],
-        'crop_size': int(opt['crop_size']),
+        'crop_size': opt['crop_size'] if opt['crop_size'] == 'full' else int(opt['crop_size']),
         'margin': int(opt['margin']),
         'reference': opt['reference'],
         'input_modes': list(dataset_opt.get('input_modes', INPUT_MODES)),
@@ -78,6 +80,9 @@ def degradation_options(dataset_opt):
         'max_images': None if max_images is None else int(max_images),
         # The simulated ISP changes every frame: a set frozen with it must not score as one without.
         'isp': dict(dataset_opt['isp']) if dataset_opt.get('isp') else None,
+        'degradation': opt['degradation'],
+        'awgn_sigmas': [float(v) for v in opt['awgn_sigmas']],
+        'split': opt['split'],
     }
 
 
@@ -256,7 +261,7 @@ def _auto_subset(dataset_opt):
     if (dataset_opt.get('io_backend') or {}).get('type') == 'lmdb':
         return 'test'
     names = set(faid.list_faid_names(dataset_opt['dataroot']))
-    return 'test' if names & set(faid.load_test_split()) else 'all'
+    return 'test' if names & set(faid.load_split(dataset_opt.get('split', 'paper'), 'test')) else 'all'
 
 
 # ------------------------------------------------------------------------------------------ writing
@@ -277,6 +282,11 @@ def sample_arrays(dataset, index, options):
         arrays[name] = sample[name].numpy()
     # The exact (float64) noise levels the frames were made with: the std channels are rebuilt from them.
     arrays['sig_read'], arrays['sig_shot'] = np.float64(options['sig_read']), np.float64(options['sig_shot'])
+    if options['degradation'] == 'srgb_awgn':
+        sigma = float(sample['awgn_sigma'])
+        arrays['sig_read'], arrays['sig_shot'] = np.float64(sigma / AWGN_UNIT), np.float64(0.0)
+        arrays['awgn_sigma'], arrays['encoded'] = np.float32(sigma), np.bool_(True)
+        arrays['flash_noise'] = np.zeros(2)  # the flash is clean; the dataset reads it as <frame>_noise
     arrays['key'] = np.array(sample['key'])
     return arrays
 

@@ -294,7 +294,7 @@ def check_numbers(crop_size, stride, num_val, max_images):
 
 def create_lmdb(input_dir, lmdb_path, split='all', crop_size=DEFAULT_CROP_SIZE, stride=DEFAULT_STRIDE,
                 num_val=128, val_names=None, max_images=None, overwrite=False, progress=True,
-                encoding=DEFAULT_ENCODING):
+                encoding=DEFAULT_ENCODING, faid_split='paper'):
     """Write the LMDB in a temporary sibling folder, verify it, then give it its final name.
 
     A killed or failed run therefore never leaves anything under ``lmdb_path``; the next run
@@ -311,6 +311,7 @@ def create_lmdb(input_dir, lmdb_path, split='all', crop_size=DEFAULT_CROP_SIZE, 
         overwrite: replace an existing ``lmdb_path`` (only once the new one is complete).
         progress: show tqdm progress bars.
         encoding: record encoding, ``raw`` (fast to read) or ``png`` (smaller); see the module docstring.
+        faid_split: the published split ``split`` selects from: ``paper`` or ``ridfnf`` (``select_names``).
 
     Returns:
         dict with ``scenes``, ``crops``, ``records`` (2 per crop), ``bytes`` (record bytes stored),
@@ -336,7 +337,8 @@ def create_lmdb(input_dir, lmdb_path, split='all', crop_size=DEFAULT_CROP_SIZE, 
     prepare_output_folder(lmdb_path.parent, 'LMDB')
     remove_stale_temporaries(lmdb_path, contents=LMDB_FILES)
     from fnf_basicsr.data.fnf_dataset import select_names  # (the dataset imports this module)
-    names = select_names(faid.list_faid_names(input_dir), split, num_val=num_val, val_names=val_names)
+    names = select_names(faid.list_faid_names(input_dir), split, num_val=num_val, val_names=val_names,
+                         split=faid_split)
     if max_images:
         names = names[:max_images]
     if not names:

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from fnf_basicsr.archs.capabilities import capability
 from fnf_basicsr.data.input_layout import COLOR_CHANNELS, NOFLASH_FRAME, image_channels
+from fnf_basicsr.data.levels import level_label, level_of, level_tag, ordered_levels
 from fnf_basicsr.errors import ConfigError
 from fnf_basicsr.utils import hardware
 from fnf_basicsr.utils.rendering import render_srgb
@@ -148,11 +149,12 @@ class FnFModel(SRModel):
         self.lq = data['lq'].to(self.device)
         self.gain = data['gain'].to(self.device)
         self.color_matrix = data['color_matrix'].to(self.device)
+        self.encoded = data['encoded'].to(self.device) if 'encoded' in data else None
         if 'gt' in data:
             self.gt = data['gt'].to(self.device)
 
     def render(self, linear):
-        return render_srgb(linear, self.gain, self.color_matrix)
+        return render_srgb(linear, self.gain, self.color_matrix, self.encoded)
 
     def compute_losses(self, output_srgb, gt_srgb):
         losses = OrderedDict(l_pix=self.cri_pix(output_srgb, gt_srgb))
@@ -236,6 +238,8 @@ class FnFModel(SRModel):
             row = {'name': name}
             if 'dimming' in val_data:
                 row['dimming'] = float(val_data['dimming'][0])
+            if float(val_data.get('awgn_sigma', [0.0])[0]) > 0:
+                row['awgn_sigma'] = float(val_data['awgn_sigma'][0])
             if 'gt' in visuals:
                 result, noisy, gt = (to_metric_image(visuals[k][0]) for k in ('result', 'lq', 'gt'))
                 for metric, metric_opt in metric_opts.items():
@@ -256,23 +260,28 @@ class FnFModel(SRModel):
             inputs = {m: float(np.mean([r[f'{m}_input'] for r in self.image_metrics])) for m in metric_opts}
             get_root_logger().info('Noisy input rendered the same way: '
                                    + ', '.join(f'{m}: {v:.4f}' for m, v in inputs.items()))
-            self._log_metrics_per_dimming(current_iter, dataset_name, tb_logger, list(metric_opts))
+            self._log_metrics_per_level(current_iter, dataset_name, tb_logger, list(metric_opts))
 
-    def _log_metrics_per_dimming(self, current_iter, dataset_name, tb_logger, metrics):
-        """Each dimming level's mean metrics (``self.level_metrics``), logged and sent to TensorBoard when the
-        validation set has more than one level; the overall metrics above are their mean (equal counts)."""
-        levels = sorted({r['dimming'] for r in self.image_metrics if 'dimming' in r}, reverse=True)
+    def _log_metrics_per_level(self, current_iter, dataset_name, tb_logger, metrics):
+        """Each noise level's mean metrics (``self.level_metrics``: dimming factor, or sigma under srgb_awgn),
+        logged and sent to TensorBoard when the validation set has more than one level; the overall metrics
+        above are their mean (equal counts)."""
+        rows = [r for r in self.image_metrics if 'dimming' in r]
+        awgn = any('awgn_sigma' in r for r in rows)
+        level = {id(r): level_of(r['dimming'], r.get('awgn_sigma', 0.0)) for r in rows}
+        levels = ordered_levels(level.values(), awgn)
         self.level_metrics = {
-            level: {m: float(np.mean([r[m] for r in self.image_metrics if r.get('dimming') == level])) for m in metrics}
-            for level in levels}
+            value: {m: float(np.mean([r[m] for r in rows if level[id(r)] == value])) for m in metrics}
+            for value in levels}
         if len(levels) < 2:
             return
-        get_root_logger().info(f'Validation {dataset_name} per dimming: ' + '; '.join(
-            f'{level:g}x ' + ', '.join(f'{m}: {v:.4f}' for m, v in values.items())
-            for level, values in self.level_metrics.items()))
-        for level, values in self.level_metrics.items() if tb_logger else ():
-            for metric, value in values.items():
-                tb_logger.add_scalar(f'metrics/{dataset_name}/{metric}_{level:g}x', value, current_iter)
+        get_root_logger().info(f'Validation {dataset_name} per {"sigma" if awgn else "dimming"}: ' + '; '.join(
+            level_label(value, awgn) + ' ' + ', '.join(f'{m}: {v:.4f}' for m, v in values.items())
+            for value, values in self.level_metrics.items()))
+        for value, values in self.level_metrics.items() if tb_logger else ():
+            for metric, metric_value in values.items():
+                tb_logger.add_scalar(f'metrics/{dataset_name}/{metric}_{level_tag(value, awgn)}', metric_value,
+                                     current_iter)
 
     def _save_visuals(self, visuals, name, dataset_name, current_iter):
         if self.opt['is_train']:

@@ -23,6 +23,8 @@ selection as FlashNoFlashDataset's ``subset: val`` (``select_names``).
 Example:
     python scripts/data_preparation/create_lmdb.py --input datasets/FAID --output datasets/FAID_lmdb/train.lmdb \
         --split train
+    python scripts/data_preparation/create_lmdb.py --input datasets/FAID --output datasets/FAID_lmdb/ridfnf_train.lmdb \
+        --split train --faid-split ridfnf
 """
 import argparse
 from pathlib import Path
@@ -43,6 +45,10 @@ def build_parser():
     parser.add_argument('--split', choices=SUBSETS, default='all',
                         help='scenes to pack: all (every non-test scene), train, val, or test (the 128 test '
                         'scenes). Default: all.')
+    parser.add_argument('--faid-split', choices=tuple(faid.SPLIT_FILES), default='paper',
+                        help="which published split --split selects from: paper (DeepFnF's 128 test scenes) or "
+                        'ridfnf (RIDFnF\'s 256 test and 256 validation scenes, for degradation: srgb_awgn). '
+                        'Default: paper.')
     parser.add_argument('--crop-size', type=int, default=DEFAULT_CROP_SIZE,
                         help=f'crop side in pixels; keep it >= training crop_size + 2 * margin. '
                         f'Default: {DEFAULT_CROP_SIZE}.')
@@ -69,7 +75,7 @@ def main(argv=None):
         val_names = faid.read_file_bytes(args.val_names).decode().split() if args.val_names else None
         report = create_lmdb(args.input, args.output, args.split, args.crop_size, args.stride, args.num_val,
                              val_names, args.max_images, args.overwrite, progress=not args.quiet,
-                             encoding=args.encoding)
+                             encoding=args.encoding, faid_split=args.faid_split)
     print(f'{args.output}: {report["scenes"]} scenes, {report["crops"]} crops, {report["records"]} records '
           f'({report["bytes"] / 2 ** 20:.1f} MiB, {args.encoding}); verified {report["verified"]} records bit-exact')
 

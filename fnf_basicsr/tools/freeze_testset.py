@@ -24,11 +24,13 @@ Examples:
         --output datasets/frozen/synthetic_test
     python scripts/data_preparation/freeze_testset.py --dataroot datasets/FAID --output datasets/frozen/faid_test \
         --subset test
+    python scripts/data_preparation/freeze_testset.py -opt options/srgb_awgn/synthetic/test_fnf.yml
 """
 import argparse
 
 from fnf_basicsr.data.degradation import REFERENCES
-from fnf_basicsr.data.fnf_dataset import DEFAULT_MARGIN, SCALE_PIVOTS
+from fnf_basicsr.data.faid import SPLIT_FILES
+from fnf_basicsr.data.fnf_dataset import DEFAULT_MARGIN, DEGRADATIONS, SCALE_PIVOTS
 from fnf_basicsr.data.frozen_set import SUBSET_CHOICES, freeze, freeze_request
 from fnf_basicsr.data.input_layout import INPUT_MODES
 from fnf_basicsr.errors import report_errors
@@ -69,6 +71,14 @@ def build_parser():
                         help='use only the first N scenes. Default: all (with --displacement-bins: 64).')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace a frozen set written there with other options (only its own files).')
+    parser.add_argument('--degradation', choices=DEGRADATIONS,
+                        help="paper: the paper's raw low-light simulation (default); srgb_awgn: Gaussian noise on the "
+                             '8-bit sRGB no-flash image, clean flash (docs/srgb_awgn.md).')
+    parser.add_argument('--awgn-sigmas', nargs='+', type=float,
+                        help='srgb_awgn noise stds in 8-bit units. Default: 25 50 75.')
+    parser.add_argument('--split', choices=tuple(SPLIT_FILES),
+                        help="which published FAID split --subset reads: paper (128 test scenes, default) or ridfnf "
+                             '(256 test / 256 validation).')
     parser.add_argument('--quiet', action='store_true', help='no progress bar.')
     return parser
 

@@ -72,7 +72,7 @@ def srgb_degamma(encoded):
     return torch.where(encoded <= 0.04045, low, high)
 
 
-def render_srgb(linear, gain, color_matrix):
+def render_srgb(linear, gain, color_matrix, encoded=None):
     """Render linear camera RGB to sRGB: ``gamma(gain * color_matrix @ linear)``.
 
     Differentiable and batched; computed in float32 even under autocast. Not clipped: metrics clip.
@@ -81,6 +81,8 @@ def render_srgb(linear, gain, color_matrix):
         linear: (B, 3, H, W) linear camera RGB.
         gain: (B,) or scalar brightness gain (the inverse dimming factor).
         color_matrix: (B, 3, 3) or (3, 3) camera -> linear sRGB matrix.
+        encoded: optional (B,) bool or a bool: samples that are already display-encoded sRGB (the
+            ``srgb_awgn`` protocol) pass through unchanged (in float32).
 
     Shape:
         Output: (B, 3, H, W).
@@ -98,4 +100,26 @@ def render_srgb(linear, gain, color_matrix):
         matrix = matrix.expand(linear.shape[0], 3, 3)
         gain = torch.as_tensor(gain, dtype=torch.float32, device=linear.device).reshape(-1, 1, 1, 1)
         srgb_linear = torch.einsum('bij,bjhw->bihw', matrix, linear) * gain
-        return srgb_gamma(srgb_linear)
+        rendered = srgb_gamma(srgb_linear)
+        if encoded is None:
+            return rendered
+        as_is = torch.as_tensor(encoded, dtype=torch.bool, device=linear.device).reshape(-1, 1, 1, 1)
+        return torch.where(as_is, linear, rendered)
+
+
+def srgb_8bit(linear, color_matrix):
+    """A linear camera-RGB image as an 8-bit sRGB picture (values / 255), as a camera would save it.
+
+    Args:
+        linear: (3, H, W) linear camera RGB at its exposure (gain 1).
+        color_matrix: (3, 3) camera -> linear sRGB matrix.
+
+    Returns:
+        (3, H, W) float32 tensor of multiples of 1/255 in [0, 1].
+
+    Example:
+        >>> (srgb_8bit(torch.full((3, 1, 1), 0.2), torch.eye(3)) * 255).flatten().tolist()
+        [124.0, 124.0, 124.0]
+    """
+    rendered = render_srgb(linear[None], 1.0, color_matrix)[0].clamp(0, 1)
+    return torch.round(rendered * 255) / 255
