@@ -95,6 +95,22 @@ def test_deepfnf_scale_map_bias_shifts_only_the_initial_scale_map():
     torch.testing.assert_close(shifted['filtered'], default['filtered'], rtol=0, atol=0)
 
 
+def test_deepfnf_identity_term_adds_a_per_pixel_multiple_of_the_no_flash_image():
+    net = DeepFnF(identity_term=True, scale_map_bias=1.0, **TINY_DEEPFNF)
+    assert net.coefficient_decoder.output.out_channels == 4 + 1 + 3  # c_1..c_J, c_0, G
+    lq = _input(seed=4)
+    with torch.no_grad():
+        without = DeepFnF(**TINY_DEEPFNF)
+        output = net.coefficient_decoder.output
+        output.weight.zero_()
+        output.bias.zero_()
+        output.bias[4] = 1.0  # c_0 = 1, every basis coefficient 0, G = 1
+        output.bias[5:] = 1.0
+        result = net(lq, return_intermediates=True)
+    torch.testing.assert_close(result['output'], lq[:, :3], rtol=0, atol=0)  # the identity filter, exactly
+    assert result['coeffs'].shape[1] == 4 and without.coefficient_decoder.output.out_channels == 4 + 3
+
+
 def test_deepfnf_without_lowpass_predicts_only_the_full_resolution_kernels():
     net = DeepFnF(use_lowpass=False, **TINY_DEEPFNF)
     assert net.basis_decoder.output.out_channels == 3 * 4

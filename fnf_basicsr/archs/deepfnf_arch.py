@@ -80,6 +80,10 @@ class DeepFnF(PaddedBasisUNet):
         scale_map_bias (float): initial bias of the scale map's output channels (default 0, as the
             released code initialises every bias). Our option: 1 starts G near 1, so that the output
             starts as the filtered image and G cannot settle near 0 with the filter grown to match.
+        identity_term (bool): our option, off by default (the released code has none): one more
+            per-pixel coefficient ``c_0`` on the unfiltered no-flash image, ``F = c_0 X + sum_j ...``,
+            so light noise can keep the image's own detail without the basis having to learn a
+            centred delta kernel. Its bias starts at 0.
 
     Example:
         >>> net = DeepFnF(width=0.0625, num_basis=4, kernel_size=5, upsample=2)
@@ -93,7 +97,7 @@ class DeepFnF(PaddedBasisUNet):
 
     def __init__(self, in_channels=input_channels('flash_noflash'), num_basis=90, kernel_size=15, upsample=4, width=1.0,
                  use_lowpass=True, use_scale_map=True, upsampling='half_pixel', tent_padding='reflect',
-                 input_normalization='none', scale_map_bias=0.0):
+                 input_normalization='none', scale_map_bias=0.0, identity_term=False):
         if kernel_size % 2 == 0:
             raise ValueError(f'DeepFnF: kernel_size must be odd (kernels are centred), got {kernel_size}.')
         if tent_padding not in TENT_PADDINGS:
@@ -106,13 +110,16 @@ class DeepFnF(PaddedBasisUNet):
         self.use_lowpass = use_lowpass
         self.use_scale_map = use_scale_map
         self.kernels_per_element = 2 if use_lowpass else 1
-        coefficient_channels = num_basis + (COLOR_CHANNELS if use_scale_map else 0)
+        self.identity_term = bool(identity_term)
+        # Coefficient decoder channels: c_1..c_J, then c_0 (identity_term), then G.
+        self.num_coefficients = num_basis + int(self.identity_term)
+        coefficient_channels = self.num_coefficients + (COLOR_CHANNELS if use_scale_map else 0)
         basis_channels = COLOR_CHANNELS * self.kernels_per_element * num_basis
         super().__init__(in_channels, coefficient_channels, basis_channels, kernel_size, width, upsampling,
                          input_normalization)
         init_like_release(self)
         if use_scale_map:
-            nn.init.constant_(self.coefficient_decoder.output.bias[num_basis:], scale_map_bias)
+            nn.init.constant_(self.coefficient_decoder.output.bias[self.num_coefficients:], scale_map_bias)
 
     def basis_from_pooled(self, pooled):
         """The basis (A, B) predicted from :meth:`pooled_features` (averaged over tiles if tiled).
@@ -151,8 +158,11 @@ class DeepFnF(PaddedBasisUNet):
         basis_a, basis_b = self._check_basis(basis, x.shape[0])
         maps = self.decode(bottleneck, skips, size)
         coeffs = maps[:, :self.num_basis]
-        filtered = self._filter(x[:, image_channels(NOFLASH_FRAME)], coeffs, basis_a, basis_b)
-        scale_map = maps[:, self.num_basis:].float() if self.use_scale_map else None
+        noflash = x[:, image_channels(NOFLASH_FRAME)]
+        filtered = self._filter(noflash, coeffs, basis_a, basis_b)
+        if self.identity_term:
+            filtered = filtered + maps[:, self.num_basis:self.num_coefficients].float() * noflash.float()
+        scale_map = maps[:, self.num_coefficients:].float() if self.use_scale_map else None
         output = filtered * scale_map if self.use_scale_map else filtered
         if not return_intermediates:
             return output
