@@ -17,7 +17,7 @@ import fnf_basicsr  # noqa: F401
 from basicsr.archs import build_network
 from fnf_basicsr import benchmark
 from fnf_basicsr.data.synthetic import generate_split
-from fnf_basicsr.data.frozen_set import freeze, freeze_request
+from fnf_basicsr.data.frozen_writer import freeze, freeze_request
 from fnf_basicsr.inference import release
 from fnf_basicsr.tools import convert_release_weights
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from fnf_basicsr import cli
+from fnf_basicsr.errors import FnFError
 from conftest import write_yaml
 
 
@@ -83,6 +84,10 @@ def test_force_yml_typos_are_refused(tmp_path, capsys, forced, message):
 def test_force_yml_may_add_a_key_that_is_no_near_miss(tmp_path):
     opt = tiny_options()
     cli.check_forced_keys(opt, ['train:ema_decay=0.999'], 'o.yml')  # BasicSR's own example: no error
+    # ... while the same misspelt next to the key it misses is refused
+    opt['train']['ema_decay'] = 0.9
+    with pytest.raises(FnFError, match=r"did you mean 'ema_decay'"):
+        cli.check_forced_keys(opt, ['train:ema_decy=0.999'], 'o.yml')
 
 
 @pytest.mark.parametrize('changes, message', [

@@ -13,8 +13,10 @@ from torch.utils.data import DataLoader
 import fnf_basicsr  # noqa: F401  (registers the dataset)
 from basicsr.utils.registry import DATASET_REGISTRY
 from fnf_basicsr.data import faid
-from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset, select_names
-from fnf_basicsr.data.frozen_set import file_sha256, freeze, freeze_request
+from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
+from fnf_basicsr.data.scene_selection import select_names
+from fnf_basicsr.data.frozen_set import file_sha256
+from fnf_basicsr.data.frozen_writer import freeze, freeze_request
 from fnf_basicsr.data.input_layout import INPUT_MODES, input_channels
 from fnf_basicsr.errors import ConfigError
 

@@ -85,7 +85,7 @@ def test_fnf_denoise(tmp_path):
 
 def test_fnf_benchmark(scenes, tmp_path):
     from test_benchmark import TINY, save_experiment
-    from fnf_basicsr.data.frozen_set import freeze, freeze_request
+    from fnf_basicsr.data.frozen_writer import freeze, freeze_request
     freeze(*freeze_request(dataroot=str(scenes), output=str(tmp_path / 'set'), crop_size=32, subset='all',
                            dimming_factors=[50, 25]), progress=False)
     report = tmp_path / 'report'

@@ -7,7 +7,6 @@ Storage layouts read here (and written by ``scripts/data_preparation/create_lmdb
 * LMDB of crops (:mod:`fnf_basicsr.data.lmdb_store`).
 * Frozen set: ``manifest.json`` plus one ``.npz`` per sample (:mod:`fnf_basicsr.data.frozen_set`).
 """
-import difflib
 import hashlib
 import math
 import os
@@ -20,119 +19,25 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from fnf_basicsr.data import faid
-from fnf_basicsr.data.lmdb_store import (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX, LMDB_META_INFO,  # noqa: F401
-                                         crop_key, decode_record_pair, lmdb_crop_keys, lmdb_errors, parse_crop_key)
+from fnf_basicsr.data.dataset_options import (BASICSR_DATASET_KEYS, DATASET_KEYS, DEFAULTS, DEGRADATIONS, FULL_IMAGE,
+                                              MISALIGNMENT_DEFAULTS, MISALIGNMENT_KEYS, NOISE_DEFAULTS, NOISE_KEYS,
+                                              PAPER_ONLY_KEYS, SCALE_PIVOTS, SYNTHETIC_KEYS, check_choice, check_keys)
 from fnf_basicsr.data.decoded_cache import MIB, DecodedCache
 from fnf_basicsr.data.degradation import REFERENCES, assemble_input, make_awgn_sample, make_sample
-from fnf_basicsr.data.frozen_set import (check_complete, check_matches, load_frozen_sample,
-                                         read_frozen_manifest)
-from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, DEFAULT_SCALE_RANGE,
-                                         DEFAULT_TRANSLATION_PX, CameraMotion, homography_for_displacement,
-                                         image_origin_pivot, required_margin, sample_camera_motion)
+from fnf_basicsr.data.frozen_set import check_complete, check_matches, load_frozen_sample, read_frozen_manifest
+from fnf_basicsr.data.homography import (CameraMotion, homography_for_displacement, image_origin_pivot,
+                                         required_margin, sample_camera_motion)
 from fnf_basicsr.data.input_layout import FRAMES, INPUT_MODES
 from fnf_basicsr.data.isp import IspDegradation
-from fnf_basicsr.data.noise import (LOG_READ_RANGE, LOG_SHOT_RANGE, TEST_SIG_READ, TEST_SIG_SHOT, log_uniform,
-                                    sample_noise_params)
+from fnf_basicsr.data.lmdb_store import (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX, LMDB_META_INFO, decode_record_pair,
+                                         lmdb_crop_keys, lmdb_errors, parse_crop_key)
+from fnf_basicsr.data.noise import log_uniform, sample_noise_params
+from fnf_basicsr.data.scene_selection import read_val_names, select_names
 from fnf_basicsr.errors import ConfigError, DataError
 from fnf_basicsr.utils.rendering import srgb_8bit
 
 _FILE_CLIENTS = {}  # see _shared_file_client
 
-# Protocol defaults (paper Sec. 4 and the released code).
-DEFAULT_CROP_SIZE = 448
-DEFAULT_MARGIN = 16  # covers every homography of the default distribution at crop 448 (needs <= 14)
-DEFAULT_DIMMING_RANGE = (5.0, 50.0)  # released code: alpha in [0.02, 0.2]; paper text: [2, 50]
-DEFAULT_DIMMING_FACTORS = (100.0, 50.0, 25.0, 12.5)
-DEFAULT_SCALE_PIVOT = 'image_origin'  # the released code; crop_center gives ~3x smaller displacements
-DEFAULT_NUM_VAL = 128
-# paper: Sec. 4's raw low-light simulation; srgb_awgn: the later literature's Gaussian noise on 8-bit sRGB
-# no-flash images (CU-Net, RIDFnF, LGCNet, RFFNet; docs/srgb_awgn.md).
-DEGRADATIONS = ('paper', 'srgb_awgn')
-DEFAULT_AWGN_SIGMAS = (25.0, 50.0, 75.0)
-# Options of the paper's simulation that srgb_awgn has no use for: refused there rather than ignored.
-FULL_IMAGE = 'full'  # crop_size of srgb_awgn val/test sets scored on whole images, as the literature does
-PAPER_ONLY_KEYS = ('dimming_range', 'dimming_factors', 'noise', 'isp', 'displacement_bins')
-# The default of each option that selects or degrades the samples, by YAML key (top level, noise:,
-# misalignment:). The dataset reads its options with these, and a frozen set records its options
-# with them (frozen_set.degradation_options), so what a set says it was made with is what was made.
-DEFAULTS = {'io_backend': {'type': 'disk'}, 'subset': 'all', 'num_val': DEFAULT_NUM_VAL, 'max_images': None,
-            'crop_size': DEFAULT_CROP_SIZE, 'margin': DEFAULT_MARGIN, 'input_mode': 'flash_noflash',
-            'reference': 'noflash', 'seed': 0, 'dimming_range': DEFAULT_DIMMING_RANGE,
-            'dimming_factors': DEFAULT_DIMMING_FACTORS, 'displacement_bins': None, 'degradation': 'paper',
-            'awgn_sigmas': DEFAULT_AWGN_SIGMAS, 'split': 'paper'}
-NOISE_DEFAULTS = {'log_read_range': LOG_READ_RANGE, 'log_shot_range': LOG_SHOT_RANGE, 'sig_read': TEST_SIG_READ,
-                  'sig_shot': TEST_SIG_SHOT}
-MISALIGNMENT_DEFAULTS = {'enabled': True, 'rotation_deg': DEFAULT_ROTATION_DEG, 'scale_range': DEFAULT_SCALE_RANGE,
-                         'translation_px': DEFAULT_TRANSLATION_PX, 'fov_deg': DEFAULT_FOV_DEG,
-                         'scale_pivot': DEFAULT_SCALE_PIVOT}
-SUBSETS = ('all', 'train', 'val', 'test')
-SCALE_PIVOTS = ('crop_center', 'image_origin')
-MISALIGNMENT_KEYS = set(MISALIGNMENT_DEFAULTS)
-NOISE_KEYS = set(NOISE_DEFAULTS)
-SYNTHETIC_KEYS = {'split', 'num_scenes', 'size', 'workers'}
-DATASET_KEYS = {'dataroot', 'io_backend', 'phase', 'crop_size', 'margin', 'input_mode', 'reference', 'dimming_range',
-                'dimming_factors', 'noise', 'misalignment', 'subset', 'num_val', 'val_names_file',
-                'exclude_test_split', 'seed', 'displacement_bins', 'frozen_root', 'synthetic', 'max_images',
-                'decoded_cache_mb', 'isp', 'degradation', 'awgn_sigmas', 'split'}
-# Keys BasicSR itself reads from a dataset's options (build_dataloader, train_pipeline, parse_options).
-BASICSR_DATASET_KEYS = {'name', 'type', 'scale', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
-                        'use_shuffle', 'prefetch_mode', 'pin_memory', 'persistent_workers', 'num_prefetch_queue'}
-
-
-def select_names(names, subset='all', exclude_test_split=True, num_val=DEFAULT_NUM_VAL, val_names=None,
-                 split='paper'):
-    """The scene names of a subset of a FAID-format collection.
-
-    Args:
-        names: all scene names available.
-        subset: ``'test'``: the test scenes of ``split`` that are present; ``'all'``: every
-            scene; ``'val'``: ``val_names`` if given, else the split's validation list if it has
-            one, else ``num_val`` scenes chosen by a fixed-seed permutation of the sorted names (the
-            same on every machine); ``'train'``: all but the ``'val'`` scenes.
-        exclude_test_split: leave the test scenes out of ``'all'``, ``'train'`` and ``'val'``.
-        num_val: size of the deterministic validation selection.
-        val_names: explicit validation scene names (e.g. the released code's ``val.txt``).
-        split: ``'paper'`` (DeepFnF's 128 test scenes) or ``'ridfnf'`` (RIDFnF's 256 test and 256
-            validation scenes), :func:`fnf_basicsr.data.faid.load_split`.
-
-    Returns:
-        Sorted list of names.
-    """
-    if subset not in SUBSETS:
-        raise ConfigError(f'subset must be one of {list(SUBSETS)}, got {subset!r}')
-    test_names = set(faid.load_split(split, 'test'))
-    if val_names is None:
-        val_names = faid.load_split(split, 'val')
-    if subset == 'test':
-        return sorted(name for name in names if name in test_names)
-    pool = sorted(name for name in names if not (exclude_test_split and name in test_names))
-    if subset == 'all':
-        return pool
-    if val_names is not None:
-        validation = set(val_names) & set(pool)
-    else:
-        order = np.random.default_rng(0).permutation(len(pool))
-        validation = {pool[i] for i in order[:min(num_val, len(pool))]}
-    return [name for name in pool if (name in validation) == (subset == 'val')]
-
-
-def _read_val_names(path, scenes):
-    """The scene names of a ``val_names_file``; refused when none of them is a scene of the dataset, and the
-    names it lists that are not there are logged (a typo or another dataset's list would otherwise pass)."""
-    try:
-        names = Path(path).read_text(encoding='utf-8').split()
-    except OSError as error:
-        raise ConfigError(f'val_names_file {path}: cannot read it ({error.strerror})') from None
-    found = [name for name in names if name in scenes]
-    if not found:
-        example = f' (e.g. {sorted(scenes)[0]})' if scenes else ''
-        raise ConfigError(f'val_names_file {path}: none of its {len(names)} names is a scene of this dataset'
-                          f'{example}; list scene names without _ambient.png / _flash.png, one per line')
-    if len(found) < len(names):
-        missing = [name for name in names if name not in scenes]
-        get_root_logger().warning(f'val_names_file {path}: {len(missing)} of {len(names)} names are not in this '
-                                  f'dataset and are ignored, e.g. {missing[:3]}')
-    return found
 
 
 def sample_key(name, dimming, displacement_bin=None):
@@ -234,7 +139,7 @@ class FlashNoFlashDataset(data.Dataset):
     def __init__(self, opt):
         super().__init__()
         self.opt = opt
-        _check_keys(f'dataset {opt.get("name", "")!r}', opt, DATASET_KEYS | BASICSR_DATASET_KEYS)
+        check_keys(f'dataset {opt.get("name", "")!r}', opt, DATASET_KEYS | BASICSR_DATASET_KEYS)
         self.phase = opt.get('phase', 'train')
         self.is_train = self.phase == 'train'
         crop_size = opt.get('crop_size', DEFAULTS['crop_size'])
@@ -247,8 +152,8 @@ class FlashNoFlashDataset(data.Dataset):
             raise ConfigError(f'max_images must be >= 1 (or left out for all images), got {opt["max_images"]}')
         self.input_mode = opt.get('input_mode', DEFAULTS['input_mode'])
         self.reference = opt.get('reference', DEFAULTS['reference'])
-        _check_choice('input_mode', self.input_mode, INPUT_MODES)
-        _check_choice('reference', self.reference, REFERENCES)
+        check_choice('input_mode', self.input_mode, INPUT_MODES)
+        check_choice('reference', self.reference, REFERENCES)
         self.seed = int(opt.get('seed', DEFAULTS['seed']))
         self.dimming_range = tuple(float(v) for v in opt.get('dimming_range', DEFAULTS['dimming_range']))
         self.dimming_factors = [float(v) for v in opt.get('dimming_factors', DEFAULTS['dimming_factors'])]
@@ -285,7 +190,7 @@ class FlashNoFlashDataset(data.Dataset):
                 'every epoch, so each epoch decodes every image again; add persistent_workers: true')
 
     def _read_noise_options(self, noise):
-        _check_keys('noise', noise, NOISE_KEYS)
+        check_keys('noise', noise, NOISE_KEYS)
         given, noise = noise, {**NOISE_DEFAULTS, **noise}
         self.log_read_range = tuple(noise['log_read_range'])
         self.log_shot_range = tuple(noise['log_shot_range'])
@@ -301,11 +206,11 @@ class FlashNoFlashDataset(data.Dataset):
         """``degradation``, ``awgn_sigmas`` and ``split``; ``self.levels`` are the val/test levels (the
         dimming factors, or the sigmas of ``srgb_awgn``)."""
         self.degradation = opt.get('degradation', DEFAULTS['degradation'])
-        _check_choice('degradation', self.degradation, DEGRADATIONS)
+        check_choice('degradation', self.degradation, DEGRADATIONS)
         if self.crop_size is None and (self.degradation != 'srgb_awgn' or self.is_train):
             raise ConfigError(f'crop_size: {FULL_IMAGE} (whole images) is for srgb_awgn val/test sets only; give a '
                               f'number of pixels')
-        _check_choice('split', opt.get('split', DEFAULTS['split']), tuple(faid.SPLIT_FILES))
+        check_choice('split', opt.get('split', DEFAULTS['split']), tuple(faid.SPLIT_FILES))
         self.awgn_sigmas = [float(v) for v in opt.get('awgn_sigmas', DEFAULTS['awgn_sigmas'])]
         self.levels = self.dimming_factors
         if self.degradation != 'srgb_awgn':
@@ -327,7 +232,7 @@ class FlashNoFlashDataset(data.Dataset):
         self.levels = self.awgn_sigmas
 
     def _read_misalignment_options(self, options):
-        _check_keys('misalignment', options, MISALIGNMENT_KEYS)
+        check_keys('misalignment', options, MISALIGNMENT_KEYS)
         options = {**MISALIGNMENT_DEFAULTS, **options}
         self.misalign = bool(options['enabled'])
         self.motion_options = {
@@ -337,11 +242,11 @@ class FlashNoFlashDataset(data.Dataset):
         }
         self.fov_deg = float(options['fov_deg'])
         self.scale_pivot = options['scale_pivot']
-        _check_choice('misalignment.scale_pivot', self.scale_pivot, SCALE_PIVOTS)
+        check_choice('misalignment.scale_pivot', self.scale_pivot, SCALE_PIVOTS)
 
     def _init_source(self, opt):
         backend = self.io_backend_opt.get('type', DEFAULTS['io_backend']['type'])
-        _check_choice('io_backend.type', backend, ('disk', 'lmdb'))
+        check_choice('io_backend.type', backend, ('disk', 'lmdb'))
         if 'dataroot' not in opt:
             raise ConfigError('FlashNoFlashDataset needs `dataroot` (a FAID folder or an LMDB) or `frozen_root`')
         self.dataroot = str(opt['dataroot'])
@@ -360,7 +265,7 @@ class FlashNoFlashDataset(data.Dataset):
 
     def _ensure_synthetic(self, options):
         from fnf_basicsr.data.synthetic import ensure_synthetic_dataset
-        _check_keys('synthetic', options, SYNTHETIC_KEYS)
+        check_keys('synthetic', options, SYNTHETIC_KEYS)
         missing = {'split', 'num_scenes', 'size'} - set(options)
         if missing:
             raise ConfigError(f'synthetic: missing {sorted(missing)}; e.g. {{split: train, num_scenes: 64, size: 512}}')
@@ -372,7 +277,7 @@ class FlashNoFlashDataset(data.Dataset):
         exclude = bool(opt.get('exclude_test_split', subset != 'test'))
         scene_of = {key: parse_crop_key(key)[0] for key in candidates}
         val_file = opt.get('val_names_file')
-        val_names = _read_val_names(val_file, set(scene_of.values())) if val_file else None
+        val_names = read_val_names(val_file, set(scene_of.values())) if val_file else None
         chosen = set(select_names(sorted(set(scene_of.values())), subset, exclude,
                                   int(opt.get('num_val', DEFAULTS['num_val'])), val_names,
                                   opt.get('split', DEFAULTS['split'])))
@@ -671,18 +576,3 @@ def _bins_from_edges(edges):
     if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])) or edges[0] < 0:
         raise ConfigError(f'displacement_bins must be increasing edges >= 0 (at least two), got {edges}')
     return list(zip(edges[:-1], edges[1:]))
-
-
-def _check_choice(label, value, choices):
-    if value not in choices:
-        raise ConfigError(f'{label} must be one of {list(choices)}, got {value!r}')
-
-
-def _check_keys(label, options, allowed):
-    """Refuse option keys outside ``allowed``, suggesting the nearest allowed key for each (typos)."""
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        hints = [(key, difflib.get_close_matches(key, sorted(allowed), n=1)) for key in unknown]
-        hint = '; '.join(f'{key!r}: did you mean {match[0]!r}?' for key, match in hints if match)
-        raise ConfigError(f'{label}: unknown option(s) {unknown}' + (f' ({hint})' if hint else '')
-                          + f'; allowed: {sorted(allowed)}')

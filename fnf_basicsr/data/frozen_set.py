@@ -1,4 +1,4 @@
-"""The frozen test-set format: writer, manifest, reader and verification, in one place.
+"""The frozen test-set format: manifest, reader and verification (the writer: :mod:`~fnf_basicsr.data.frozen_writer`).
 
 A frozen set stores every noisy input of a test protocol once, so that all methods are scored on
 bit-identical inputs whatever the library versions. Layout of the folder:
@@ -17,17 +17,14 @@ calls its ``simulate``). Writing is resumable and never deletes what it did not 
 import hashlib
 import io
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
-from fnf_basicsr.data.degradation import AWGN_UNIT
-from fnf_basicsr.data.input_layout import FRAMES, INPUT_MODES, image_channels
-from fnf_basicsr.errors import ConfigError, DataError, MissingInputError, OutputExistsError
-from fnf_basicsr.utils.files import (check_separate, fault_point, is_plain_name, prepare_output_folder, remove_owned,
-                                     remove_stale_temporaries, write_atomically)
-from fnf_basicsr.utils.options import load_option_file
+from fnf_basicsr.data.dataset_options import DEFAULTS, MISALIGNMENT_DEFAULTS, NOISE_DEFAULTS
+from fnf_basicsr.data.input_layout import INPUT_MODES
+from fnf_basicsr.errors import ConfigError, DataError, MissingInputError
+from fnf_basicsr.utils.files import is_plain_name
 
 FROZEN_MANIFEST = 'manifest.json'
 FROZEN_FORMAT = 'fnf-basicsr frozen test set'
@@ -52,8 +49,6 @@ def degradation_options(dataset_opt):
         scale_pivot, misalign, rotation_deg, scale_range, translation_px, fov_deg, max_images, isp,
         degradation, awgn_sigmas, split.
     """
-    # Imported here: the dataset module imports this one to read frozen sets.
-    from fnf_basicsr.data.fnf_dataset import DEFAULTS, MISALIGNMENT_DEFAULTS, NOISE_DEFAULTS
     opt = {**DEFAULTS, **dataset_opt}
     noise = {**NOISE_DEFAULTS, **(dataset_opt.get('noise') or {})}
     motion = {**MISALIGNMENT_DEFAULTS, **(dataset_opt.get('misalignment') or {})}
@@ -174,217 +169,3 @@ def check_matches(root, manifest, dataset_opt, option_file=None):
         raise ConfigError(f'{root} was frozen with other options than the dataset asks for ({details}); freeze it '
                           f'again with scripts/data_preparation/freeze_testset.py {source} --overwrite, or point '
                           f'frozen_root at a set frozen from these options')
-
-
-# ------------------------------------------------------------------------------------------ requests
-
-FIG3_DIMMING = 50.0
-FIG3_NUM_IMAGES = 64
-SUBSET_CHOICES = ('auto', 'all', 'train', 'val', 'test')
-# Flat overrides (the freeze script's flags) -> where they go in a dataset's options.
-_NESTED_OVERRIDES = {'sig_read': ('noise', 'sig_read'), 'sig_shot': ('noise', 'sig_shot'),
-                     'scale_pivot': ('misalignment', 'scale_pivot'), 'io_backend': ('io_backend', 'type')}
-
-
-def read_option_file_dataset(option_file, dataset_name=None):
-    """``(dataset options, name)`` of one dataset of a BasicSR option file (default: the one named test*)."""
-    path = Path(option_file)
-    opt = load_option_file(path, 'a test option file', 'options/test_fnf.yml')
-    datasets = opt.get('datasets')
-    if not isinstance(datasets, dict) or not datasets:
-        raise ConfigError(f'{path} has no datasets: section; pass a test option file')
-    if dataset_name is None:
-        tests = [name for name in datasets if name.startswith('test')] or list(datasets)
-        if len(tests) > 1:
-            raise ConfigError(f'{path} has several datasets ({tests}); choose one with --dataset NAME')
-        dataset_name = tests[0]
-    if dataset_name not in datasets:
-        raise ConfigError(f'{path} has no dataset {dataset_name!r} (it has {sorted(datasets)}); fix --dataset')
-    return dict(datasets[dataset_name]), dataset_name
-
-
-def freeze_request(option_file=None, dataset_name=None, output=None, **overrides):
-    """The dataset options to freeze and the output folder, from an option file and/or overrides.
-
-    Args:
-        option_file: a BasicSR test option file; its dataset's options are the base.
-        dataset_name: which of its datasets (default: the test one).
-        output: output folder; default: the dataset's ``frozen_root``.
-        **overrides: flat options (None: not given): dataroot, subset ('auto': the paper's test
-            scenes when the folder holds any, else all), crop_size, margin, reference,
-            input_modes, dimming_factors, sig_read, sig_shot, seed, displacement_bins,
-            scale_pivot, max_images, io_backend.
-
-    Returns:
-        ``(dataset_opt, output)``.
-    """
-    dataset_opt = read_option_file_dataset(option_file, dataset_name)[0] if option_file else {}
-    overrides = {key: value for key, value in overrides.items() if value is not None}
-    if not option_file:
-        overrides.setdefault('subset', 'auto')
-    for key, value in overrides.items():
-        if key in _NESTED_OVERRIDES:
-            section, name = _NESTED_OVERRIDES[key]
-            dataset_opt[section] = {**(dataset_opt.get(section) or {}), name: value}
-        else:
-            dataset_opt[key] = value
-    _check_numbers(dataset_opt)
-    if dataset_opt.get('displacement_bins') is not None:
-        dataset_opt.setdefault('dimming_factors', [FIG3_DIMMING])
-        dataset_opt.setdefault('max_images', FIG3_NUM_IMAGES)
-    if 'dataroot' not in dataset_opt:
-        raise ConfigError('no dataroot: pass -opt with a test option file whose dataset names its dataroot, or '
-                          '--dataroot FOLDER')
-    if dataset_opt.get('subset') == 'auto':
-        dataset_opt['subset'] = _auto_subset(dataset_opt)
-    output = output or dataset_opt.get('frozen_root')
-    if not output:
-        raise ConfigError('no output folder: pass --output, or give the dataset a frozen_root in the option file')
-    dataset_opt.pop('frozen_root', None)
-    return dataset_opt, Path(output)
-
-
-def _check_numbers(dataset_opt):
-    """Refuse, naming the flag, dimming factors (1/alpha) that are not finite and positive (0 would divide by
-    zero, a negative one flip the image) and a negative seed (NumPy's generators take none)."""
-    factors, seed = dataset_opt.get('dimming_factors'), dataset_opt.get('seed')
-    if factors is not None and (not isinstance(factors, (list, tuple)) or not factors or not all(
-            isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f) and f > 0 for f in factors)):
-        raise ConfigError(f'dimming_factors (--dimming-factors) must be finite numbers > 0 (1/alpha, e.g. 100 50 25 '
-                          f'12.5), got {factors!r}')
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ConfigError(f'seed (--seed) must be an integer >= 0, got {seed!r}')
-
-
-def _auto_subset(dataset_opt):
-    from fnf_basicsr.data import faid
-    if (dataset_opt.get('io_backend') or {}).get('type') == 'lmdb':
-        return 'test'
-    names = set(faid.list_faid_names(dataset_opt['dataroot']))
-    return 'test' if names & set(faid.load_split(dataset_opt.get('split', 'paper'), 'test')) else 'all'
-
-
-# ------------------------------------------------------------------------------------------ writing
-
-
-def sample_arrays(dataset, index, options):
-    """Everything stored for sample ``index``: the frames of each mode, target and scalars."""
-    arrays = {}
-    for mode in options['input_modes']:
-        sample = dataset.simulate(index, mode)
-        for frame_index, name in enumerate(FRAMES[mode]):
-            frame = sample['lq'][image_channels(frame_index)].numpy()
-            if name in arrays and not np.array_equal(arrays[name], frame):
-                raise RuntimeError(f'sample {index}: frame {name!r} differs between input modes')
-            arrays[name] = frame
-    arrays['gt'] = sample['gt'].numpy()
-    for name in ('gain', 'color_matrix', 'displacement', 'dimming'):
-        arrays[name] = sample[name].numpy()
-    # The exact (float64) noise levels the frames were made with: the std channels are rebuilt from them.
-    arrays['sig_read'], arrays['sig_shot'] = np.float64(options['sig_read']), np.float64(options['sig_shot'])
-    if options['degradation'] == 'srgb_awgn':
-        sigma = float(sample['awgn_sigma'])
-        arrays['sig_read'], arrays['sig_shot'] = np.float64(sigma / AWGN_UNIT), np.float64(0.0)
-        arrays['awgn_sigma'], arrays['encoded'] = np.float32(sigma), np.bool_(True)
-        arrays['flash_noise'] = np.zeros(2)  # the flash is clean; the dataset reads it as <frame>_noise
-    arrays['key'] = np.array(sample['key'])
-    return arrays
-
-
-def encode_npz(arrays):
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def write_manifest(output, manifest):
-    write_atomically(Path(output) / FROZEN_MANIFEST, json.dumps(manifest, indent=1).encode(), overwrite=True)
-
-
-def check_output_location(output, inputs):
-    """Refuse an output that is, contains or lies inside an input; make sure the folder can be written, first."""
-    check_separate(output, inputs, '--output', 'write the frozen set to another folder')
-    prepare_output_folder(output, 'frozen set')
-
-
-def remove_written_files(output, manifest):
-    """Delete what a previous run of the writer left: its listed samples, temporaries and manifest (only those,
-    checked on resolved paths before any is deleted)."""
-    names = [entry['file'] for entry in manifest.get('samples', [])]
-    remove_owned(output, [*names, FROZEN_MANIFEST])
-    remove_stale_temporaries(output, any_name=True)
-
-
-def prepare_output(output, options, overwrite, software):
-    """The manifest to continue: the existing one when written with the same options, else a fresh one.
-
-    ``overwrite`` replaces only a frozen set written by this module (the files its manifest lists);
-    a folder holding anything else is never emptied.
-    """
-    output = Path(output)
-    manifest_path = output / FROZEN_MANIFEST
-    if manifest_path.is_file():
-        manifest = read_frozen_manifest(output)
-        changed = differing_options(manifest.get('options', {}), options)
-        if not changed:
-            remove_stale_temporaries(output, any_name=True)  # left by a killed run
-            return manifest
-        if not overwrite:
-            raise OutputExistsError(f'{output} holds a frozen set written with other options ({changed}); choose '
-                                    f'another --output or pass --overwrite to replace that set')
-        remove_written_files(output, manifest)
-    elif any(path.name != FROZEN_MANIFEST for path in output.iterdir() if path.suffix != '.tmp'):
-        raise OutputExistsError(f'{output} exists and holds files that are not a frozen set; choose an empty or new '
-                                f'--output (nothing in it is deleted, not even with --overwrite)')
-    return {'format': FROZEN_FORMAT, 'options': options, 'complete': False, 'samples': [], 'software': software}
-
-
-def is_written(output, entry):
-    path = Path(output) / entry['file']
-    return entry.get('sha256') is not None and path.is_file() and file_sha256(path.read_bytes()) == entry['sha256']
-
-
-def freeze(dataset_opt, output, overwrite=False, progress=True):
-    """Write (or complete) the frozen set of the val/test dataset ``dataset_opt`` in ``output``.
-
-    The options are checked and the first sample is made before the output folder is created or
-    touched, so a set that cannot be made (bad options, crops larger than the images) leaves nothing.
-
-    Returns:
-        ``(written, skipped)`` sample counts.
-    """
-    import torch
-    from tqdm import tqdm
-
-    import fnf_basicsr
-    from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
-
-    options = degradation_options(dataset_opt)
-    check_separate(output, [options['dataroot']], '--output', 'write the frozen set to another folder')
-    dataset_opt = {key: value for key, value in dataset_opt.items() if key not in ('frozen_root', 'input_modes')}
-    dataset = FlashNoFlashDataset({**dataset_opt, 'phase': 'test'})
-    first = sample_arrays(dataset, 0, options)  # fails here, before any output, if the crops do not fit
-    check_output_location(output, [options['dataroot']])
-    software = {'fnf_basicsr': fnf_basicsr.__version__, 'torch': torch.__version__, 'numpy': np.__version__}
-    manifest = prepare_output(output, options, overwrite, software)
-    done = {entry['index']: entry for entry in manifest['samples']}
-    write_manifest(output, manifest)  # first: from now on the folder is an (incomplete) set that a rerun resumes
-    written = skipped = 0
-    for index in tqdm(range(len(dataset)), desc=f'freeze {Path(output).name}', unit='sample', disable=not progress):
-        entry = done.get(index)
-        if entry is not None and is_written(output, entry):
-            skipped += 1
-            continue
-        arrays = first if index == 0 else sample_arrays(dataset, index, options)
-        key = str(arrays['key'])
-        payload = encode_npz(arrays)
-        entry = {'index': index, 'key': key, 'file': f'{index:05d}_{key}.npz', 'sha256': file_sha256(payload)}
-        done[index] = entry
-        manifest['samples'] = [done[i] for i in sorted(done)]
-        write_manifest(output, manifest)  # listed before it is written: --overwrite and a rerun know every file
-        write_atomically(Path(output) / entry['file'], payload, overwrite=True)
-        written += 1
-        fault_point('freeze_sample')
-    manifest['complete'] = True
-    write_manifest(output, manifest)
-    return written, skipped

@@ -38,6 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fnf_basicsr.data import faid
+from fnf_basicsr.data.scene_selection import select_names
 from fnf_basicsr.errors import ConfigError, DataError, MissingInputError, OutputError, OutputExistsError
 from fnf_basicsr.utils.files import (check_separate, fault_point, owned_entries, prepare_output_folder, remove_owned,
                                      remove_stale_temporaries, temporary_path, write_atomically)
@@ -336,7 +337,6 @@ def create_lmdb(input_dir, lmdb_path, split='all', crop_size=DEFAULT_CROP_SIZE, 
         check_replaceable(lmdb_path)
     prepare_output_folder(lmdb_path.parent, 'LMDB')
     remove_stale_temporaries(lmdb_path, contents=LMDB_FILES)
-    from fnf_basicsr.data.fnf_dataset import select_names  # (the dataset imports this module)
     names = select_names(faid.list_faid_names(input_dir), split, num_val=num_val, val_names=val_names,
                          split=faid_split)
     if max_images:

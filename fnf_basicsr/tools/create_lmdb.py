@@ -30,7 +30,7 @@ import argparse
 from pathlib import Path
 
 from fnf_basicsr.data import faid
-from fnf_basicsr.data.fnf_dataset import SUBSETS
+from fnf_basicsr.data.dataset_options import SUBSETS
 from fnf_basicsr.data.lmdb_store import (DEFAULT_CROP_SIZE, DEFAULT_ENCODING, DEFAULT_STRIDE, ENCODINGS, check_numbers,
                                          create_lmdb)
 from fnf_basicsr.errors import report_errors

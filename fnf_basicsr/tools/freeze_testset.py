@@ -11,7 +11,8 @@ reads ``datasets: test:`` of the file (the paper's protocol: the 128 FAID test s
 per scene about the image origin as the released code) and writes to its ``frozen_root``. Flags
 override single options; without ``-opt`` they describe the whole set (defaults: the dataset's,
 i.e. the released code's conventions). ``--displacement-bins`` writes the Fig. 3 sweep (64 scenes
-at 50x, each once per bin). The format: :mod:`fnf_basicsr.data.frozen_set`.
+at 50x, each once per bin). The format: :mod:`fnf_basicsr.data.frozen_set`; the writer:
+:mod:`fnf_basicsr.data.frozen_writer`.
 
 The run is resumable: a sample whose file exists with the manifest's checksum is skipped.
 ``--overwrite`` replaces a frozen set written with other options, and only the files that set's
@@ -30,8 +31,8 @@ import argparse
 
 from fnf_basicsr.data.degradation import REFERENCES
 from fnf_basicsr.data.faid import SPLIT_FILES
-from fnf_basicsr.data.fnf_dataset import DEFAULT_MARGIN, DEGRADATIONS, SCALE_PIVOTS
-from fnf_basicsr.data.frozen_set import SUBSET_CHOICES, freeze, freeze_request
+from fnf_basicsr.data.dataset_options import DEFAULT_MARGIN, DEGRADATIONS, SCALE_PIVOTS
+from fnf_basicsr.data.frozen_writer import SUBSET_CHOICES, freeze, freeze_request
 from fnf_basicsr.data.input_layout import INPUT_MODES
 from fnf_basicsr.errors import report_errors
 

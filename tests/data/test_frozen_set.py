@@ -15,7 +15,8 @@ import yaml
 import fnf_basicsr  # noqa: F401  (registers the dataset)
 from fnf_basicsr.data import faid
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
-from fnf_basicsr.data.frozen_set import FROZEN_MANIFEST, freeze, freeze_request, read_frozen_manifest
+from fnf_basicsr.data.frozen_set import FROZEN_MANIFEST, read_frozen_manifest
+from fnf_basicsr.data.frozen_writer import freeze, freeze_request
 from fnf_basicsr.errors import ConfigError, DataError, OutputError, OutputExistsError
 
 REPO = Path(__file__).resolve().parents[2]

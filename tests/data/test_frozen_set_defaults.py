@@ -1,7 +1,7 @@
 """What a frozen set records as its options is what the dataset does with the same options."""
 import pytest
 
-from fnf_basicsr.data import fnf_dataset
+from fnf_basicsr.data import dataset_options
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
 from fnf_basicsr.data.frozen_set import degradation_options
 from fnf_basicsr.data.synthetic import generate_split
@@ -40,10 +40,10 @@ def test_every_default_a_frozen_set_records_is_the_one_the_dataset_uses(scenes):
 
 
 def test_a_changed_dataset_default_is_what_frozen_sets_record(scenes, monkeypatch):
-    monkeypatch.setitem(fnf_dataset.DEFAULTS, 'margin', 20)
-    monkeypatch.setitem(fnf_dataset.DEFAULTS, 'dimming_factors', (40.0,))
-    monkeypatch.setitem(fnf_dataset.NOISE_DEFAULTS, 'sig_read', 0.5)
-    monkeypatch.setitem(fnf_dataset.MISALIGNMENT_DEFAULTS, 'scale_pivot', 'crop_center')
+    monkeypatch.setitem(dataset_options.DEFAULTS, 'margin', 20)
+    monkeypatch.setitem(dataset_options.DEFAULTS, 'dimming_factors', (40.0,))
+    monkeypatch.setitem(dataset_options.NOISE_DEFAULTS, 'sig_read', 0.5)
+    monkeypatch.setitem(dataset_options.MISALIGNMENT_DEFAULTS, 'scale_pivot', 'crop_center')
     dataset = FlashNoFlashDataset({'dataroot': str(scenes), 'phase': 'test'})
     recorded = degradation_options({'dataroot': str(scenes)})
     assert (dataset.margin, dataset.dimming_factors, dataset.fixed_noise[0], dataset.scale_pivot) == (

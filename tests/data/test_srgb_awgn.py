@@ -12,8 +12,9 @@ from basicsr.archs import build_network
 from fnf_basicsr import benchmark
 from fnf_basicsr.data import faid
 from fnf_basicsr.data.degradation import make_awgn_sample
-from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset, select_names
-from fnf_basicsr.data.frozen_set import freeze, freeze_request
+from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
+from fnf_basicsr.data.scene_selection import select_names
+from fnf_basicsr.data.frozen_writer import freeze, freeze_request
 from fnf_basicsr.data.synthetic import generate_split
 from fnf_basicsr.errors import ConfigError
 from fnf_basicsr.utils.rendering import render_srgb, srgb_8bit

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from fnf_basicsr.benchmark import open_test_set
-from fnf_basicsr.data.frozen_set import freeze, freeze_request
+from fnf_basicsr.data.frozen_writer import freeze, freeze_request
 from fnf_basicsr.data.synthetic import generate_split
 from fnf_basicsr.tools import tune_references as tune
 
