@@ -31,7 +31,7 @@ DEFAULTS = {'io_backend': {'type': 'disk'}, 'subset': 'all', 'num_val': DEFAULT_
             'crop_size': DEFAULT_CROP_SIZE, 'margin': DEFAULT_MARGIN, 'input_mode': 'flash_noflash',
             'reference': 'noflash', 'seed': 0, 'dimming_range': DEFAULT_DIMMING_RANGE,
             'dimming_factors': DEFAULT_DIMMING_FACTORS, 'displacement_bins': None, 'degradation': 'paper',
-            'awgn_sigmas': DEFAULT_AWGN_SIGMAS, 'split': 'paper'}
+            'awgn_sigmas': DEFAULT_AWGN_SIGMAS, 'awgn_clip': False, 'split': 'paper'}
 NOISE_DEFAULTS = {'log_read_range': LOG_READ_RANGE, 'log_shot_range': LOG_SHOT_RANGE, 'sig_read': TEST_SIG_READ,
                   'sig_shot': TEST_SIG_SHOT}
 MISALIGNMENT_DEFAULTS = {'enabled': True, 'rotation_deg': DEFAULT_ROTATION_DEG, 'scale_range': DEFAULT_SCALE_RANGE,
@@ -45,7 +45,7 @@ SYNTHETIC_KEYS = {'split', 'num_scenes', 'size', 'workers'}
 DATASET_KEYS = {'dataroot', 'io_backend', 'phase', 'crop_size', 'margin', 'input_mode', 'reference', 'dimming_range',
                 'dimming_factors', 'noise', 'misalignment', 'subset', 'num_val', 'val_names_file',
                 'exclude_test_split', 'seed', 'displacement_bins', 'frozen_root', 'synthetic', 'max_images',
-                'decoded_cache_mb', 'isp', 'degradation', 'awgn_sigmas', 'split'}
+                'decoded_cache_mb', 'isp', 'degradation', 'awgn_sigmas', 'awgn_clip', 'split'}
 # Keys BasicSR itself reads from a dataset's options (build_dataloader, train_pipeline, parse_options).
 BASICSR_DATASET_KEYS = {'name', 'type', 'scale', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
                         'use_shuffle', 'prefetch_mode', 'pin_memory', 'persistent_workers', 'num_prefetch_queue'}

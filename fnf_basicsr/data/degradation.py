@@ -141,12 +141,13 @@ def make_sample(ambient, flash_only, *, alpha, sig_read, sig_shot, homography, c
     }
 
 
-def make_awgn_sample(noflash_srgb, flash_srgb, *, sigma, mode='flash_noflash', generator=None):
+def make_awgn_sample(noflash_srgb, flash_srgb, *, sigma, mode='flash_noflash', generator=None, clip=False):
     """One sample of the later literature's protocol (``degradation: srgb_awgn``).
 
     CU-Net, RIDFnF, LGCNet and RFFNet add white Gaussian noise of std ``sigma / 255`` to the 8-bit sRGB
     no-flash image and give the flash image clean, without misalignment or dimming. Input, target and
-    metrics are display-encoded sRGB in [0, 1]; the noise is not clipped (as RIDFnF stores it).
+    metrics are display-encoded sRGB in [0, 1]; the noisy image is not clipped (RIDFnF, LGCNet) unless
+    ``clip`` (RFFNet clips to [0, 1]).
 
     Args:
         noflash_srgb: (3, S, S) clean no-flash image, 8-bit sRGB values / 255.
@@ -155,6 +156,7 @@ def make_awgn_sample(noflash_srgb, flash_srgb, *, sigma, mode='flash_noflash', g
         mode: ``'flash_noflash'``, ``'noflash'`` or ``'noflash_burst'`` (a second no-flash frame with
             its own noise of the same sigma).
         generator: ``torch.Generator`` for the noise.
+        clip: clip the noisy frames to [0, 1].
 
     Returns:
         dict with ``lq`` (C, S, S) (noise-std maps: ``sigma / 255`` for noisy frames, 0 for the flash)
@@ -176,10 +178,14 @@ def make_awgn_sample(noflash_srgb, flash_srgb, *, sigma, mode='flash_noflash', g
     if not sigma > 0:
         raise ValueError(f'sigma must be > 0 (8-bit units, e.g. 25), got {sigma}')
     std = float(sigma) / AWGN_UNIT
-    noflash = add_noise(noflash_srgb, std, 0.0, generator)
+    def noisy():
+        image = add_noise(noflash_srgb, std, 0.0, generator)
+        return image.clamp(0, 1) if clip else image
+
+    noflash = noisy()
     second, second_noise = None, None
     if mode == 'noflash_burst':
-        second = add_noise(noflash_srgb, std, 0.0, generator)
+        second = noisy()
     elif mode == 'flash_noflash':
         second, second_noise = flash_srgb, (0.0, 0.0)
     return {'lq': assemble_input(noflash, second, std, 0.0, mode, second_noise=second_noise),

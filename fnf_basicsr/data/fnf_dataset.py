@@ -126,6 +126,8 @@ class FlashNoFlashDataset(data.Dataset):
             displacement_bins, misalignment, reference flash) are refused with it.
         awgn_sigmas (list): ``srgb_awgn`` noise levels in 8-bit units, default [25, 50, 75]: val/test
             samples are images x sigmas; a training sample draws one of them.
+        awgn_clip (bool): clip the noisy sRGB frames to [0, 1] (RFFNet's protocol); default false
+            (RIDFnF's and LGCNet's: the noise is not clipped).
         split (str): which published FAID split ``subset`` reads: ``paper`` (default, 128 test
             scenes) or ``ridfnf`` (256 test, 256 validation), :func:`select_names`.
 
@@ -212,11 +214,15 @@ class FlashNoFlashDataset(data.Dataset):
                               f'number of pixels')
         check_choice('split', opt.get('split', DEFAULTS['split']), tuple(faid.SPLIT_FILES))
         self.awgn_sigmas = [float(v) for v in opt.get('awgn_sigmas', DEFAULTS['awgn_sigmas'])]
+        self.awgn_clip = opt.get('awgn_clip', DEFAULTS['awgn_clip'])
         self.levels = self.dimming_factors
         if self.degradation != 'srgb_awgn':
-            if 'awgn_sigmas' in opt:
-                raise ConfigError('awgn_sigmas is an option of degradation: srgb_awgn; add that or remove it')
+            for key in ('awgn_sigmas', 'awgn_clip'):
+                if key in opt:
+                    raise ConfigError(f'{key} is an option of degradation: srgb_awgn; add that or remove it')
             return
+        if not isinstance(self.awgn_clip, bool):
+            raise ConfigError(f'awgn_clip must be true or false, got {self.awgn_clip!r}')
         given = [key for key in PAPER_ONLY_KEYS if opt.get(key) is not None]
         if (opt.get('misalignment') or {}).get('enabled'):
             given.append('misalignment.enabled')
@@ -420,7 +426,8 @@ class FlashNoFlashDataset(data.Dataset):
         else:
             windows = [_window(image, top, left, self.crop_size) for image in (ambient, flash_only)]
         noflash, flash = (srgb_8bit(torch.from_numpy(window.transpose(2, 0, 1)), matrix) for window in windows)
-        sample = make_awgn_sample(noflash, flash, sigma=sigma, mode=input_mode, generator=generator)
+        sample = make_awgn_sample(noflash, flash, sigma=sigma, mode=input_mode, generator=generator,
+                                  clip=self.awgn_clip)
         return self._output(sample['lq'], sample['gt'], np.eye(3), 1.0, sample['sig_read'], 0.0, 0.0, 1.0, key,
                             awgn_sigma=sigma, encoded=True)
 

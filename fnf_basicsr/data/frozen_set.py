@@ -47,7 +47,7 @@ def degradation_options(dataset_opt):
         A flat dict (the manifest's ``options``): dataroot, io_backend, subset, crop_size, margin,
         reference, input_modes, dimming_factors, sig_read, sig_shot, seed, displacement_bins,
         scale_pivot, misalign, rotation_deg, scale_range, translation_px, fov_deg, max_images, isp,
-        degradation, awgn_sigmas, split.
+        degradation, awgn_sigmas, awgn_clip, split.
     """
     opt = {**DEFAULTS, **dataset_opt}
     noise = {**NOISE_DEFAULTS, **(dataset_opt.get('noise') or {})}
@@ -77,6 +77,7 @@ def degradation_options(dataset_opt):
         'isp': dict(dataset_opt['isp']) if dataset_opt.get('isp') else None,
         'degradation': opt['degradation'],
         'awgn_sigmas': [float(v) for v in opt['awgn_sigmas']],
+        'awgn_clip': bool(opt['awgn_clip']),
         'split': opt['split'],
     }
 

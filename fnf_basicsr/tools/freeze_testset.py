@@ -77,6 +77,8 @@ def build_parser():
                              '8-bit sRGB no-flash image, clean flash (docs/srgb_awgn.md).')
     parser.add_argument('--awgn-sigmas', nargs='+', type=float,
                         help='srgb_awgn noise stds in 8-bit units. Default: 25 50 75.')
+    parser.add_argument('--awgn-clip', action='store_true', default=None,
+                        help="srgb_awgn: clip the noisy image to [0, 1] (RFFNet's test protocol; RIDFnF does not).")
     parser.add_argument('--split', choices=tuple(SPLIT_FILES),
                         help="which published FAID split --subset reads: paper (128 test scenes, default) or ridfnf "
                              '(256 test / 256 validation).')

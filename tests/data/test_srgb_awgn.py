@@ -90,6 +90,13 @@ def test_burst_and_noflash_modes(scenes):
     assert single['lq'].shape[0] == 6 and torch.equal(single['lq'][:3], burst['lq'][:3])
 
 
+def test_clipping_is_an_option(scenes):
+    plain, clipped = dataset(scenes)[2], dataset(scenes, awgn_clip=True)[2]
+    assert plain['lq'][:3].min() < 0 and plain['lq'][:3].max() > 1  # sigma 75: RIDFnF's unclipped noise
+    torch.testing.assert_close(clipped['lq'][:3], plain['lq'][:3].clamp(0, 1), rtol=0, atol=0)
+    assert torch.equal(clipped['lq'][3:], plain['lq'][3:])
+
+
 def test_training_samples_draw_one_of_the_sigmas(scenes):
     data = dataset(scenes, phase='train', batch_size_per_gpu=1)
     torch.manual_seed(3)
@@ -104,6 +111,7 @@ def test_training_samples_draw_one_of_the_sigmas(scenes):
     ({'reference': 'flash'}, 'reference'),
     ({'isp': {'jpeg_quality': 90}}, 'isp'),
     ({'awgn_sigmas': [0]}, 'awgn_sigmas'),
+    ({'awgn_clip': 'yes'}, 'awgn_clip'),
     ({'phase': 'train', 'crop_size': 'full', 'batch_size_per_gpu': 1}, 'crop_size: full'),
 ])
 def test_options_of_the_other_protocol_are_refused(scenes, options, needle):
@@ -111,10 +119,10 @@ def test_options_of_the_other_protocol_are_refused(scenes, options, needle):
         dataset(scenes, **options)
 
 
-def test_awgn_sigmas_without_the_degradation_is_refused(scenes):
-    with pytest.raises(ConfigError, match='awgn_sigmas is an option of degradation: srgb_awgn'):
-        FlashNoFlashDataset({'name': 'x', 'phase': 'test', 'dataroot': str(scenes), 'crop_size': 64,
-                             'awgn_sigmas': [25]})
+@pytest.mark.parametrize('key, value', [('awgn_sigmas', [25]), ('awgn_clip', True)])
+def test_awgn_options_without_the_degradation_are_refused(scenes, key, value):
+    with pytest.raises(ConfigError, match=f'{key} is an option of degradation: srgb_awgn'):
+        FlashNoFlashDataset({'name': 'x', 'phase': 'test', 'dataroot': str(scenes), 'crop_size': 64, key: value})
 
 
 def test_ridfnf_split_files_are_read_and_select_scenes():
