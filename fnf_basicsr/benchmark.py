@@ -28,7 +28,7 @@ from fnf_basicsr.data.levels import level_label, level_of, ordered_levels
 from fnf_basicsr.errors import ConfigError, DataError, FnFError, MissingInputError, OutputExistsError, report_errors
 from fnf_basicsr.models.fnf_model import as_channels_last, estimate_from_output, set_channels_last
 from fnf_basicsr.utils import hardware
-from fnf_basicsr.utils.files import check_separate, fault_point, remove_owned, write_atomically
+from fnf_basicsr.utils.files import check_separate, fault_point, file_sha256, remove_owned, write_atomically
 
 PROG = 'fnf-benchmark'
 REFERENCES = {
@@ -42,7 +42,6 @@ METRIC_NAMES = ('psnr', 'ssim_basicsr', 'ssim_release')
 ROW_FIELDS = ('key', 'dimming', 'displacement', *METRIC_NAMES)
 # Bump when what a cached row means changes in a way the code hash below would not show.
 CACHE_FORMAT = 'fnf-benchmark per-image cache v2'
-HASH_CHUNK = 2 ** 22
 CHECKPOINT_SUFFIXES = ('.pth', '.pt', '.ckpt')
 # Labels name folders and table rows: these characters would make a path or break the markdown table.
 LABEL_FORBIDDEN = '/\\|'
@@ -155,15 +154,6 @@ def check_labels(labels):
             raise ConfigError(f'method labels {folders[folder]!r} and {label!r} share the report folder '
                               f'{safe_name(label)!r}; give them distinct labels with LABEL=SPEC')
         folders[folder] = label
-
-
-def file_sha256(path):
-    """SHA-256 of a file's content, read in chunks (checkpoints are hundreds of MB)."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for chunk in iter(lambda: handle.read(HASH_CHUNK), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def code_version():

@@ -15,7 +15,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from fnf_basicsr.data import faid
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
 from fnf_basicsr.data.scene_selection import select_names
-from fnf_basicsr.data.frozen_set import file_sha256
+from fnf_basicsr.utils.files import bytes_sha256
 from fnf_basicsr.data.frozen_writer import freeze, freeze_request
 from fnf_basicsr.data.input_layout import INPUT_MODES, input_channels
 from fnf_basicsr.errors import ConfigError
@@ -270,7 +270,7 @@ def test_frozen_set_errors_name_the_file(faid_folder, tmp_path):
     dataset = FlashNoFlashDataset({'phase': 'test', 'frozen_root': str(root), 'input_mode': 'noflash'})
     with pytest.raises(ValueError, match=f'{path.name}: checksum differs'):
         dataset[0]
-    manifest['samples'][0]['sha256'] = file_sha256(buffer.getvalue())
+    manifest['samples'][0]['sha256'] = bytes_sha256(buffer.getvalue())
     (root / 'manifest.json').write_text(json.dumps(manifest))
     dataset = FlashNoFlashDataset({'phase': 'test', 'frozen_root': str(root), 'input_mode': 'noflash'})
     with pytest.raises(ValueError, match=f"{path.name}: array 'gt' holds NaN or Inf"):

@@ -18,11 +18,12 @@ writer and by the tests; :func:`assemble_input` is also called by the real-captu
 import numpy as np
 import torch
 
+from fnf_basicsr.data.dataset_options import check_choice
 from fnf_basicsr.data.homography import mean_displacement, required_margin, warp_image
 from fnf_basicsr.data.input_layout import INPUT_MODES
 from fnf_basicsr.data.noise import add_noise, noise_std
 
-REFERENCES = ('noflash', 'flash')
+REFERENCE_FRAMES = ('noflash', 'flash')  # the image whose geometry is the target's
 FLASH_GAIN = 2.0  # the paper doubles the flash-only exposure
 AWGN_UNIT = 255.0  # the srgb_awgn protocol states sigma on the 8-bit scale
 # Reported displacements are evaluated on 4x4-pixel blocks: within 0.001 px of the all-pixel mean.
@@ -48,7 +49,7 @@ def assemble_input(noflash, second, sig_read, sig_shot, mode, second_noise=None)
     Returns:
         (C, H, W) float32 tensor, C from :func:`~fnf_basicsr.data.input_layout.input_channels`.
     """
-    _check_choice('input mode', mode, INPUT_MODES)
+    check_choice('input mode', mode, INPUT_MODES)
     if mode == 'noflash':
         if second is not None:
             raise ValueError('input mode "noflash" takes no second image; pass None')
@@ -97,8 +98,8 @@ def make_sample(ambient, flash_only, *, alpha, sig_read, sig_shot, homography, c
         ValueError: unknown mode or reference, windows of different sizes, or a window too small
             for the crop plus the margin the homography needs.
     """
-    _check_choice('reference', reference, REFERENCES)
-    _check_choice('input mode', mode, INPUT_MODES)
+    check_choice('reference', reference, REFERENCE_FRAMES)
+    check_choice('input mode', mode, INPUT_MODES)
     if ambient.shape != flash_only.shape:
         raise ValueError(f'ambient {ambient.shape} and flash_only {flash_only.shape} windows differ in size')
     height, width = ambient.shape[:2]
@@ -172,7 +173,7 @@ def make_awgn_sample(noflash_srgb, flash_srgb, *, sigma, mode='flash_noflash', g
         >>> sample['lq'].shape, float(sample['lq'][9:].abs().max())
         (torch.Size([12, 8, 8]), 0.0)
     """
-    _check_choice('input mode', mode, INPUT_MODES)
+    check_choice('input mode', mode, INPUT_MODES)
     if noflash_srgb.shape != flash_srgb.shape:
         raise ValueError(f'no-flash {tuple(noflash_srgb.shape)} and flash {tuple(flash_srgb.shape)} differ in size')
     if not sigma > 0:
@@ -194,8 +195,3 @@ def make_awgn_sample(noflash_srgb, flash_srgb, *, sigma, mode='flash_noflash', g
 
 def _to_tensor(image_hwc):
     return torch.from_numpy(np.ascontiguousarray(image_hwc.transpose(2, 0, 1), dtype=np.float32))
-
-
-def _check_choice(label, value, choices):
-    if value not in choices:
-        raise ValueError(f'{label} must be one of {list(choices)}, got {value!r}')

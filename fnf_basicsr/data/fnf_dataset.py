@@ -23,7 +23,7 @@ from fnf_basicsr.data.dataset_options import (BASICSR_DATASET_KEYS, DATASET_KEYS
                                               MISALIGNMENT_DEFAULTS, MISALIGNMENT_KEYS, NOISE_DEFAULTS, NOISE_KEYS,
                                               PAPER_ONLY_KEYS, SCALE_PIVOTS, SYNTHETIC_KEYS, check_choice, check_keys)
 from fnf_basicsr.data.decoded_cache import MIB, DecodedCache
-from fnf_basicsr.data.degradation import REFERENCES, assemble_input, make_awgn_sample, make_sample
+from fnf_basicsr.data.degradation import REFERENCE_FRAMES, assemble_input, make_awgn_sample, make_sample
 from fnf_basicsr.data.frozen_set import check_complete, check_matches, load_frozen_sample, read_frozen_manifest
 from fnf_basicsr.data.homography import (CameraMotion, homography_for_displacement, image_origin_pivot,
                                          required_margin, sample_camera_motion)
@@ -155,7 +155,7 @@ class FlashNoFlashDataset(data.Dataset):
         self.input_mode = opt.get('input_mode', DEFAULTS['input_mode'])
         self.reference = opt.get('reference', DEFAULTS['reference'])
         check_choice('input_mode', self.input_mode, INPUT_MODES)
-        check_choice('reference', self.reference, REFERENCES)
+        check_choice('reference', self.reference, REFERENCE_FRAMES)
         self.seed = int(opt.get('seed', DEFAULTS['seed']))
         self.dimming_range = tuple(float(v) for v in opt.get('dimming_range', DEFAULTS['dimming_range']))
         self.dimming_factors = [float(v) for v in opt.get('dimming_factors', DEFAULTS['dimming_factors'])]

@@ -14,7 +14,6 @@ bit-identical inputs whatever the library versions. Layout of the folder:
 Samples are exactly ``FlashNoFlashDataset``'s val/test samples with the same options (the writer
 calls its ``simulate``). Writing is resumable and never deletes what it did not write.
 """
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -24,17 +23,13 @@ import numpy as np
 from fnf_basicsr.data.dataset_options import DEFAULTS, MISALIGNMENT_DEFAULTS, NOISE_DEFAULTS
 from fnf_basicsr.data.input_layout import INPUT_MODES
 from fnf_basicsr.errors import ConfigError, DataError, MissingInputError
-from fnf_basicsr.utils.files import is_plain_name
+from fnf_basicsr.utils.files import bytes_sha256, is_plain_name
 
 FROZEN_MANIFEST = 'manifest.json'
 FROZEN_FORMAT = 'fnf-basicsr frozen test set'
 # Options that identify where the scenes come from rather than how they are degraded: a set moved
 # to another folder, or frozen by path instead of through `synthetic:`, is still the same set.
 SOURCE_KEYS = ('dataroot', 'io_backend', 'input_modes')
-
-
-def file_sha256(data_bytes):
-    return hashlib.sha256(data_bytes).hexdigest()
 
 
 def degradation_options(dataset_opt):
@@ -141,7 +136,7 @@ def load_frozen_sample(root, entry, verify=True):
         raise MissingInputError(f'{path} is listed in {Path(root) / FROZEN_MANIFEST} but missing; resume '
                                 f'scripts/data_preparation/freeze_testset.py to write it again')
     payload = path.read_bytes()
-    if verify and file_sha256(payload) != entry['sha256']:
+    if verify and bytes_sha256(payload) != entry['sha256']:
         raise DataError(f'{path}: checksum differs from the manifest (corrupt or modified file); delete it and '
                         f'resume scripts/data_preparation/freeze_testset.py')
     with np.load(io.BytesIO(payload)) as arrays:

@@ -15,11 +15,11 @@ from fnf_basicsr.data import faid
 from fnf_basicsr.data.degradation import AWGN_UNIT
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
 from fnf_basicsr.data.frozen_set import (FROZEN_FORMAT, FROZEN_MANIFEST, degradation_options, differing_options,
-                                         file_sha256, read_frozen_manifest)
+                                         read_frozen_manifest)
 from fnf_basicsr.data.input_layout import FRAMES, image_channels
 from fnf_basicsr.errors import ConfigError, OutputExistsError
-from fnf_basicsr.utils.files import (check_separate, fault_point, prepare_output_folder, remove_owned,
-                                     remove_stale_temporaries, write_atomically)
+from fnf_basicsr.utils.files import (bytes_sha256, check_separate, fault_point, file_sha256, prepare_output_folder,
+                                     remove_owned, remove_stale_temporaries, write_atomically)
 from fnf_basicsr.utils.options import load_option_file
 
 
@@ -187,7 +187,7 @@ def prepare_output(output, options, overwrite, software):
 
 def is_written(output, entry):
     path = Path(output) / entry['file']
-    return entry.get('sha256') is not None and path.is_file() and file_sha256(path.read_bytes()) == entry['sha256']
+    return entry.get('sha256') is not None and path.is_file() and file_sha256(path) == entry['sha256']
 
 
 def freeze(dataset_opt, output, overwrite=False, progress=True):
@@ -223,7 +223,7 @@ def freeze(dataset_opt, output, overwrite=False, progress=True):
         arrays = first if index == 0 else sample_arrays(dataset, index, options)
         key = str(arrays['key'])
         payload = encode_npz(arrays)
-        entry = {'index': index, 'key': key, 'file': f'{index:05d}_{key}.npz', 'sha256': file_sha256(payload)}
+        entry = {'index': index, 'key': key, 'file': f'{index:05d}_{key}.npz', 'sha256': bytes_sha256(payload)}
         done[index] = entry
         manifest['samples'] = [done[i] for i in sorted(done)]
         write_manifest(output, manifest)  # listed before it is written: --overwrite and a rerun know every file

@@ -29,7 +29,7 @@ Examples:
 """
 import argparse
 
-from fnf_basicsr.data.degradation import REFERENCES
+from fnf_basicsr.data.degradation import REFERENCE_FRAMES
 from fnf_basicsr.data.faid import SPLIT_FILES
 from fnf_basicsr.data.dataset_options import DEFAULT_MARGIN, DEGRADATIONS, SCALE_PIVOTS
 from fnf_basicsr.data.frozen_writer import SUBSET_CHOICES, freeze, freeze_request
@@ -54,7 +54,7 @@ def build_parser():
     parser.add_argument('--crop-size', type=int, help='central crop side. Default: 448.')
     parser.add_argument('--margin', type=int, help=f'pixels read around the crop for the warp. Default: '
                         f'{DEFAULT_MARGIN}.')
-    parser.add_argument('--reference', choices=REFERENCES,
+    parser.add_argument('--reference', choices=REFERENCE_FRAMES,
                         help='geometric reference (the other image is warped). Default: noflash.')
     parser.add_argument('--input-modes', nargs='+', choices=INPUT_MODES,
                         help='input modes whose frames are stored. Default: all three.')

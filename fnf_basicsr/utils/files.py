@@ -16,6 +16,7 @@ point of a write, exactly as a power cut or the OOM killer would. ``<label>:<n>:
 the process group instead, as Ctrl-C in a terminal does.
 """
 import errno
+import hashlib
 import os
 import re
 import signal
@@ -272,3 +273,25 @@ def write_atomically(path, data, overwrite=False):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+HASH_CHUNK = 2 ** 22  # files are hashed in chunks: checkpoints are hundreds of MB
+
+
+def bytes_sha256(data):
+    """SHA-256 (hex) of bytes in memory, e.g. a frozen sample before it is written.
+
+    Example:
+        >>> bytes_sha256(b'')[:8]
+        'e3b0c442'
+    """
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path):
+    """SHA-256 (hex) of a file's content, read in chunks; equal to :func:`bytes_sha256` of the content."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for chunk in iter(lambda: handle.read(HASH_CHUNK), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
