@@ -20,7 +20,8 @@ from fnf_basicsr.inference.capture_io import (ENCODINGS, CaptureError, check_out
                                               encode_srgb_png, find_pairs, number_problem, read_capture_pair,
                                               unpaired_entries, write_atomically)
 from fnf_basicsr.inference.checkpoint import CheckpointError, load_network
-from fnf_basicsr.inference.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, check_tiling, denoise_tiled, denoise_whole
+from fnf_basicsr.inference.tiling import (DEFAULT_OVERLAP, DEFAULT_TILE, check_tiling, default_overlap, denoise_tiled,
+                                          denoise_whole)
 from fnf_basicsr.models.fnf_model import as_channels_last, set_channels_last
 from fnf_basicsr.utils import hardware
 from fnf_basicsr.utils.rendering import render_srgb, srgb_degamma
@@ -87,8 +88,9 @@ def build_parser():
     model.add_argument('--tile', type=int, default=DEFAULT_TILE,
                        help=f'tile size in pixels, a multiple of 32 (default {DEFAULT_TILE}); 0: the whole '
                        'image at once (memory grows with the image).')
-    model.add_argument('--overlap', type=int, default=DEFAULT_OVERLAP,
-                       help=f'minimum overlap of neighbouring tiles in pixels (default {DEFAULT_OVERLAP}).')
+    model.add_argument('--overlap', type=int, default=None,
+                       help=f'minimum overlap of neighbouring tiles in pixels (default: twice the reach of the '
+                            f"network's kernels, at least {DEFAULT_OVERLAP}; 64 for DeepFnF's K = 15, d = 4).")
     hardware.add_inference_arguments(model)
 
     capture = parser.add_argument_group('capture')
@@ -179,7 +181,9 @@ def denoise_capture(net, pair, input_mode, args, device):
         if args.tile == 0:
             lq = assemble_input(noflash, flash, sig_read, sig_shot, input_mode)[None]
             return denoise_whole(net, as_channels_last(lq, channels_last), device)
-        return denoise_tiled(net, read_tile, height, width, args.tile, args.overlap, device,
+        overlap = default_overlap(net) if args.overlap is None else args.overlap
+        check_tiling(args.tile, overlap)
+        return denoise_tiled(net, read_tile, height, width, args.tile, overlap, device,
                              progress=not args.no_progress)
 
 
@@ -239,7 +243,7 @@ def _check_arguments(parser, args):
         parser.error('--device cuda: no CUDA device is available here; use --device cpu (or auto)')
     if args.tile != 0:
         try:
-            check_tiling(args.tile, args.overlap)
+            check_tiling(args.tile, DEFAULT_OVERLAP if args.overlap is None else args.overlap)
         except ValueError as error:
             parser.error(str(error))
 

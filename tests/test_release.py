@@ -83,6 +83,8 @@ def test_release_layout_names_46_convolutions_in_netpy_order():
     with torch.device('meta'):
         full = DeepFnF(**{k: v for k, v in release.RELEASE_NETWORK.items() if k != 'type'})
     assert sum(p.numel() for p in full.parameters()) == 78_471_033
+    assert {k: release.RELEASE_NETWORK[k] for k in ('in_channels', 'num_basis', 'kernel_size', 'upsample', 'width')} \
+        == {'in_channels': 12, 'num_basis': 90, 'kernel_size': 15, 'upsample': 4, 'width': 1.0}  # the paper's
 
 
 def test_converted_model_gives_identical_outputs(release_model, tmp_path):

@@ -19,6 +19,7 @@ file's ``alpha``, renders output and the clean ``ambient`` through ``color_matri
 solved) and ``adapt_matrix`` (to D65), then XYZ -> sRGB and the sRGB curve, clips to [0, 1] and
 scores each image. :class:`ReleaseTestSet` reproduces exactly that.
 """
+import inspect
 import math
 import re
 import zipfile
@@ -28,14 +29,19 @@ import numpy as np
 import torch
 import yaml
 
+from fnf_basicsr.archs.deepfnf_arch import DeepFnF
 from fnf_basicsr.data.input_layout import FRAMES, image_channels, input_channels, std_channels
 from fnf_basicsr.data.noise import noise_std
 from fnf_basicsr.errors import DataError, MissingInputError, OutputExistsError
 
-# network_g of the released model; width and num_basis are read from the file (tests use tiny ones).
+# network_g of the released model: DeepFnF's own defaults (the paper's network; tests/test_release.py pins
+# them to the release's 78,471,033 parameters) with the release graph's two conventions. width and num_basis
+# are read from the file on conversion (tests use tiny ones).
 RELEASE_CONVENTIONS = {'upsampling': 'tf1', 'tent_padding': 'zeros'}
-RELEASE_NETWORK = {'type': 'DeepFnF', 'in_channels': input_channels('flash_noflash'), 'num_basis': 90,
-                   'kernel_size': 15, 'upsample': 4, 'width': 1.0, 'use_lowpass': True, 'use_scale_map': True,
+RELEASE_NETWORK = {'type': 'DeepFnF', **{name: parameter.default for name, parameter in
+                                         inspect.signature(DeepFnF.__init__).parameters.items()
+                                         if name in ('in_channels', 'num_basis', 'kernel_size', 'upsample', 'width',
+                                                     'use_lowpass', 'use_scale_map')},
                    **RELEASE_CONVENTIONS}
 BASE_WIDTH = 64  # output channels of the release's first conv at width 1
 SCALE_CHANNELS = 3  # the release's 'output' conv: num_basis coefficients + 3 scale-map channels

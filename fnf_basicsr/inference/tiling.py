@@ -43,7 +43,7 @@ from fnf_basicsr.data.input_layout import COLOR_CHANNELS, frames_in, image_chann
 from fnf_basicsr.models.fnf_model import estimate_from_output
 
 DEFAULT_TILE = 512
-DEFAULT_OVERLAP = 64
+DEFAULT_OVERLAP = 64  # the least overlap; networks whose kernels reach further get more (default_overlap)
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,35 @@ class Tile:
     @property
     def cols(self):
         return slice(self.left, self.left + self.width)
+
+
+def kernel_reach(net):
+    """Pixels a network's kernels read beyond the pixel they filter: ``(K - 1) / 2``, times the dilation d
+    of DeepFnF's low-pass kernels (28 px for K = 15, d = 4); 0 for a network without kernels.
+
+    Example:
+        >>> from fnf_basicsr.archs.deepfnf_arch import DeepFnF
+        >>> kernel_reach(DeepFnF(width=0.0625, num_basis=2)), kernel_reach(torch.nn.Identity())
+        (28, 0)
+    """
+    size = getattr(net, 'kernel_size', None)
+    if not isinstance(size, int):
+        return 0
+    dilation = getattr(net, 'upsample', 1) if getattr(net, 'use_lowpass', False) else 1
+    return (size - 1) * dilation // 2
+
+
+def default_overlap(net, align=SIZE_MULTIPLE):
+    """The tile overlap for ``net``: twice its kernel reach on the pooling grid, at least :data:`DEFAULT_OVERLAP`
+    (so both tiles of an overlap see each pixel's whole kernel support from one side at least).
+
+    Example:
+        >>> from fnf_basicsr.archs.deepfnf_arch import DeepFnF
+        >>> default_overlap(DeepFnF(width=0.0625, num_basis=2)), default_overlap(DeepFnF(width=0.0625, num_basis=2,
+        ...                                                                                  kernel_size=31))
+        (64, 128)
+    """
+    return max(DEFAULT_OVERLAP, math.ceil(2 * kernel_reach(net) / align) * align)
 
 
 def tile_spans(length, tile, overlap, align=SIZE_MULTIPLE):
