@@ -96,7 +96,7 @@ def test_killed_generate_synthetic_is_refused_then_resumed_to_identical_files(tm
 
 
 def test_killed_denoise_leaves_no_output_and_a_rerun_writes_the_same_file(tmp_path):
-    from test_denoise_cli import TINY_DEEPFNF, save_experiment
+    from test_denoise import TINY_DEEPFNF, save_experiment
     from fnf_basicsr.denoise import main
     rng = np.random.default_rng(1)
     captures = {}

@@ -72,7 +72,7 @@ def test_freeze_testset(scenes, tmp_path):
 
 
 def test_fnf_denoise(tmp_path):
-    from test_denoise_cli import TINY_DEEPFNF, save_experiment
+    from test_denoise import TINY_DEEPFNF, save_experiment
     rng = np.random.default_rng(1)
     for role, level in (('noflash', 5000), ('flash', 20000)):
         (tmp_path / f'{role}.png').write_bytes(faid.encode_png16(rng.integers(0, level, (48, 64, 3), np.uint16)))

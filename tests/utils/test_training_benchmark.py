@@ -1,9 +1,8 @@
 """The training benchmark's option overrides and table (no timing here: timings live in reports)."""
-from pathlib import Path
-
+from conftest import REPO_DIR
 from fnf_basicsr.utils.training_benchmark import markdown_table, training_options
 
-OPTIONS = Path(__file__).resolve().parents[1] / 'options'
+OPTIONS = REPO_DIR / 'options'
 
 
 def test_variants_override_precision_layout_and_adam(tmp_path):
