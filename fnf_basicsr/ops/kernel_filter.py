@@ -21,6 +21,8 @@ All filters here are correlations, like ``torch.nn.functional.conv2d`` and the r
 Under ``torch.autocast`` they still compute in float32: half-precision sums of thousands of
 products lose the low bits that a denoised image is made of.
 """
+from __future__ import annotations
+
 import contextlib
 import math
 
@@ -39,7 +41,8 @@ FOURIER_MIN_PIXELS = 96 * 96
 FOURIER_CHUNK_BYTES = 4 * 2 ** 20
 
 
-def tent_kernel(d, dtype=torch.float32, device=None):
+def tent_kernel(d: int, dtype: torch.dtype = torch.float32,
+                device: torch.device | str | None = None) -> torch.Tensor:
     """The normalised (2d-1) x (2d-1) tent filter h of the paper's Eq. 4.
 
     It is the outer product of ``[1, 2, ..., d, ..., 2, 1]`` with itself, divided by its sum
@@ -47,10 +50,24 @@ def tent_kernel(d, dtype=torch.float32, device=None):
     convolving with that kernel bilinearly upsampled by ``d`` (and divided by ``d ** 2``).
 
     Args:
-        d (int): upsampling factor of the low-frequency kernels (the paper's d), >= 1.
+        d: upsampling factor of the low-frequency kernels (the paper's d), >= 1.
+        dtype: dtype of the result.
+        device: device of the result (None: the default device).
 
     Returns:
-        Tensor: shape (2d-1, 2d-1), sums to 1; ``tent_kernel(1)`` is ``[[1.]]``.
+        The tent, which sums to 1; ``tent_kernel(1)`` is ``[[1.]]``.
+
+    Raises:
+        ValueError: ``d`` is not a positive integer.
+
+    Shape:
+        - output: (2d-1, 2d-1).
+
+    Example:
+        >>> tent_kernel(2) * 16
+        tensor([[1., 2., 1.],
+                [2., 4., 2.],
+                [1., 2., 1.]])
     """
     d = _check_positive_int(d, 'd')
     ramp = torch.cat([torch.arange(1, d + 1), torch.arange(d - 1, 0, -1)]).to(dtype=dtype, device=device)
@@ -58,7 +75,7 @@ def tent_kernel(d, dtype=torch.float32, device=None):
     return tent / tent.sum()
 
 
-def mirror_pad(image, pad):
+def mirror_pad(image: torch.Tensor, pad: int) -> torch.Tensor:
     """Reflect-pad the last two dimensions by ``pad`` pixels on every side.
 
     Equals ``F.pad(image, (pad,) * 4, mode='reflect')`` whenever that is defined (``pad`` smaller
@@ -66,8 +83,25 @@ def mirror_pad(image, pad):
     periodically, like ``numpy.pad(mode='reflect')``; a 1-pixel dimension is repeated.
 
     Args:
-        image (Tensor): shape (B, C, H, W).
-        pad (int): pixels to add on each side, >= 0.
+        image: the image to pad.
+        pad: pixels to add on each side, >= 0.
+
+    Returns:
+        The padded image, of ``image``'s dtype.
+
+    Shape:
+        - image: (B, C, H, W).
+        - output: (B, C, H + 2 * pad, W + 2 * pad).
+
+    Example:
+        >>> mirror_pad(torch.tensor([[[[1., 2.]]]]), 3)
+        tensor([[[[2., 1., 2., 1., 2., 1., 2., 1.],
+                  [2., 1., 2., 1., 2., 1., 2., 1.],
+                  [2., 1., 2., 1., 2., 1., 2., 1.],
+                  [2., 1., 2., 1., 2., 1., 2., 1.],
+                  [2., 1., 2., 1., 2., 1., 2., 1.],
+                  [2., 1., 2., 1., 2., 1., 2., 1.],
+                  [2., 1., 2., 1., 2., 1., 2., 1.]]]])
     """
     height, width = image.shape[-2:]
     if pad < height and pad < width:
@@ -86,15 +120,26 @@ def _mirror_indices(size, pad, device):
     return torch.where(index < size, index, period - index)
 
 
-def lowpass_prefilter(image, d):
+def lowpass_prefilter(image: torch.Tensor, d: int) -> torch.Tensor:
     """X^h of the paper's Eq. 4: each channel smoothed with :func:`tent_kernel` ``(d)``.
 
     Args:
-        image (Tensor): shape (B, C, H, W).
-        d (int): upsampling factor of the low-frequency kernels; ``d = 1`` returns the image.
+        image: the image X.
+        d: upsampling factor of the low-frequency kernels; ``d = 1`` returns the image.
 
     Returns:
-        Tensor: shape (B, C, H, W), computed in float32 (float64 stays float64).
+        The smoothed image, computed in float32 (float64 stays float64), also under autocast.
+
+    Raises:
+        ValueError: ``image`` is not 4-dimensional.
+
+    Shape:
+        - image: (B, C, H, W).
+        - output: (B, C, H, W).
+
+    Example:
+        >>> lowpass_prefilter(torch.ones(1, 3, 4, 4), 2).unique()
+        tensor([1.])
     """
     _check_image(image, 'image')
     with _full_precision(image) as dtype:
@@ -107,7 +152,8 @@ def lowpass_prefilter(image, d):
         return F.conv2d(mirror_pad(image, d - 1), weight, groups=channels)
 
 
-def basis_filter(image, coeffs, basis, dilation=1, chunk_size=None):
+def basis_filter(image: torch.Tensor, coeffs: torch.Tensor, basis: torch.Tensor, dilation: int = 1,
+                 chunk_size: int | None = None) -> torch.Tensor:
     """Filter each channel with the per-pixel kernel ``sum_j coeffs[:, j, n] * basis[:, j]``.
 
     Computed as ``sum_j coeffs[:, j] * (image (*)_dilation basis[:, j])``: every basis kernel
@@ -116,17 +162,27 @@ def basis_filter(image, coeffs, basis, dilation=1, chunk_size=None):
     per-pixel kernel or image patch is materialised. Gradients flow to all three inputs.
 
     Args:
-        image (Tensor): shape (B, C, H, W), the image to filter.
-        coeffs (Tensor): shape (B, J, H, W), per-pixel mixing coefficients.
-        basis (Tensor): shape (B, J, C, K, K), per-image basis, one KxK kernel per channel; K odd.
-        dilation (int): spacing of the kernel taps; the kernel spans ``(K - 1) * dilation + 1``.
-        chunk_size (int, optional): basis kernels filtered per call; bounds the temporary memory
-            to ``B * C * chunk_size`` images without changing the result. Default: all of them
-            when autograd records (they are saved for the backward pass anyway), otherwise as
-            many as fit in ``INFERENCE_CHUNK_BYTES``.
+        image: the image to filter.
+        coeffs: per-pixel mixing coefficients.
+        basis: per-image basis, one K x K kernel per channel; K odd.
+        dilation: spacing of the kernel taps; the kernel spans ``(K - 1) * dilation + 1``.
+        chunk_size: basis kernels filtered per call; bounds the temporary memory to
+            ``B * C * chunk_size`` images without changing the result. None: all of them when
+            autograd records (they are saved for the backward pass anyway), otherwise as many as
+            fit in ``INFERENCE_CHUNK_BYTES``.
 
     Returns:
-        Tensor: shape (B, C, H, W), float32 (float64 if an input is float64), also under autocast.
+        The filtered image, float32 (float64 if an input is float64), also under autocast.
+
+    Raises:
+        ValueError: shapes that do not match each other, an even K, or a non-positive dilation
+            or chunk size.
+
+    Shape:
+        - image: (B, C, H, W).
+        - coeffs: (B, J, H, W).
+        - basis: (B, J, C, K, K).
+        - output: (B, C, H, W).
 
     Example:
         >>> image = torch.rand(1, 3, 32, 32)
@@ -169,9 +225,9 @@ class _MixFiltered(torch.autograd.Function):
     """``sum_j filtered[:, :, j] * coeffs[:, None, j]``: (B, C, J, H, W), (B, J, H, W) -> (B, C, H, W).
 
     Accumulates in place, one j (forward) or one channel (backward) at a time, so that no
-    temporary as large as ``filtered`` is made. On one CPU thread at 448x448 with J = 90 the
-    forward took a third of the time of ``(filtered * coeffs[:, None]).sum(2)`` and a quarter of
-    that of ``einsum`` (which copies ``filtered`` into a batched matmul over the pixels).
+    temporary as large as ``filtered`` is made: faster than ``(filtered * coeffs[:, None]).sum(2)``
+    and than ``einsum``, which copies ``filtered`` into a batched matmul over the pixels
+    (docs/speed.md, "Moved from docstrings").
     """
 
     @staticmethod
@@ -196,7 +252,8 @@ class _MixFiltered(torch.autograd.Function):
         return grad_filtered, grad_coeffs
 
 
-def two_scale_filter(image, coeffs, basis_a, basis_b, d, use_lowpass=True, method='auto'):
+def two_scale_filter(image: torch.Tensor, coeffs: torch.Tensor, basis_a: torch.Tensor, basis_b: torch.Tensor | None,
+                     d: int, use_lowpass: bool = True, method: str = 'auto') -> torch.Tensor:
     """DeepFnF's two-scale basis filtering (paper Eq. 4).
 
     ``F[n] = sum_j c_j[n] * ((X * A_j)[n] + (X^h *_d B_j)[n])``: the K x K kernels A_j act on the
@@ -211,18 +268,36 @@ def two_scale_filter(image, coeffs, basis_a, basis_b, d, use_lowpass=True, metho
     (:class:`_FourierTwoScale`), which costs about a third of the multiply-adds on training crops.
 
     Args:
-        image (Tensor): shape (B, C, H, W), the no-flash image X.
-        coeffs (Tensor): shape (B, J, H, W), coefficients shared by A_j and B_j.
-        basis_a (Tensor): shape (B, J, C, K, K), the full-resolution kernels A_j.
-        basis_b (Tensor or None): shape (B, J, C, K, K), the low-frequency kernels B_j; ignored
-            (and may be None) when ``use_lowpass`` is False.
-        d (int): upsampling factor of B_j (4 in the paper).
-        use_lowpass (bool): False drops the B_j term, the paper's "15x15 only" ablation (Table 2).
-        method (str): ``'auto'`` (Fourier for images of at least ``FOURIER_MIN_PIXELS``, where it is
-            the faster), ``'direct'`` or ``'fourier'``; the 15x15-only filter is always direct.
+        image: the no-flash image X.
+        coeffs: coefficients shared by A_j and B_j.
+        basis_a: the full-resolution kernels A_j.
+        basis_b: the low-frequency kernels B_j; ignored (and may be None) when ``use_lowpass`` is
+            False.
+        d: upsampling factor of B_j (4 in the paper).
+        use_lowpass: False drops the B_j term, the paper's "15x15 only" ablation (Table 2).
+        method: ``'auto'`` (Fourier for images of at least ``FOURIER_MIN_PIXELS``, where it is the
+            faster), ``'direct'`` or ``'fourier'``; the 15x15-only filter is always direct.
 
     Returns:
-        Tensor: shape (B, C, H, W), float32 (float64 if an input is float64).
+        The filtered image, float32 (float64 if an input is float64).
+
+    Raises:
+        ValueError: an unknown ``method``, ``basis_b`` None with ``use_lowpass``, or shapes that do
+            not match (see :func:`basis_filter`).
+
+    Shape:
+        - image: (B, C, H, W).
+        - coeffs: (B, J, H, W).
+        - basis_a, basis_b: (B, J, C, K, K).
+        - output: (B, C, H, W).
+
+    Example:
+        >>> image, coeffs = torch.rand(1, 3, 16, 16), torch.rand(1, 2, 16, 16)
+        >>> basis_a, basis_b = torch.rand(1, 2, 3, 3, 3), torch.rand(1, 2, 3, 3, 3)
+        >>> direct = two_scale_filter(image, coeffs, basis_a, basis_b, d=2, method='direct')
+        >>> fourier = two_scale_filter(image, coeffs, basis_a, basis_b, d=2, method='fourier')
+        >>> direct.shape, torch.allclose(direct, fourier, atol=1e-4)
+        (torch.Size([1, 3, 16, 16]), True)
     """
     if method not in FILTER_METHODS:
         raise ValueError(f'two_scale_filter: method must be one of {list(FILTER_METHODS)}, got {method!r}.')
@@ -239,11 +314,36 @@ def two_scale_filter(image, coeffs, basis_a, basis_b, d, use_lowpass=True, metho
     return fourier_two_scale_filter(image, coeffs, basis_a, basis_b, d)
 
 
-def fourier_two_scale_filter(image, coeffs, basis_a, basis_b, d):
-    """:func:`two_scale_filter` computed with FFTs; arguments as there, float32 (float64) result.
+def fourier_two_scale_filter(image: torch.Tensor, coeffs: torch.Tensor, basis_a: torch.Tensor,
+                             basis_b: torch.Tensor, d: int) -> torch.Tensor:
+    """:func:`two_scale_filter` computed with FFTs (its ``method='fourier'``).
 
     The image is mirror-padded once by the Eq. 3 kernel's half-width ``(K - 1) * d / 2 + d - 1``
     (reflect padding commutes with the symmetric tent, so this equals padding X and X^h apart).
+
+    Args:
+        image: the no-flash image X.
+        coeffs: coefficients shared by A_j and B_j.
+        basis_a: the full-resolution kernels A_j.
+        basis_b: the low-frequency kernels B_j.
+        d: upsampling factor of B_j.
+
+    Returns:
+        The filtered image, float32 (float64 if an input is float64), also under autocast.
+
+    Raises:
+        ValueError: shapes that do not match (see :func:`basis_filter`) or a non-positive ``d``.
+
+    Shape:
+        - image: (B, C, H, W).
+        - coeffs: (B, J, H, W).
+        - basis_a, basis_b: (B, J, C, K, K).
+        - output: (B, C, H, W).
+
+    Example:
+        >>> image, coeffs = torch.rand(1, 3, 8, 8), torch.rand(1, 2, 8, 8)
+        >>> fourier_two_scale_filter(image, coeffs, torch.rand(1, 2, 3, 3, 3), torch.rand(1, 2, 3, 3, 3), 2).shape
+        torch.Size([1, 3, 8, 8])
     """
     _check_basis_inputs(image, coeffs, basis_a)
     _check_basis_inputs(image, coeffs, basis_b)
@@ -410,7 +510,7 @@ def _mix_gradient(filtered, grad_output):
     return grad
 
 
-def per_pixel_filter(image, kernels):
+def per_pixel_filter(image: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Filter with one K x K kernel per pixel, shared by all channels (KPN, Mildenhall et al. 2018).
 
     ``out[:, c, n] = sum_k kernels[:, k, n] * image[:, c, n + k]``, accumulated in place over
@@ -418,11 +518,27 @@ def per_pixel_filter(image, kernels):
     of the image, and no per-offset gradient as large as ``kernels``, is ever held.
 
     Args:
-        image (Tensor): shape (B, C, H, W).
-        kernels (Tensor): shape (B, K*K, H, W), taps in row-major (dy, dx) order; K odd.
+        image: the image to filter.
+        kernels: per-pixel kernels, taps in row-major (dy, dx) order; K odd.
 
     Returns:
-        Tensor: shape (B, C, H, W), float32 (float64 if an input is float64).
+        The filtered image, float32 (float64 if an input is float64), also under autocast.
+
+    Raises:
+        ValueError: a channel count of ``kernels`` that is not an odd square, or sizes that differ
+            from the image's.
+
+    Shape:
+        - image: (B, C, H, W).
+        - kernels: (B, K*K, H, W).
+        - output: (B, C, H, W).
+
+    Example:
+        >>> image = torch.rand(1, 3, 5, 5)
+        >>> identity = torch.zeros(1, 9, 5, 5)
+        >>> identity[:, 4] = 1  # the centre tap
+        >>> torch.equal(per_pixel_filter(image, identity), image)
+        True
     """
     _check_image(image, 'image')
     _check_image(kernels, 'kernels')
