@@ -15,12 +15,15 @@ Fault injection (tests): ``FNF_FAULT_KILL=<label>:<n>`` makes the ``n``-th call 
 point of a write, exactly as a power cut or the OOM killer would. ``<label>:<n>:INT`` sends SIGINT to
 the process group instead, as Ctrl-C in a terminal does.
 """
+from __future__ import annotations
+
 import errno
 import hashlib
 import os
 import re
 import signal
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 from fnf_basicsr.errors import ConfigError, DataError, OutputError, OutputExistsError
@@ -31,11 +34,18 @@ TEMPORARY_TAG = 'fnf-tmp'
 _TEMPORARY_NAME = re.compile(r'^\.(?P<target>.+)\.' + TEMPORARY_TAG + r'-(?P<pid>\d+)-[0-9a-f]{32}\.tmp$')
 
 
-def fault_point(label):
+def fault_point(label: str) -> None:
     """Kill this process (SIGKILL) here if ``FNF_FAULT_KILL`` names ``label`` and this is its n-th call.
 
     With a third field ``INT`` the signal is SIGINT (Ctrl-C) to this process group when this process leads it
     (else to this process alone); Python raises the KeyboardInterrupt at once on the main thread.
+
+    Args:
+        label: the name of this point of the code, as ``FNF_FAULT_KILL`` names it.
+
+    Example:
+        >>> 'FNF_FAULT_KILL' in os.environ, fault_point('write_atomically')  # unset: nothing happens
+        (False, None)
     """
     spec = os.environ.get(FAULT_ENV)
     if not spec:
@@ -52,19 +62,43 @@ def fault_point(label):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def temporary_path(path):
-    """A fresh temporary path beside ``path`` that :func:`remove_stale_temporaries` recognises."""
+def temporary_path(path: str | os.PathLike) -> Path:
+    """A fresh temporary path beside ``path`` that :func:`remove_stale_temporaries` recognises.
+
+    Args:
+        path: the final path the temporary stands for.
+
+    Returns:
+        ``.<name>.fnf-tmp-<pid>-<32 hex digits>.tmp`` in the folder of ``path``; nothing is created.
+
+    Example:
+        >>> tmp = temporary_path('out/model.pth')
+        >>> tmp.parent, tmp.name.startswith('.model.pth.fnf-tmp-'), temporary_target(tmp.name)
+        (PosixPath('out'), True, 'model.pth')
+    """
     path = Path(path)
     return path.with_name(f'.{path.name}.{TEMPORARY_TAG}-{os.getpid()}-{uuid.uuid4().hex}.tmp')
 
 
-def temporary_target(name):
-    """The final name whose temporary ``name`` is (see :func:`temporary_path`), or None for any other name."""
+def temporary_target(name: str) -> str | None:
+    """The final name whose temporary ``name`` is (see :func:`temporary_path`), or None for any other name.
+
+    Args:
+        name: a file name (no folder part).
+
+    Returns:
+        The target's file name, or None.
+
+    Example:
+        >>> temporary_target(f'.a.png.fnf-tmp-12-{"0" * 32}.tmp'), temporary_target('.a.png.tmp')
+        ('a.png', None)
+    """
     match = _TEMPORARY_NAME.match(name)
     return match['target'] if match else None
 
 
-def remove_stale_temporaries(path, any_name=False, contents=()):
+def remove_stale_temporaries(path: str | os.PathLike, any_name: bool = False,
+                             contents: Iterable[str] = ()) -> list[Path]:
     """Delete the temporaries of ``path`` left by processes that no longer run.
 
     Only names of :func:`temporary_path`'s form are considered, only files are removed, and a folder
@@ -74,10 +108,24 @@ def remove_stale_temporaries(path, any_name=False, contents=()):
     Args:
         path: the final path whose temporaries to remove; with ``any_name``, a folder whose
             temporaries of any name are removed.
+        any_name: remove the temporaries of every name in the folder ``path``.
         contents: the file names a temporary folder of this command may hold.
 
     Returns:
         The paths removed.
+
+    Raises:
+        DataError: a stale temporary fails a check of :func:`remove_owned`; nothing is removed then.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> folder = Path(tmp.name)
+        >>> stale = folder / f'.out.png.{TEMPORARY_TAG}-999999999-{"0" * 32}.tmp'  # a pid no process has
+        >>> _ = stale.write_bytes(b'')
+        >>> [p.name for p in remove_stale_temporaries(folder / 'out.png')] == [stale.name], stale.exists()
+        (True, False)
+        >>> tmp.cleanup()
     """
     path = Path(path)
     folder = path if any_name else path.parent
@@ -93,20 +141,47 @@ def remove_stale_temporaries(path, any_name=False, contents=()):
     return remove_owned(folder, stale, contents)
 
 
-def is_plain_name(name):
-    """True for a single file name: no folder part, not absolute, not ``.`` or ``..``, no control characters."""
+def is_plain_name(name: object) -> bool:
+    """True for a single file name: no folder part, not absolute, not ``.`` or ``..``, no control characters.
+
+    Args:
+        name: the candidate; anything but a str is not a plain name.
+
+    Returns:
+        Whether ``name`` is a plain file name.
+
+    Example:
+        >>> is_plain_name('model.pth'), is_plain_name('../model.pth'), is_plain_name('..')
+        (True, False, False)
+    """
     return (isinstance(name, str) and name not in ('', '.', '..') and '/' not in name and '\\' not in name
             and not any(ord(char) < 32 for char in name))
 
 
-def owned_entry(folder, name, within=None):
+def owned_entry(folder: str | os.PathLike, name: str, within: str | os.PathLike | None = None) -> Path:
     """``folder / name``, refused unless it can be an entry this command wrote in the folder it owns.
 
     Checked on resolved paths: ``name`` is a plain name, the entry resolves directly inside ``folder``
     (a link pointing elsewhere does not), and ``folder`` lies inside ``within`` when given.
 
+    Args:
+        folder: the folder this command writes to.
+        name: the entry's file name.
+        within: a folder that must contain ``folder`` (or be it); None: no such check.
+
+    Returns:
+        ``Path(folder) / name``; the entry need not exist.
+
     Raises:
         DataError: naming the entry and why it is not ours.
+
+    Example:
+        >>> owned_entry('reports', 'table.md')
+        PosixPath('reports/table.md')
+        >>> owned_entry('reports', '../table.md')  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        fnf_basicsr.errors.DataError: refusing to delete '../table.md' in reports: ...
     """
     folder = Path(folder)
     if not is_plain_name(name):
@@ -123,14 +198,31 @@ def owned_entry(folder, name, within=None):
     return path
 
 
-def owned_entries(folder, names, contents=(), within=None):
+def owned_entries(folder: str | os.PathLike, names: Iterable[str], contents: Iterable[str] = (),
+                  within: str | os.PathLike | None = None) -> list[Path]:
     """The existing entries ``names`` of ``folder``, each checked to be removable by :func:`remove_owned`.
 
     An entry must pass :func:`owned_entry` and be a regular file, or a folder (not a link) whose every
     entry is a regular file named in ``contents`` or a temporary of one. Missing entries are left out.
 
+    Args:
+        folder: the folder this command writes to.
+        names: the entries' file names.
+        contents: the file names a folder entry may hold.
+        within: a folder that must contain ``folder`` (see :func:`owned_entry`).
+
+    Returns:
+        The paths of the entries that exist, in the order of ``names``.
+
     Raises:
         DataError: an entry fails a check, naming it.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / 'a.txt').write_bytes(b'')
+        ...     [p.name for p in owned_entries(folder, ['a.txt', 'missing.txt'])]
+        ['a.txt']
     """
     paths = [owned_entry(folder, name, within) for name in names]
     paths = [path for path in paths if path.exists() or path.is_symlink()]
@@ -141,17 +233,31 @@ def owned_entries(folder, names, contents=(), within=None):
     return paths
 
 
-def remove_owned(folder, names, contents=(), within=None):
+def remove_owned(folder: str | os.PathLike, names: Iterable[str], contents: Iterable[str] = (),
+                 within: str | os.PathLike | None = None) -> list[Path]:
     """Delete the entries ``names`` of ``folder`` that this command wrote; all are checked before any is removed.
 
     The checks are :func:`owned_entries`'; a folder is emptied of its known files and removed, nothing
     recursive beyond. Missing entries are skipped.
+
+    Args:
+        folder: the folder this command writes to.
+        names: the entries' file names.
+        contents: the file names a folder entry may hold.
+        within: a folder that must contain ``folder`` (see :func:`owned_entry`).
 
     Returns:
         The paths removed.
 
     Raises:
         DataError: an entry fails a check; nothing is deleted then.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / 'a.txt').write_bytes(b'')
+        ...     [p.name for p in remove_owned(folder, ['a.txt'])], sorted(os.listdir(folder))
+        (['a.txt'], [])
     """
     paths = owned_entries(folder, names, contents, within)
     for path in paths:
@@ -188,13 +294,27 @@ def _process_alive(pid):
     return True
 
 
-def check_separate(output, inputs, flag='--output', fix='write to another folder'):
+def check_separate(output: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], flag: str = '--output',
+                   fix: str = 'write to another folder') -> None:
     """Refuse an output folder that is, lies inside, or contains one of ``inputs`` (resolved: links and ``..``).
 
     A command replacing or cleaning its output must never reach its inputs through it.
 
+    Args:
+        output: the output folder.
+        inputs: the input folders; None entries are skipped.
+        flag: the command-line flag of ``output``, named in the error.
+        fix: what to do instead, named in the error.
+
     Raises:
         ConfigError: naming the flag, both folders and ``fix``.
+
+    Example:
+        >>> check_separate('reports/run1', ['datasets/faid', None])  # apart: nothing happens
+        >>> check_separate('datasets/faid/out', ['datasets/faid'])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        fnf_basicsr.errors.ConfigError: --output datasets/faid/out lies inside the input .../datasets/faid; ...
     """
     resolved = Path(output).resolve()
     for source in filter(None, inputs):
@@ -204,11 +324,22 @@ def check_separate(output, inputs, flag='--output', fix='write to another folder
             raise ConfigError(f'{flag} {output} {relation} the input {source}; {fix}')
 
 
-def prepare_output_folder(folder, what='output'):
+def prepare_output_folder(folder: str | os.PathLike, what: str = 'output') -> None:
     """Create ``folder`` (and its parents) and check that files can be created in it, before any work.
+
+    Args:
+        folder: the output folder.
+        what: what will be written there, named in errors.
 
     Raises:
         OutputError: a parent is a regular file, the folder cannot be created, or it is read-only.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     prepare_output_folder(Path(root) / 'a' / 'b')
+        ...     (Path(root) / 'a' / 'b').is_dir(), os.listdir(Path(root) / 'a' / 'b')
+        (True, [])
     """
     folder = Path(folder)
     for parent in [folder, *folder.parents]:
@@ -236,16 +367,29 @@ def _cause(error):
     return error.strerror or str(error)
 
 
-def write_atomically(path, data, overwrite=False):
+def write_atomically(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> None:
     """Write ``data`` (bytes) to ``path`` through a temporary file in the same folder.
 
     Without ``overwrite`` the final step is a hard link, which fails if ``path`` appeared in the
     meantime, so another process's file is never replaced (file systems without hard links fall
     back to a check then a rename). The data are flushed to disk before the file gets its name.
 
+    Args:
+        path: the final path; its folder is created if missing.
+        data: the file's content.
+        overwrite: replace an existing file.
+
     Raises:
         OutputExistsError: ``path`` exists and ``overwrite`` is False (a FileExistsError).
         OutputError: the file cannot be written (full disk, read-only folder, ...).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_atomically(Path(folder) / 'a.txt', b'one')
+        ...     write_atomically(Path(folder) / 'a.txt', b'two', overwrite=True)
+        ...     (Path(folder) / 'a.txt').read_bytes(), os.listdir(folder)
+        (b'two', ['a.txt'])
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -278,8 +422,14 @@ def write_atomically(path, data, overwrite=False):
 HASH_CHUNK = 2 ** 22  # files are hashed in chunks: checkpoints are hundreds of MB
 
 
-def bytes_sha256(data):
+def bytes_sha256(data: bytes) -> str:
     """SHA-256 (hex) of bytes in memory, e.g. a frozen sample before it is written.
+
+    Args:
+        data: the bytes to hash.
+
+    Returns:
+        64 lowercase hex digits.
 
     Example:
         >>> bytes_sha256(b'')[:8]
@@ -288,8 +438,22 @@ def bytes_sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def file_sha256(path):
-    """SHA-256 (hex) of a file's content, read in chunks; equal to :func:`bytes_sha256` of the content."""
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's content, read in chunks; equal to :func:`bytes_sha256` of the content.
+
+    Args:
+        path: the file to hash.
+
+    Returns:
+        64 lowercase hex digits.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / 'a.bin').write_bytes(b'abc')
+        ...     file_sha256(Path(folder) / 'a.bin') == bytes_sha256(b'abc')
+        True
+    """
     digest = hashlib.sha256()
     with open(path, 'rb') as handle:
         for chunk in iter(lambda: handle.read(HASH_CHUNK), b''):
