@@ -1,50 +1,19 @@
-"""The authors' released model: TF1 conventions, weight conversion, its errors, and BasicSR's weights rule."""
+"""The authors' released model (fnf_basicsr.inference.release): its conventions as DeepFnF options, its layer
+layout, conversion to a BasicSR checkpoint that BasicSR and fnf-denoise load, the release's network input.
+The command's errors are in tests/tools/test_convert_release_weights.py."""
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 import yaml
 
 import fnf_basicsr  # noqa: F401  (first: registers our networks with BasicSR)
 # isort: split
-from fnf_basicsr.archs.deepfnf_arch import DeepFnF, zero_padded_tent_prefilter
-from fnf_basicsr.archs.fnf_blocks import upsample2x
+from fnf_basicsr.archs.deepfnf_arch import DeepFnF
 from fnf_basicsr.inference import release
-from fnf_basicsr.inference.checkpoint import CheckpointError, load_network, read_state_dict
-from fnf_basicsr.ops.kernel_filter import lowpass_prefilter
-from fnf_basicsr.tools import convert_release_weights
+from fnf_basicsr.inference.checkpoint import load_network
 
 # The release's layer structure at a tiny width: K = 15 as in net.py, 4 basis elements.
 TINY_RELEASE = dict(width=0.0625, num_basis=4, kernel_size=15, upsample=4, **release.RELEASE_CONVENTIONS)
-
-
-def test_tf1_upsampling_matches_hand_computed_values():
-    x = torch.tensor([[1.0, 2.0, 4.0], [3.0, 6.0, 10.0]])[None, None]
-    # source coordinate = destination / 2: even outputs copy, odd ones average, the last repeats the edge
-    rows = [[1.0, 1.5, 2.0, 3.0, 4.0, 4.0], [2.0, 3.0, 4.0, 5.5, 7.0, 7.0], [3.0, 4.5, 6.0, 8.0, 10.0, 10.0]]
-    expected = torch.tensor([rows[0], rows[1], rows[2], rows[2]])
-    torch.testing.assert_close(upsample2x(x, 'tf1')[0, 0], expected, rtol=0, atol=0)
-    # half-pixel (our default): output 0 reads input -0.25 -> clamped to 0; output 1 reads 0.25
-    half = upsample2x(x, 'half_pixel')[0, 0]
-    assert half[0, 0] == 1.0 and half[0, 1] == pytest.approx(0.75 * 1.0 + 0.25 * 2.0)
-    torch.testing.assert_close(half, F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False)[0, 0])
-    with pytest.raises(ValueError, match='upsampling must be one of'):
-        upsample2x(x, 'corner')
-
-
-def test_zero_padded_tent_prefilter_matches_hand_computed_values():
-    ones = torch.ones(1, 1, 4, 5)
-    # d = 2: tent [1, 2, 1] / 4 per axis; at a border 3/4 of it lies inside, in a corner (3/4)^2
-    zeros = zero_padded_tent_prefilter(ones, 2)[0, 0]
-    assert zeros[0, 0] == pytest.approx(0.5625) and zeros[0, 2] == pytest.approx(0.75)
-    assert zeros[2, 0] == pytest.approx(0.75) and zeros[1, 2] == pytest.approx(1.0)
-    # d = 4 (the paper): corner (10 / 16)^2 of the value
-    assert zero_padded_tent_prefilter(torch.ones(1, 1, 9, 9), 4)[0, 0, 0, 0] == pytest.approx((10 / 16) ** 2)
-    torch.testing.assert_close(lowpass_prefilter(ones, 2), ones)  # reflect padding keeps a flat image flat
-    ramp = torch.arange(5.0).expand(1, 1, 5, 5)
-    interior = zero_padded_tent_prefilter(ramp, 2)[0, 0, 2, 2]
-    assert interior == pytest.approx(2.0)  # both paddings agree away from the border
-    assert lowpass_prefilter(ramp, 2)[0, 0, 2, 2] == pytest.approx(2.0)
 
 
 def test_deepfnf_conventions_are_options_and_checked():
@@ -133,80 +102,6 @@ def test_basicsr_loads_the_converted_checkpoint(release_model, tmp_path):
     x = torch.rand(1, 12, 32, 32, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         assert torch.equal(built(x), net(x))
-
-
-def _convert(capsys, *argv):
-    with pytest.raises(SystemExit) as exit_info:
-        convert_release_weights.main([str(a) for a in argv])
-    message = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and '\n' not in message and 'Traceback' not in message
-    return message
-
-
-def test_bad_weights_files_get_one_line_errors(release_model, tmp_path, capsys):
-    _, arrays, path = release_model
-    out = tmp_path / 'out.pth'
-
-    def variant(name, **changes):
-        changed = {**arrays, **changes}
-        for key in [k for k, v in changed.items() if v is None]:
-            del changed[key]
-        target = tmp_path / f'{name}.npz'
-        np.savez(target, **changed)
-        return target
-
-    assert 'arrays 1 missing (first: k_conv_b)' in _convert(capsys, variant('missing', k_conv_b=None), out)
-    assert '1 unexpected (first: extra_w)' in _convert(capsys, variant('extra', extra_w=np.zeros(3, np.float32)), out)
-    wrong = _convert(capsys, variant('shape', up2_3_w=np.zeros((3, 3, 8, 9), np.float32)), out)
-    assert 'wrong shape' in wrong and 'up2_3_w (3, 3, 8, 9)' in wrong
-    nan = arrays['end_1_b'].copy()
-    nan[0] = np.nan
-    assert 'end_1_b holds NaN' in _convert(capsys, variant('nan', end_1_b=nan), out)
-    assert 'dtype int64' in _convert(capsys, variant('int', inp_b=np.zeros(arrays['inp_b'].shape, np.int64)), out)
-    truncated = tmp_path / 'truncated.npz'
-    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    assert 'not a complete .npz file' in _convert(capsys, truncated, out)
-    junk = tmp_path / 'junk.npz'
-    junk.write_bytes(b'not a zip file at all')
-    assert 'not a complete .npz file' in _convert(capsys, junk, out)
-    assert 'does not exist' in _convert(capsys, tmp_path / 'absent.npz', out)
-    assert 'must end in .pth' in _convert(capsys, path, tmp_path / 'out.pt')
-    assert not out.exists() and not out.with_suffix('.yml').exists()  # nothing written by a failed run
-
-
-def test_existing_output_needs_overwrite(release_model, tmp_path, capsys):
-    _, _, path = release_model
-    out = tmp_path / 'release.pth'
-    convert_release_weights.main([str(path), str(out)])
-    assert 'wrote' in capsys.readouterr().out
-    before = torch.load(out, weights_only=True)['params']
-    assert 'release.pth already exists; pass --overwrite' in _convert(capsys, path, out)
-    out.unlink()  # only the option file left: still refused, the pair is replaced together
-    assert 'release.yml already exists' in _convert(capsys, path, out)
-    convert_release_weights.main([str(path), str(out), '--overwrite'])
-    after = torch.load(out, weights_only=True)['params']
-    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
-
-
-def _checkpoint(tmp_path, content):
-    path = tmp_path / 'net.pth'
-    torch.save(content, path)
-    return path
-
-
-def test_weights_entry_follows_basicsr_rule(tmp_path):
-    params, ema = {'w': torch.zeros(2)}, {'w': torch.ones(2)}
-    both = _checkpoint(tmp_path, {'params': params, 'params_ema': ema})
-    assert read_state_dict(both)[1] == 'params'  # BasicSR's default param_key_g, not the EMA
-    assert torch.equal(read_state_dict(both, 'params_ema')[0]['w'], ema['w'])
-    only_params = _checkpoint(tmp_path, {'params': params})
-    assert read_state_dict(only_params, 'params_ema')[1] == 'params'  # BasicSR falls back the same way
-    bare = _checkpoint(tmp_path, {'module.w': torch.ones(2)})
-    state_dict, key = read_state_dict(bare, 'params_ema')
-    assert key is None and list(state_dict) == ['w']  # a bare state dict is used as it is
-    neither = _checkpoint(tmp_path, {'state': {'w': torch.ones(2)}, 'iter': 3})
-    with pytest.raises(CheckpointError, match="neither a 'params_ema' nor a 'params' entry"):
-        read_state_dict(neither, 'params_ema')
 
 
 def test_fnf_denoise_uses_the_converted_checkpoint_with_no_other_flag(release_model, tmp_path):
