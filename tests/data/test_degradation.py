@@ -45,15 +45,6 @@ def test_noise_variance_matches_the_model_on_flat_patches():
     torch.testing.assert_close(sample['lq'][9:12], noise_std(sample['lq'][3:6], sig_read, sig_shot))
 
 
-def test_noise_std_of_an_array_is_the_float32_formula_in_numpy():
-    noisy = np.random.default_rng(3).normal(scale=0.05, size=(3, 16, 16)).astype(np.float32)  # negatives too
-    sig_read, sig_shot = np.float32(0.003), np.float32(0.02)
-    std = noise_std(noisy, sig_read, sig_shot)
-    expected = np.sqrt(sig_read ** 2 + np.maximum(np.float32(0), noisy) * sig_shot ** 2)
-    assert isinstance(std, np.ndarray) and std.dtype == np.float32 and np.array_equal(std, expected)
-    torch.testing.assert_close(torch.from_numpy(std), noise_std(torch.from_numpy(noisy), sig_read, sig_shot))
-
-
 def test_burst_frames_have_independent_noise():
     flat = np.full((128, 128, 3), 0.5, np.float32)
     sample = make_sample(flat, flat, alpha=0.1, sig_read=0.01, sig_shot=0.05, homography=np.eye(3),
