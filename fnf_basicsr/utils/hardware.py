@@ -4,7 +4,7 @@
 
 * CPU: the cores have AVX512-BF16 or AMX, oneDNN may use them (``ONEDNN_MAX_CPU_ISA``, when set, is at
   least ``AVX512_CORE_BF16``) and ATen's vector kernels are AVX-512 (``ATEN_CPU_CAPABILITY`` not lowered).
-  Without native bf16, oneDNN emulates it and a training step was 9x slower than float32 (AVX2 EPYC).
+  Without native bf16, oneDNN emulates it and a training step is many times slower than float32 (docs/speed.md).
 * CUDA: the GPU computes bf16 natively (Ampere and later; emulation on older GPUs does not count).
 
 ``channels_last: auto`` follows the measurements of ``scripts/profiling/benchmark_training.py``
@@ -15,10 +15,13 @@ fp16), where tensor cores take NHWC, and off in float32.
 Explicit values (``bf16``, ``fp16``, ``~``/``fp32``; ``true``/``false``) always win; an explicit bf16 on
 a device without native bf16 is kept but warned about.
 """
+from __future__ import annotations
+
+import argparse
 import inspect
 import os
 import platform
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -36,23 +39,47 @@ ONEDNN_ISAS_WITHOUT_BF16 = ('SSE41', 'AVX', 'AVX2', 'AVX2_VNNI', 'AVX2_VNNI_2', 
 
 @dataclass(frozen=True)
 class Choice:
-    """A resolved setting and why: ``value`` is 'bf16' / 'fp16' / 'fp32' or a bool (channels_last)."""
+    """A resolved setting and why: ``value`` is 'bf16' / 'fp16' / 'fp32' or a bool (channels_last).
+
+    Args:
+        value: the setting.
+        reason: why it was chosen, for the log.
+        slow: an explicit choice the device emulates: worth a warning.
+
+    Example:
+        >>> Choice('fp32', 'set in the options').describe('precision')
+        'precision: fp32 (set in the options)'
+        >>> Choice(True, 'AVX512 CPU').describe('channels_last')
+        'channels_last: on (AVX512 CPU)'
+    """
     value: object
     reason: str
     slow: bool = False  # an explicit choice the device emulates: worth a warning
 
-    def describe(self, name):
-        """One log line, e.g. ``precision: fp32 (CPU without native bf16: AVX2)``."""
+    def describe(self, name: str) -> str:
+        """One log line, e.g. ``precision: fp32 (CPU without native bf16: AVX2)``.
+
+        Args:
+            name: the setting's name, first on the line.
+
+        Returns:
+            ``'<name>: <value> (<reason>)'``, a bool shown as on / off.
+        """
         shown = {True: 'on', False: 'off'}.get(self.value, self.value) if isinstance(self.value, bool) \
             else self.value
         return f'{name}: {shown} ({self.reason})'
 
 
-def cpu_native_bf16():
+def cpu_native_bf16() -> tuple[bool, str]:
     """Whether this CPU, as torch and oneDNN are allowed to use it, computes bf16 natively; and why.
 
     Returns:
-        (bool, str): the answer and a short reason naming the instruction set.
+        The answer and a short reason naming the instruction set.
+
+    Example:
+        >>> native, reason = cpu_native_bf16()
+        >>> isinstance(native, bool), 'bf16' in reason
+        (True, True)
     """
     capability = torch.backends.cpu.get_cpu_capability()
     has_bf16 = _cpu_flag('_is_avx512_bf16_supported')
@@ -76,8 +103,19 @@ def _cpu_flag(name):
     return bool(probe and probe())
 
 
-def cuda_native_bf16(device):
-    """Whether the CUDA ``device`` computes bf16 natively (not emulated); and why."""
+def cuda_native_bf16(device: torch.device | str | int) -> tuple[bool, str]:
+    """Whether the CUDA ``device`` computes bf16 natively (not emulated); and why.
+
+    Args:
+        device: a CUDA device.
+
+    Returns:
+        The answer and a short reason naming the GPU and its compute capability.
+
+    Example:
+        >>> if torch.cuda.is_available():  # e.g. (True, 'NVIDIA H200 (sm_90) with native bf16')
+        ...     assert 'native bf16' in cuda_native_bf16(0)[1]
+    """
     name = torch.cuda.get_device_name(device)
     major, minor = torch.cuda.get_device_capability(device)
     check = torch.cuda.is_bf16_supported
@@ -86,8 +124,19 @@ def cuda_native_bf16(device):
     return bool(native), f'{name} (sm_{major}{minor}) {"with" if native else "without"} native bf16'
 
 
-def native_bf16(device):
-    """``cpu_native_bf16`` or ``cuda_native_bf16`` for ``device`` (a torch.device or its string)."""
+def native_bf16(device: torch.device | str) -> tuple[bool, str]:
+    """``cpu_native_bf16`` or ``cuda_native_bf16`` for ``device`` (a torch.device or its string).
+
+    Args:
+        device: where the network runs; other device types than CPU and CUDA get no native bf16.
+
+    Returns:
+        The answer and a short reason.
+
+    Example:
+        >>> native_bf16('meta')
+        (False, 'meta device: no native bf16 assumed')
+    """
     device = torch.device(device)
     if device.type == 'cuda':
         return cuda_native_bf16(device)
@@ -96,7 +145,7 @@ def native_bf16(device):
     return False, f'{device.type} device: no native bf16 assumed'
 
 
-def resolve_precision(value, device, key='mixed_precision'):
+def resolve_precision(value: str | bool | None, device: torch.device | str, key: str = 'mixed_precision') -> Choice:
     """The autocast precision for ``value`` of option ``key`` on ``device``.
 
     Args:
@@ -105,7 +154,7 @@ def resolve_precision(value, device, key='mixed_precision'):
         key: the option's name, for errors.
 
     Returns:
-        Choice: ``value`` 'bf16', 'fp16' or 'fp32', with the reason.
+        ``value`` 'bf16', 'fp16' or 'fp32', with the reason.
 
     Raises:
         ConfigError: ``value`` is none of the above.
@@ -128,7 +177,8 @@ def resolve_precision(value, device, key='mixed_precision'):
     raise ConfigError(f"{key} must be auto, bf16, fp16 or ~ (float32), got {value!r}")
 
 
-def resolve_channels_last(value, precision, device, key='channels_last'):
+def resolve_channels_last(value: str | bool, precision: str, device: torch.device | str,
+                          key: str = 'channels_last') -> Choice:
     """Whether to run in channels_last for ``value`` of option ``key``, given the resolved ``precision``.
 
     Args:
@@ -138,7 +188,7 @@ def resolve_channels_last(value, precision, device, key='channels_last'):
         key: the option's name, for errors.
 
     Returns:
-        Choice: a bool with the reason.
+        A bool with the reason.
 
     Raises:
         ConfigError: ``value`` is neither auto nor a boolean.
@@ -159,15 +209,36 @@ def resolve_channels_last(value, precision, device, key='channels_last'):
     return Choice(faster, f'{capability} CPU: channels_last measured {"faster" if faster else "slower"}')
 
 
-def autocast(precision, device):
-    """The autocast context for a resolved ``precision`` ('fp32' disables it) on ``device``."""
+def autocast(precision: str, device: torch.device | str) -> AbstractContextManager:
+    """The autocast context for a resolved ``precision`` ('fp32' disables it) on ``device``.
+
+    Args:
+        precision: 'bf16', 'fp16' or 'fp32' (the value of :func:`resolve_precision`).
+        device: where the network runs.
+
+    Returns:
+        ``torch.autocast`` with the precision's dtype, or a context that does nothing for 'fp32'.
+
+    Example:
+        >>> with autocast('bf16', 'cpu'):
+        ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+        torch.bfloat16
+    """
     if precision not in AUTOCAST_DTYPES:
         return nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=AUTOCAST_DTYPES[precision])
 
 
-def cpu_model_name():
-    """The CPU's model name as the OS reports it (``/proc/cpuinfo`` on Linux), else ``platform.processor()``."""
+def cpu_model_name() -> str:
+    """The CPU's model name as the OS reports it (``/proc/cpuinfo`` on Linux), else ``platform.processor()``.
+
+    Returns:
+        The name, or ``'unknown CPU'``.
+
+    Example:
+        >>> isinstance(cpu_model_name(), str)
+        True
+    """
     try:
         with open('/proc/cpuinfo', encoding='utf-8') as handle:
             for line in handle:
@@ -178,8 +249,11 @@ def cpu_model_name():
     return platform.processor() or 'unknown CPU'
 
 
-def describe_cpu():
+def describe_cpu() -> str:
     """The CPU as timings should name it: model, ATen kernel family, native bf16 and threads.
+
+    Returns:
+        One line, e.g. ``'AMD EPYC 9B14, AVX512 kernels, native bf16, threads: 2'``.
 
     Example:
         >>> 'threads:' in describe_cpu()
@@ -195,8 +269,18 @@ INFERENCE_PRECISIONS = ('fp32', 'bf16', AUTO)
 LAYOUT_SPELLINGS = {'on': True, 'off': False, AUTO: AUTO}
 
 
-def add_inference_arguments(parser):
-    """``--precision`` and ``--channels-last`` of the inference commands (fnf-denoise, fnf-benchmark)."""
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--precision`` and ``--channels-last`` of the inference commands (fnf-denoise, fnf-benchmark).
+
+    Args:
+        parser: the command's parser; the two options are added to it.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_inference_arguments(parser)
+        >>> parser.parse_args(['--channels-last'])
+        Namespace(precision='fp32', channels_last='on')
+    """
     parser.add_argument('--precision', choices=INFERENCE_PRECISIONS, default='fp32',
                         help='fp32 (default: the same numbers on every machine), bf16 autocast, or auto: bf16 where '
                         'the device computes it natively. The kernel filter stays float32.')
@@ -205,8 +289,25 @@ def add_inference_arguments(parser):
                         'device, as the option files); the result is the same up to float rounding.')
 
 
-def resolve_inference(args, device):
-    """The (precision, channels_last) Choices of parsed ``args`` on ``device``; prints them once."""
+def resolve_inference(args: argparse.Namespace, device: torch.device | str) -> tuple[Choice, Choice]:
+    """The (precision, channels_last) Choices of parsed ``args`` on ``device``; prints them once.
+
+    Args:
+        args: parsed arguments of a parser given :func:`add_inference_arguments`.
+        device: where the network runs.
+
+    Returns:
+        The precision and the channels_last choice.
+
+    Raises:
+        ConfigError: a value neither resolver accepts.
+
+    Example:
+        >>> precision, layout = resolve_inference(argparse.Namespace(precision='fp32', channels_last='off'), 'cpu')
+        precision: fp32 (set in the options), channels_last: off (set in the options)
+        >>> precision.value, layout.value
+        ('fp32', False)
+    """
     precision = resolve_precision(args.precision, device, '--precision')
     layout = resolve_channels_last(LAYOUT_SPELLINGS[args.channels_last], precision.value, device, '--channels-last')
     print(f'{precision.describe("precision")}, {layout.describe("channels_last")}')

@@ -1,12 +1,15 @@
 """Notice when training steps collapse in speed, and say why that usually happens and what to do.
 
-On a shared CPU a step can become 10x slower without any error: OpenMP threads spin-wait on cores that
+On a shared CPU a step can become many times slower without any error: OpenMP threads spin-wait on cores that
 another process holds, or an autocast precision the CPU does not run natively is emulated. The watch
 learns the typical step time from the first steps of a run and warns (rarely) when a step takes far
-longer.
+longer (docs/speed.md, "Threads on a shared machine").
 """
+from __future__ import annotations
+
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -25,6 +28,8 @@ class StepTimeWatch:
         factor: how much slower a step must be to count as collapsed.
         repeat_every: a warning at most once per this many steps.
 
+    As a context manager (``with watch: step()``) it times and records the step inside, unless it raised.
+
     Example:
         >>> messages = []
         >>> watch = StepTimeWatch('cpu', 'fp32', messages.append, skip=0, baseline=3)
@@ -34,7 +39,8 @@ class StepTimeWatch:
         (1, True)
     """
 
-    def __init__(self, device, precision, warn, skip=2, baseline=10, factor=5.0, repeat_every=500):
+    def __init__(self, device: torch.device | str, precision: str, warn: Callable[[str], object], skip: int = 2,
+                 baseline: int = 10, factor: float = 5.0, repeat_every: int = 500) -> None:
         self.device = torch.device(device)
         self.precision = precision
         self.warn = warn
@@ -44,21 +50,25 @@ class StepTimeWatch:
         self.last_warning = None
         self._started = None
 
-    def __enter__(self):
+    def __enter__(self) -> StepTimeWatch:
         self._started = time.perf_counter()
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         if exc_info[0] is None:
             self.record(time.perf_counter() - self._started)
 
     @property
-    def typical(self):
-        """The median of the baseline steps, or None while they are being recorded."""
+    def typical(self) -> float | None:
+        """The median of the baseline steps in seconds, or None while they are being recorded."""
         return statistics.median(self.first_steps) if len(self.first_steps) == self.baseline else None
 
-    def record(self, seconds):
-        """Account one step of ``seconds``; warns when it collapsed (at most once per ``repeat_every`` steps)."""
+    def record(self, seconds: float) -> None:
+        """Account one step of ``seconds``; warns when it collapsed (at most once per ``repeat_every`` steps).
+
+        Args:
+            seconds: the step's duration.
+        """
         self.steps += 1
         if self.steps <= self.skip:
             return
@@ -70,7 +80,15 @@ class StepTimeWatch:
             self.last_warning = self.steps
             self.warn(self.message(seconds))
 
-    def message(self, seconds):
+    def message(self, seconds: float) -> str:
+        """The warning for a step of ``seconds``: how much slower it was, the likely causes and their fixes.
+
+        Args:
+            seconds: the collapsed step's duration (the baseline must be complete).
+
+        Returns:
+            The warning text, advice for the device type and precision included.
+        """
         ratio = seconds / self.typical
         head = (f'training step {self.steps} took {seconds:.2f} s, {ratio:.0f}x the first steps\' median '
                 f'{self.typical:.2f} s. ')

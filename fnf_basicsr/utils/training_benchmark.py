@@ -18,6 +18,8 @@ training data by generated synthetic scenes (so that files for data one does not
 FAID LMDB of options/train_fnf.yml, can be timed). Timings are for reports
 (``scripts/profiling/benchmark_training.py``), never for tests.
 """
+from __future__ import annotations
+
 import json
 import os
 import resource
@@ -26,20 +28,45 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 PRECISIONS = {'fp32': None, 'bf16': 'bf16', 'auto': 'auto'}
 MEMORY_FORMATS = {'nchw': False, 'channels_last': True, 'auto': 'auto'}
 ADAM_IMPLEMENTATIONS = {'fused': True, 'foreach': False}
 
 
-def training_options(option_file, device, root, precision=None, channels_last=None, crop=None, synthetic=None,
-                     adam=None):
+def training_options(option_file: str | os.PathLike, device: str, root: str | os.PathLike,
+                     precision: str | None = None, channels_last: bool | str | None = None, crop: int | None = None,
+                     synthetic: dict | None = None, adam: str | None = None) -> dict:
     """The option dict BasicSR's parse_options would make for training, with outputs under ``root``.
 
     ``precision`` ('fp32' or 'bf16'), ``channels_last`` (bool) and ``adam`` ('fused' or 'foreach')
     override the file's training settings when given; ``crop`` the training crop; ``synthetic``
     ({num_scenes, size}) swaps the training data for synthetic scenes under ``datasets/synthetic`` of
     the current folder.
+
+    Args:
+        option_file: a training option file.
+        device: ``'cpu'`` or ``'cuda'``.
+        root: the folder that takes every output path (experiments, models, logs).
+        precision: a key of :data:`PRECISIONS`, or None for the file's.
+        channels_last: True, False or ``'auto'``, or None for the file's.
+        crop: the training crop side, or None for the file's.
+        synthetic: ``{'num_scenes': N, 'size': S}`` to train on synthetic scenes, or None.
+        adam: a key of :data:`ADAM_IMPLEMENTATIONS`, or None for the file's.
+
+    Returns:
+        The options, with the training dataset alone under ``datasets``.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     path = os.path.join(root, 'train.yml')
+        ...     with open(path, 'w') as handle:
+        ...         _ = handle.write('{datasets: {train: {crop_size: 128}}, train: {optim_g: {type: Adam}}}')
+        ...     opt = training_options(path, 'cpu', root, precision='bf16', crop=64, adam='fused')
+        >>> opt['datasets']['train']['crop_size'], opt['train']['mixed_precision'], opt['train']['optim_g']['fused']
+        (64, 'bf16', True)
     """
     from basicsr.utils.options import ordered_yaml
     import yaml
@@ -75,7 +102,8 @@ def _synthetic_training_data(train, synthetic):
     return train
 
 
-def _median_step_seconds(step, iterations, warmup, synchronize):
+def _median_step_seconds(step: Callable[[int], object], iterations: int, warmup: int,
+                         synchronize: Callable[[], object]) -> float:
     times = []
     for index in range(warmup + iterations):
         start = time.perf_counter()
@@ -86,9 +114,29 @@ def _median_step_seconds(step, iterations, warmup, synchronize):
     return statistics.median(times)
 
 
-def measure(option_file, iterations=10, warmup=2, threads=1, device='cpu', precision=None, channels_last=None,
-            crop=None, synthetic=None, adam=None):
-    """Time one option file (and variant) in this process; returns a dict of the measurements."""
+def measure(option_file: str | os.PathLike, iterations: int = 10, warmup: int = 2, threads: int = 1,
+            device: str = 'cpu', precision: str | None = None, channels_last: bool | str | None = None,
+            crop: int | None = None, synthetic: dict | None = None, adam: str | None = None) -> dict:
+    """Time one option file (and variant) in this process; returns a dict of the measurements.
+
+    Args:
+        option_file: a training option file.
+        iterations: timed steps; each timing is their median.
+        warmup: steps run before the timed ones.
+        threads: torch's CPU threads.
+        device: ``'cpu'`` or ``'cuda'``.
+        precision, channels_last, crop, synthetic, adam: the variant, as :func:`training_options` takes it.
+
+    Returns:
+        One row: the file, network, parameter count, batch and crop, device, threads, resolved precision
+        and memory format, CPU, Adam implementation, ``seconds_per_iter_compute``,
+        ``seconds_per_iter_with_data``, ``peak_rss_mb`` and ``peak_cuda_mb`` (None on CPU).
+
+    Example:
+        >>> sorted(PRECISIONS)  # the values of precision
+        ['auto', 'bf16', 'fp32']
+        >>> row = measure('options/synthetic/train_fnf.yml', iterations=2, warmup=1)  # doctest: +SKIP
+    """
     import torch
     import fnf_basicsr  # noqa: F401  (compatibility fixes and registration)
     from basicsr.data import build_dataloader, build_dataset
@@ -138,9 +186,29 @@ def measure(option_file, iterations=10, warmup=2, threads=1, device='cpu', preci
         }
 
 
-def measure_isolated(option_file, iterations=10, warmup=2, threads=1, device='cpu', precision=None,
-                     channels_last=None, crop=None, synthetic=None, adam=None, timeout=3600):
-    """:func:`measure` in a fresh Python process (environment threads pinned to ``threads``)."""
+def measure_isolated(option_file: str | os.PathLike, iterations: int = 10, warmup: int = 2, threads: int = 1,
+                     device: str = 'cpu', precision: str | None = None, channels_last: bool | str | None = None,
+                     crop: int | None = None, synthetic: dict | None = None, adam: str | None = None,
+                     timeout: float = 3600) -> dict:
+    """:func:`measure` in a fresh Python process (environment threads pinned to ``threads``).
+
+    Args:
+        option_file, iterations, warmup, threads, device, precision, channels_last, crop, synthetic, adam:
+            as :func:`measure` takes them.
+        timeout: seconds the process may run.
+
+    Returns:
+        The row of :func:`measure`.
+
+    Raises:
+        RuntimeError: the process failed, with the end of its error output.
+        subprocess.TimeoutExpired: it ran past ``timeout``.
+
+    Example:
+        >>> sorted(ADAM_IMPLEMENTATIONS)  # the values of adam
+        ['foreach', 'fused']
+        >>> row = measure_isolated('options/synthetic/train_fnf.yml', adam='fused')  # doctest: +SKIP
+    """
     env = {**os.environ, 'OMP_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads)}
     arguments = {'option_file': str(option_file), 'iterations': iterations, 'warmup': warmup, 'threads': threads,
                  'device': device, 'precision': precision, 'channels_last': channels_last, 'crop': crop,
@@ -152,8 +220,22 @@ def measure_isolated(option_file, iterations=10, warmup=2, threads=1, device='cp
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def median_of_runs(runs):
-    """One row from several fresh-process runs of the same variant: the median of each timing, the largest peak."""
+def median_of_runs(runs: list[dict]) -> dict:
+    """One row from several fresh-process runs of the same variant: the median of each timing, the largest peak.
+
+    Args:
+        runs: rows of :func:`measure` for one variant.
+
+    Returns:
+        The first row with the median timings, the largest peak memory and ``runs``, their count.
+
+    Example:
+        >>> runs = [{'seconds_per_iter_compute': t, 'seconds_per_iter_with_data': t, 'peak_rss_mb': m,
+        ...          'peak_cuda_mb': None} for t, m in ((1.0, 10.0), (3.0, 30.0), (2.0, 20.0))]
+        >>> row = median_of_runs(runs)
+        >>> row['seconds_per_iter_compute'], row['peak_rss_mb'], row['peak_cuda_mb'], row['runs']
+        (2.0, 30.0, None, 3)
+    """
     row = dict(runs[0], runs=len(runs))
     for key in ('seconds_per_iter_compute', 'seconds_per_iter_with_data'):
         row[key] = statistics.median(run[key] for run in runs)
@@ -166,9 +248,24 @@ def _baseline_key(row):
     return row['option_file'], row['device'], row['crop'], row['batch']
 
 
-def markdown_table(rows):
+def markdown_table(rows: list[dict]) -> str:
     """One table of all rows; the speed-up is against the fp32 NCHW row of the same file, device and crop
-    (with foreach Adam, the implementation before the option files chose fused, when both were timed)."""
+    (with foreach Adam, the implementation before the option files chose fused, when both were timed).
+
+    Args:
+        rows: rows of :func:`measure` or :func:`median_of_runs`.
+
+    Returns:
+        A Markdown table: a header, its rule, and one line per row.
+
+    Example:
+        >>> row = {'option_file': 'train.yml', 'network': 'DeepFnF', 'parameters': 1000, 'batch': 2, 'crop': 96,
+        ...        'device': 'cpu', 'seconds_per_iter_compute': 0.5, 'seconds_per_iter_with_data': 0.5,
+        ...        'peak_rss_mb': 100.0}
+        >>> table = markdown_table([row, dict(row, precision='bf16', seconds_per_iter_compute=0.25)])
+        >>> len(table.splitlines()), table.splitlines()[-1].split(' | ')[-2]
+        (4, '2.00x')
+    """
     candidates = [r for r in rows if r.get('precision', 'fp32') == 'fp32' and r.get('memory_format', 'nchw') == 'nchw']
     baselines = {_baseline_key(r): r for r in sorted(candidates, key=lambda r: r.get('adam') == 'foreach')}
     lines = ['| option file | network | parameters | batch x crop | device | precision | memory format | Adam | runs '
