@@ -11,11 +11,15 @@ the file :func:`effective_options` produced, see ``fnf_basicsr.compat``):
 whose parser calls ``eval`` on values starting with ``[`` and ``exec`` on the keys. :func:`check_option_values`
 then reads every known numeric option as a number or refuses it in one line naming the key.
 """
+from __future__ import annotations
+
 import difflib
 import fnmatch
 import os
 import re
 import sys
+from collections.abc import Callable, Iterable
+from typing import IO, Any
 
 import yaml
 
@@ -31,13 +35,38 @@ _EXPONENT_FLOAT = re.compile(r'^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE
 
 
 class DuplicateKeyError(yaml.YAMLError):
-    """A mapping names one key twice."""
+    """A mapping names one key twice.
+
+    Example:
+        >>> try:
+        ...     load_yaml('{lr: 1, lr: 2}')
+        ... except DuplicateKeyError as error:
+        ...     print(error)
+        key 'lr' is given twice (line 1 and line 1; the last one would win silently); keep one
+    """
 
 
 class OptionLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses duplicate keys and reads exponent-only floats as numbers."""
+    """``yaml.SafeLoader`` that refuses duplicate keys and reads exponent-only floats as numbers.
 
-    def construct_mapping(self, node, deep=False):
+    Example:
+        >>> yaml.load('{lr: 1e-3, iters: 1e3, name: 1e3x}', Loader=OptionLoader)
+        {'lr': 0.001, 'iters': 1000.0, 'name': '1e3x'}
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        """``SafeLoader.construct_mapping``, after refusing a key given twice (merged ``<<`` keys aside).
+
+        Args:
+            node: the mapping's YAML node.
+            deep: construct nested objects at once (SafeLoader's argument).
+
+        Returns:
+            The mapping.
+
+        Raises:
+            DuplicateKeyError: naming the key and both lines.
+        """
         seen = {}
         for key_node, _ in node.value:
             if key_node.tag == _MERGE_TAG:
@@ -57,13 +86,51 @@ class OptionLoader(yaml.SafeLoader):
 OptionLoader.add_implicit_resolver('tag:yaml.org,2002:float', _EXPONENT_FLOAT, list('-+.0123456789'))
 
 
-def load_yaml(text_or_stream):
-    """The YAML document of a string or open file, read with :class:`OptionLoader`."""
+def load_yaml(text_or_stream: str | IO) -> Any:
+    """The YAML document of a string or open file, read with :class:`OptionLoader`.
+
+    Args:
+        text_or_stream: YAML text, or a file open for reading.
+
+    Returns:
+        The document: a mapping, list or scalar.
+
+    Raises:
+        DuplicateKeyError: a mapping names a key twice.
+        yaml.YAMLError: the text is not valid YAML.
+
+    Example:
+        >>> load_yaml('[1e-3, ~, yes]')
+        [0.001, None, True]
+    """
     return yaml.load(text_or_stream, Loader=OptionLoader)
 
 
-def load_option_file(path, what='the path of a YAML option file', example='options/synthetic/train_fnf.yml'):
-    """The option mapping of ``path``; ``what`` and ``example`` word the fix when the file is missing."""
+def load_option_file(path: str | os.PathLike, what: str = 'the path of a YAML option file',
+                     example: str = 'options/synthetic/train_fnf.yml') -> dict:
+    """The option mapping of ``path``; ``what`` and ``example`` word the fix when the file is missing.
+
+    Args:
+        path: the option file.
+        what: what the user should pass instead, when the file is missing.
+        example: an example of it.
+
+    Returns:
+        The options.
+
+    Raises:
+        MissingInputError: no such file.
+        ConfigError: invalid YAML, a duplicate key, or a document that is not a mapping.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, 'a.yml')
+        ...     with open(path, 'w') as handle:
+        ...         _ = handle.write('{name: demo, train: {total_iter: 1e3}}')
+        ...     load_option_file(path)
+        {'name': 'demo', 'train': {'total_iter': 1000.0}}
+    """
     if not os.path.isfile(path):
         raise MissingInputError(f'option file not found: {path}; pass {what}, e.g. -opt {example}')
     with open(path, encoding='utf-8') as handle:
@@ -80,8 +147,23 @@ def load_option_file(path, what='the path of a YAML option file', example='optio
 
 # --- --force_yml ------------------------------------------------------------------------------------------------
 
-def split_override(entry):
-    """``'a:b=VALUE'`` -> (['a', 'b'], VALUE parsed as YAML); refuses what cannot be meant."""
+def split_override(entry: str) -> tuple[list[str], Any]:
+    """``'a:b=VALUE'`` -> (['a', 'b'], VALUE parsed as YAML); refuses what cannot be meant.
+
+    Args:
+        entry: one ``--force_yml`` argument.
+
+    Returns:
+        The key path and the value (see :func:`parse_override`).
+
+    Raises:
+        ConfigError: no ``=``, two unquoted ``=``, a key part that is no option name, or a value
+            that is not valid YAML.
+
+    Example:
+        >>> split_override('train:total_iter=1e3'), split_override('name=my run')
+        ((['train', 'total_iter'], 1000.0), (['name'], 'my run'))
+    """
     if '=' not in entry:
         raise ConfigError(f'--force_yml {entry!r}: expected KEY=VALUE, e.g. train:total_iter=1000')
     key, text = (part.strip() for part in entry.split('=', 1))
@@ -95,9 +177,24 @@ def split_override(entry):
     return keys, parse_override(entry, text)
 
 
-def parse_override(entry, text):
+def parse_override(entry: str, text: str) -> Any:
     """A ``--force_yml`` value, read as YAML (``[1, 2]`` is a list, ``1e-3`` a number, ``~`` null); ``none``
-    in any case is null too, as BasicSR reads it."""
+    in any case is null too, as BasicSR reads it.
+
+    Args:
+        entry: the whole ``--force_yml`` argument, named in errors.
+        text: its value part.
+
+    Returns:
+        The value.
+
+    Raises:
+        ConfigError: the value is not valid YAML.
+
+    Example:
+        >>> parse_override('a=[1, 2]', '[1, 2]'), parse_override('a=None', 'None'), parse_override('a=~', '~')
+        ([1, 2], None, None)
+    """
     if text.lower() == 'none':
         return None
     try:
@@ -107,12 +204,30 @@ def parse_override(entry, text):
                           'quote it, e.g. name="my run"') from None
 
 
-def check_override_keys(opt, entries, path, known_keys=None):
+def check_override_keys(opt: dict, entries: Iterable[str] | None, path: str | os.PathLike,
+                        known_keys: Callable[[list[str], dict], Iterable[str]] | None = None) -> None:
     """Refuse ``--force_yml`` entries whose key path cannot be meant: a missing section, or a new key that is a
     near-miss of an existing one (a typo BasicSR would silently add). Prints a note for a new key.
 
     ``known_keys(sections, section)`` may name keys that are valid in a section although the file does not set
     them (e.g. the constructor arguments of a network): those are never taken for typos.
+
+    Args:
+        opt: the options of the file.
+        entries: the ``--force_yml`` arguments; None for none.
+        path: the option file, named in errors.
+        known_keys: called with the key path of a section and the section itself.
+
+    Raises:
+        ConfigError: a missing section, a value where a section is needed, or a near-miss key.
+
+    Example:
+        >>> check_override_keys({'train': {'total_iter': 10}}, ['train:total_iter=20'], 'a.yml')
+        >>> try:
+        ...     check_override_keys({'train': {'total_iter': 10}}, ['train:total_iters=20'], 'a.yml')
+        ... except ConfigError as error:
+        ...     print(error)  # doctest: +ELLIPSIS
+        --force_yml 'train:total_iters=20': a.yml has no key 'total_iters' there (did you mean 'total_iter'?); ...
     """
     for entry in entries or []:
         *sections, leaf = split_override(entry)[0]
@@ -133,16 +248,44 @@ def check_override_keys(opt, entries, path, known_keys=None):
             print(f'basicsr: note: --force_yml adds {leaf!r}, which {path} does not set', file=sys.stderr)
 
 
-def did_you_mean(key, known):
+def did_you_mean(key: str, known: list[str]) -> str:
+    """A hint for an unknown ``key``: the closest of ``known``, or all of them.
+
+    Args:
+        key: the key given.
+        known: the keys there are.
+
+    Returns:
+        ``" (did you mean 'x'?)"`` or ``" (it has [...])"``, to append to an error.
+
+    Example:
+        >>> did_you_mean('optim', ['optim_g', 'scheduler']), did_you_mean('zzz', ['a'])
+        (" (did you mean 'optim_g'?)", " (it has ['a'])")
+    """
     near = difflib.get_close_matches(key, known, n=1)
     return f' (did you mean {near[0]!r}?)' if near else f' (it has {known})'
 
 
-def apply_overrides(opt, entries, path):
+def apply_overrides(opt: dict, entries: Iterable[str] | None, path: str | os.PathLike) -> dict:
     """Set each ``--force_yml`` entry in ``opt`` (in place) after checking its value against the file's.
 
     A value must be of the kind the file's value is: a number for a number, true/false for a flag, a list for a
     list, a mapping for a section; null is always allowed; a number given for a string stays the text typed.
+
+    Args:
+        opt: the options of the file, changed in place.
+        entries: the ``--force_yml`` arguments; None for none.
+        path: the option file, named in errors.
+
+    Returns:
+        ``opt``.
+
+    Raises:
+        ConfigError: a missing section, a value of another kind than the file's, or a malformed entry.
+
+    Example:
+        >>> apply_overrides({'name': 'a', 'train': {'total_iter': 10}}, ['train:total_iter=20', 'name=2024'], 'a.yml')
+        {'name': '2024', 'train': {'total_iter': 20}}
     """
     for entry in entries or []:
         keys, value = split_override(entry)
@@ -178,8 +321,29 @@ def _same_kind(entry, key, old, new, path):
     return new
 
 
-def effective_options(path, entries=None):
-    """The options of ``path`` after its ``--force_yml`` entries, every known number checked."""
+def effective_options(path: str | os.PathLike, entries: Iterable[str] | None = None) -> dict:
+    """The options of ``path`` after its ``--force_yml`` entries, every known number checked.
+
+    Args:
+        path: the option file.
+        entries: the ``--force_yml`` arguments; None for none.
+
+    Returns:
+        The options (:func:`load_option_file`, :func:`apply_overrides`, :func:`check_option_values`).
+
+    Raises:
+        MissingInputError: no such file.
+        ConfigError: the file, an override or a number is refused.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, 'a.yml')
+        ...     with open(path, 'w') as handle:
+        ...         _ = handle.write('{train: {total_iter: 1000}}')
+        ...     effective_options(path, ['train:total_iter=2e3'])
+        {'train': {'total_iter': 2000}}
+    """
     return check_option_values(apply_overrides(load_option_file(path), entries, path), path)
 
 
@@ -264,9 +428,29 @@ NUMERIC_OPTIONS = {
 BELOW_ONE = ('train:ema_decay', 'train:optim_*:betas')  # checked after the kind of value
 
 
-def check_option_values(opt, path):
+def check_option_values(opt: dict, path: str | os.PathLike) -> dict:
     """Read every option of :data:`NUMERIC_OPTIONS` that ``opt`` sets as a number (``1e3`` for a count becomes
-    1000) or raise ConfigError naming the key, what it holds and what it must be. Returns ``opt``."""
+    1000) or raise ConfigError naming the key, what it holds and what it must be.
+
+    Args:
+        opt: the options, normalised in place.
+        path: the option file, named in errors.
+
+    Returns:
+        ``opt``.
+
+    Raises:
+        ConfigError: naming the key, its value and what it must be.
+
+    Example:
+        >>> check_option_values({'train': {'total_iter': 1e3, 'ema_decay': 0.999}}, 'a.yml')
+        {'train': {'total_iter': 1000, 'ema_decay': 0.999}}
+        >>> try:
+        ...     check_option_values({'train': {'total_iter': '1e3'}}, 'a.yml')
+        ... except ConfigError as error:
+        ...     print(error)  # doctest: +ELLIPSIS
+        a.yml: train:total_iter must be a whole number >= 1, got the text '1e3' (write it unquoted: ...)
+    """
     for pattern, check in NUMERIC_OPTIONS.items():
         for key, parent, leaf in _entries(opt, pattern.split(':')):
             value = parent[leaf]
