@@ -171,45 +171,24 @@ def code_version():
 # ---------------------------------------------------------------------------------------------
 
 class FrozenTestSet:
-    """A set written by scripts/data_preparation/freeze_testset.py, rendered with our one rendering function."""
-    kind = 'frozen'
+    """A stored test set whose samples render with our one rendering function: our frozen sets, and any format
+    registered with :func:`fnf_basicsr.data.sample_sources.register_test_set_format`."""
 
-    def __init__(self, root):
-        from fnf_basicsr.data.frozen_set import FROZEN_MANIFEST
-        self.root = Path(root)
-        self.manifest_path = self.root / FROZEN_MANIFEST
-        self._datasets = {}
-        self.entries = self.dataset('flash_noflash').entries
-        self.options = self.dataset('flash_noflash').frozen['options']
-
-    def dataset(self, input_mode):
-        if input_mode not in self._datasets:
-            self._datasets[input_mode] = self._open(input_mode)
-        return self._datasets[input_mode]
-
-    def _open(self, input_mode):
-        from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
-        try:
-            return FlashNoFlashDataset({'name': self.root.name, 'phase': 'test', 'frozen_root': str(self.root),
-                                        'input_mode': input_mode})
-        except FnFError:
-            raise
-        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:  # JSONDecodeError is a ValueError
-            if not self.manifest_path.is_file():
-                raise
-            raise DataError(f'{self.manifest_path} is unreadable or garbled ({type(error).__name__}: {error}); '
-                            f'freeze the set again with scripts/data_preparation/freeze_testset.py '
-                            f'--output {self.root}') from None
+    def __init__(self, stored):
+        self.stored = stored
+        self.kind = stored.kind
+        self.root = Path(stored.root)
+        self.entries = [{'key': key} for key in stored.keys]
+        self.options = stored.recorded_options() or {}
 
     def __len__(self):
         return len(self.entries)
 
     def identity(self):
-        """The manifest's hash: it lists every sample file with its checksum and the freezing options."""
-        return {'kind': self.kind, 'manifest_sha256': hashlib.sha256(self.manifest_path.read_bytes()).hexdigest()}
+        return self.stored.identity()
 
     def sample(self, index, input_mode):
-        sample = dict(self.dataset(input_mode)[index])
+        sample = dict(self.stored.item(index, input_mode))
         sample['key'] = self.entries[index]['key']
         return sample
 
@@ -237,20 +216,22 @@ class FrozenTestSet:
 
     def level_of(self, index):
         """The dimming factor of sample ``index`` (its sigma for an srgb_awgn set)."""
-        sample = self.dataset('flash_noflash')[index]
+        sample = self.stored.item(index, self.options.get('input_modes', ['flash_noflash'])[0])
         return level_of(float(sample['dimming']), float(sample['awgn_sigma']))
 
     def levels(self):
+        if 'dimming_factors' not in self.options:  # a format that records no options: read the samples
+            return sorted({self.level_of(index) for index in range(len(self))}, reverse=not self.is_awgn())
         return [float(d) for d in self.options['awgn_sigmas' if self.is_awgn() else 'dimming_factors']]
 
 
 class ReleaseSet:
-    """The release's data/testset (:class:`fnf_basicsr.inference.release.ReleaseTestSet`), scored as test.py."""
+    """The release's data/testset (:class:`fnf_basicsr.data.release_testset.ReleaseTestSet`), scored as test.py."""
     kind = 'release'
 
-    def __init__(self, root):
-        from fnf_basicsr.inference.release import ReleaseTestSet
-        self.reader = ReleaseTestSet(root)
+    def __init__(self, root_or_reader):
+        from fnf_basicsr.data.release_testset import ReleaseTestSet
+        self.reader = root_or_reader if isinstance(root_or_reader, ReleaseTestSet) else ReleaseTestSet(root_or_reader)
         self.root, self.entries = self.reader.root, self.reader.entries
         self._dimmings = {}
 
@@ -289,13 +270,22 @@ class ReleaseSet:
 
 
 def open_test_set(root):
-    """The test set at ``root``: the release's layout (folders 0..3 of <c>.npz) or one of our frozen sets."""
-    from fnf_basicsr.inference.release import is_release_testset
-    root = Path(root)
-    if not root.is_dir():
-        raise MissingInputError(f'test set {root} does not exist; freeze one with '
-                                'scripts/data_preparation/freeze_testset.py or pass the released data/testset folder')
-    return ReleaseSet(root) if is_release_testset(root) else FrozenTestSet(root)
+    """The test set at ``root`` (:func:`fnf_basicsr.data.sample_sources.open_stored_test_set`: the release's
+    layout, a registered format or one of our frozen sets) with what scoring it needs."""
+    from fnf_basicsr.data.frozen_set import FROZEN_MANIFEST
+    from fnf_basicsr.data.release_testset import ReleaseTestSet
+    from fnf_basicsr.data.sample_sources import open_stored_test_set
+    manifest_path = Path(root) / FROZEN_MANIFEST
+    try:
+        stored = open_stored_test_set(root)
+        return ReleaseSet(stored) if isinstance(stored, ReleaseTestSet) else FrozenTestSet(stored)
+    except FnFError:
+        raise
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:  # JSONDecodeError is a ValueError
+        if not manifest_path.is_file():
+            raise
+        raise DataError(f'{manifest_path} is unreadable or garbled ({type(error).__name__}: {error}); freeze the '
+                        f'set again with scripts/data_preparation/freeze_testset.py --output {root}') from None
 
 
 # ---------------------------------------------------------------------------------------------

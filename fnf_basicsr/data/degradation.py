@@ -142,6 +142,37 @@ def make_sample(ambient, flash_only, *, alpha, sig_read, sig_shot, homography, c
     }
 
 
+def sample_dict(lq, gt, color_matrix, gain, sig_read, sig_shot, displacement, dimming, key, awgn_sigma=0.0,
+                encoded=False):
+    """A sample in the layout every sample source gives (the dataset's output, BasicSR's ``data``).
+
+    Args:
+        lq: (C, H, W) network input; gt: (3, H, W) target at the input's scale.
+        color_matrix: (3, 3) camera -> linear sRGB matrix (identity for encoded samples).
+        gain: brightness gain of rendering (1 / alpha); sig_read, sig_shot: the no-flash frame's noise.
+        displacement: mean misalignment in pixels (NaN where unknown); dimming: 1 / alpha.
+        key: the sample's unique name (also ``lq_path``, after which BasicSR names saved images).
+        awgn_sigma: the srgb_awgn noise level (0 in the paper's protocol); encoded: ``lq``/``gt`` are sRGB.
+
+    Returns:
+        dict of tensors (0-dim float32 scalars, a 0-dim bool ``encoded``) and the strings ``key``, ``lq_path``.
+
+    Example:
+        >>> sample = sample_dict(torch.zeros(12, 2, 2), torch.zeros(3, 2, 2), torch.eye(3), 50.0, 0.01, 0.02, 1.5,
+        ...                      50.0, 'Toys_1_dim50')
+        >>> float(sample['gain']), sample['lq_path'], bool(sample['encoded'])
+        (50.0, 'Toys_1_dim50', False)
+    """
+    def scalar(value):
+        return torch.tensor(value, dtype=torch.float32)
+    return {
+        'lq': lq, 'gt': gt, 'color_matrix': torch.as_tensor(np.asarray(color_matrix, dtype=np.float32)),
+        'gain': scalar(gain), 'sig_read': scalar(sig_read), 'sig_shot': scalar(sig_shot),
+        'displacement': scalar(displacement), 'dimming': scalar(dimming), 'awgn_sigma': scalar(awgn_sigma),
+        'encoded': torch.tensor(bool(encoded)), 'key': key, 'lq_path': key,
+    }
+
+
 def make_awgn_sample(noflash_srgb, flash_srgb, *, sigma, mode='flash_noflash', generator=None, clip=False):
     """One sample of the later literature's protocol (``degradation: srgb_awgn``).
 

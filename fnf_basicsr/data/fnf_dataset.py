@@ -9,12 +9,10 @@ Storage layouts read here (and written by ``scripts/data_preparation/create_lmdb
 """
 import hashlib
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
-from basicsr.utils import FileClient, get_root_logger
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
@@ -23,20 +21,18 @@ from fnf_basicsr.data.dataset_options import (BASICSR_DATASET_KEYS, DATASET_KEYS
                                               MISALIGNMENT_DEFAULTS, MISALIGNMENT_KEYS, NOISE_DEFAULTS, NOISE_KEYS,
                                               PAPER_ONLY_KEYS, SCALE_PIVOTS, SYNTHETIC_KEYS, check_choice, check_keys)
 from fnf_basicsr.data.decoded_cache import MIB, DecodedCache
-from fnf_basicsr.data.degradation import REFERENCE_FRAMES, assemble_input, make_awgn_sample, make_sample
-from fnf_basicsr.data.frozen_set import check_complete, check_matches, load_frozen_sample, read_frozen_manifest
+from fnf_basicsr.data.degradation import REFERENCE_FRAMES, make_awgn_sample, make_sample, sample_dict
+from fnf_basicsr.data.frozen_set import check_matches
 from fnf_basicsr.data.homography import (CameraMotion, homography_for_displacement, image_origin_pivot,
                                          required_margin, sample_camera_motion)
-from fnf_basicsr.data.input_layout import FRAMES, INPUT_MODES
+from fnf_basicsr.data.input_layout import INPUT_MODES
 from fnf_basicsr.data.isp import IspDegradation
-from fnf_basicsr.data.lmdb_store import (LMDB_AMBIENT_SUFFIX, LMDB_FLASH_SUFFIX, LMDB_META_INFO, decode_record_pair,
-                                         lmdb_crop_keys, lmdb_errors, parse_crop_key)
+from fnf_basicsr.data.lmdb_store import parse_crop_key
 from fnf_basicsr.data.noise import log_uniform, sample_noise_params
+from fnf_basicsr.data.sample_sources import open_scene_source, open_stored_test_set
 from fnf_basicsr.data.scene_selection import read_val_names, select_names
 from fnf_basicsr.errors import ConfigError, DataError
 from fnf_basicsr.utils.rendering import srgb_8bit
-
-_FILE_CLIENTS = {}  # see _shared_file_client
 
 
 
@@ -258,12 +254,8 @@ class FlashNoFlashDataset(data.Dataset):
         self.dataroot = str(opt['dataroot'])
         if opt.get('synthetic'):
             self.dataroot = self._ensure_synthetic(opt['synthetic'])
-        if backend == 'lmdb':
-            self.io_backend_opt['db_paths'] = [self.dataroot]
-            self.io_backend_opt['client_keys'] = ['default']
-            candidates = lmdb_crop_keys(self.dataroot)
-        else:
-            candidates = faid.list_faid_names(self.dataroot)
+        self.scenes = open_scene_source(self.dataroot, self.io_backend_opt)
+        candidates = self.scenes.keys
         self.entries = self._select_entries(candidates, opt)
         if not self.entries:
             raise ConfigError(f'{self.dataroot}: no images left for subset {opt.get("subset", DEFAULTS["subset"])!r} '
@@ -293,20 +285,22 @@ class FlashNoFlashDataset(data.Dataset):
         return entries
 
     def _init_frozen(self, root):
+        """A stored test set (:func:`~fnf_basicsr.data.sample_sources.open_stored_test_set`): one of our frozen
+        sets, checked against the options when they name a source, or the authors' released test set."""
         self.frozen_root = str(root)
-        self.frozen = read_frozen_manifest(root)
-        check_complete(root, self.frozen)
-        if 'dataroot' in self.opt or 'synthetic' in self.opt:
-            check_matches(root, self.frozen, self.opt)
-        stored = self.frozen['options']
-        if 'reference' in self.opt and self.opt['reference'] != stored['reference']:
-            raise ConfigError(f'{root}: frozen with reference {stored["reference"]!r} but the options ask for '
-                             f'{self.opt["reference"]!r}; freeze another set with --reference')
-        self.reference = stored['reference']
-        if self.input_mode not in stored['input_modes']:
-            raise ConfigError(f'{root}: frozen for input modes {stored["input_modes"]}, not {self.input_mode!r}; '
-                             f'freeze it again with --input-modes {self.input_mode}')
-        self.entries = self.frozen['samples']
+        self.frozen = open_stored_test_set(root)
+        stored = self.frozen.recorded_options()
+        if stored is not None:
+            if 'dataroot' in self.opt or 'synthetic' in self.opt:
+                check_matches(root, {'options': stored}, self.opt)
+            if 'reference' in self.opt and self.opt['reference'] != stored['reference']:
+                raise ConfigError(f'{root}: frozen with reference {stored["reference"]!r} but the options ask for '
+                                  f'{self.opt["reference"]!r}; freeze another set with --reference')
+            self.reference = stored['reference']
+            if self.input_mode not in stored['input_modes']:
+                raise ConfigError(f'{root}: frozen for input modes {stored["input_modes"]}, not {self.input_mode!r}; '
+                                  f'freeze it again with --input-modes {self.input_mode}')
+        self.entries = list(range(len(self.frozen)))
         if self.opt.get('max_images'):
             self.entries = self.entries[:int(self.opt['max_images'])]
 
@@ -415,7 +409,7 @@ class FlashNoFlashDataset(data.Dataset):
         sample = make_sample(*window, alpha=1.0 / dimming, sig_read=sig_read, sig_shot=sig_shot,
                              homography=homography, crop_size=self.crop_size, reference=self.reference,
                              mode=input_mode, generator=generator, isp=self.isp)
-        return self._output(sample['lq'], sample['gt'], color_matrix, sample['gain'], sig_read, sig_shot,
+        return sample_dict(sample['lq'], sample['gt'], color_matrix, sample['gain'], sig_read, sig_shot,
                             sample['displacement'], dimming, key)
 
     def _degrade_awgn(self, pair, top, left, sigma, generator, key, input_mode):
@@ -428,35 +422,11 @@ class FlashNoFlashDataset(data.Dataset):
         noflash, flash = (srgb_8bit(torch.from_numpy(window.transpose(2, 0, 1)), matrix) for window in windows)
         sample = make_awgn_sample(noflash, flash, sigma=sigma, mode=input_mode, generator=generator,
                                   clip=self.awgn_clip)
-        return self._output(sample['lq'], sample['gt'], np.eye(3), 1.0, sample['sig_read'], 0.0, 0.0, 1.0, key,
+        return sample_dict(sample['lq'], sample['gt'], np.eye(3), 1.0, sample['sig_read'], 0.0, 0.0, 1.0, key,
                             awgn_sigma=sigma, encoded=True)
 
     def _frozen_item(self, index):
-        entry = self.entries[index]
-        arrays = load_frozen_sample(self.frozen_root, entry)
-        noflash, *second = [torch.from_numpy(arrays[name]) for name in FRAMES[self.input_mode]]
-        sig_read, sig_shot = float(arrays['sig_read']), float(arrays['sig_shot'])
-        second_name = FRAMES[self.input_mode][1:]
-        # Frames whose noise differs from the sample's (the clean flash of srgb_awgn) store their own.
-        second_noise = arrays.get(f'{second_name[0]}_noise') if second_name else None
-        lq = assemble_input(noflash, second[0] if second else None, sig_read, sig_shot, self.input_mode,
-                            second_noise=None if second_noise is None else tuple(float(v) for v in second_noise))
-        return self._output(lq, torch.from_numpy(arrays['gt']), arrays['color_matrix'], float(arrays['gain']),
-                            sig_read, sig_shot, float(arrays['displacement']), float(arrays['dimming']),
-                            str(arrays['key']), awgn_sigma=float(arrays.get('awgn_sigma', 0.0)),
-                            encoded=bool(arrays.get('encoded', False)))
-
-    @staticmethod
-    def _output(lq, gt, color_matrix, gain, sig_read, sig_shot, displacement, dimming, key, awgn_sigma=0.0,
-                encoded=False):
-        def scalar(value):
-            return torch.tensor(value, dtype=torch.float32)
-        return {
-            'lq': lq, 'gt': gt, 'color_matrix': torch.as_tensor(np.asarray(color_matrix, dtype=np.float32)),
-            'gain': scalar(gain), 'sig_read': scalar(sig_read), 'sig_shot': scalar(sig_shot),
-            'displacement': scalar(displacement), 'dimming': scalar(dimming), 'awgn_sigma': scalar(awgn_sigma),
-            'encoded': torch.tensor(bool(encoded)), 'key': key, 'lq_path': key,
-        }
+        return self.frozen.item(self.entries[index], self.input_mode)
 
     # ----------------------------------------------------------------------------- geometry
 
@@ -499,63 +469,13 @@ class FlashNoFlashDataset(data.Dataset):
         return self._train_rng
 
     def _load(self, entry):
-        """``(ambient_u16, flash_u16, color_matrix, source)`` of an image or LMDB crop (see decoded_cache_mb)."""
+        """The :class:`~fnf_basicsr.data.sample_sources.ScenePair` of an image or LMDB crop (see decoded_cache_mb)."""
         cached = self._decoded.get(entry)
         if cached is not None:
             return cached
-        # Looked up on every call, not kept: a forked DataLoader worker must open its own LMDB handle.
-        file_client = _shared_file_client(self.io_backend_opt)
-        if file_client.backend == 'lmdb':
-            locations = [f'{entry}{LMDB_AMBIENT_SUFFIX}', f'{entry}{LMDB_FLASH_SUFFIX}']
-            sources = [f'{self.dataroot}:{key}' for key in locations]
-        else:
-            locations = [str(Path(self.dataroot) / f'{entry}{suffix}')
-                         for suffix in (faid.AMBIENT_SUFFIX, faid.FLASH_SUFFIX)]
-            sources = locations
-        payloads = []
-        for location in locations:
-            with lmdb_errors(self.dataroot):  # MDB_CORRUPTED & co. name the LMDB (a no-op for files)
-                payload = file_client.get(location)
-            if payload is None:
-                raise LookupError(f'key {location!r} is not in the LMDB {self.dataroot}; rebuild it with '
-                                  f'scripts/data_preparation/create_lmdb.py or fix {LMDB_META_INFO}')
-            payloads.append(payload)
-        decode = decode_record_pair if file_client.backend == 'lmdb' else faid.decode_pair
-        ambient, flash_only, metadata = decode(*payloads, *sources)
-        pair = (ambient, flash_only, metadata.color_matrix, sources[0])
-        self._decoded.put(entry, pair, ambient.nbytes + flash_only.nbytes)
+        pair = self.scenes.load(entry)
+        self._decoded.put(entry, pair, pair.ambient.nbytes + pair.flash_only.nbytes)
         return pair
-
-
-def _shared_file_client(io_backend_opt):
-    """One FileClient per process and backend options.
-
-    py-lmdb refuses to open an environment twice in a process (e.g. train and val datasets on
-    one LMDB), and an environment must not be used across fork(): a forked DataLoader worker
-    closes what it inherited (:func:`_close_inherited_clients`) and opens its own.
-    """
-    options = dict(io_backend_opt)
-    backend = options.pop('type', 'disk')
-    cache_key = (os.getpid(), backend, repr(sorted(options.items())))
-    if cache_key not in _FILE_CLIENTS:
-        with lmdb_errors(options.get('db_paths', ['?'])[0] if backend == 'lmdb' else '?'):
-            _FILE_CLIENTS[cache_key] = FileClient(backend, **options)
-    return _FILE_CLIENTS[cache_key]
-
-
-def _close_inherited_clients():
-    """In a forked child: close the parent's LMDB environments (closing the child's copy leaves
-    the parent's intact); py-lmdb >= 2 would otherwise refuse to open them again here."""
-    for cache_key, client in list(_FILE_CLIENTS.items()):
-        if cache_key[0] != os.getpid():
-            if client.backend == 'lmdb':
-                for env in client.client._client.values():  # BasicSR's LmdbBackend: client key -> env
-                    env.close()
-            del _FILE_CLIENTS[cache_key]
-
-
-if hasattr(os, 'register_at_fork'):  # POSIX; with spawn, workers start with an empty cache anyway
-    os.register_at_fork(after_in_child=_close_inherited_clients)
 
 
 def _window(image_u16, top, left, size):

@@ -12,16 +12,9 @@ prefilter. :func:`convert_release_weights` writes a BasicSR checkpoint ``{'param
 and, beside it, ``<stem>.yml`` with the ``network_g`` block, which
 :func:`fnf_basicsr.inference.checkpoint.load_network` finds by itself.
 
-Test set. The release's frozen test set is ``<root>/<k>/<c>.npz`` (k = 0..3, one dimming level
-each, c = 0..127), each file holding NHWC arrays with a batch axis of one. Its ``test.py`` feeds the
-network the noisy no-flash and flash images and their noise-std maps, divides the output by the
-file's ``alpha``, renders output and the clean ``ambient`` through ``color_matrix`` (XYZ -> camera,
-solved) and ``adapt_matrix`` (to D65), then XYZ -> sRGB and the sRGB curve, clips to [0, 1] and
-scores each image. :class:`ReleaseTestSet` reproduces exactly that.
+Test set: :mod:`fnf_basicsr.data.release_testset` (re-exported here).
 """
 import inspect
-import math
-import re
 import zipfile
 from pathlib import Path
 
@@ -30,8 +23,9 @@ import torch
 import yaml
 
 from fnf_basicsr.archs.deepfnf_arch import DeepFnF
-from fnf_basicsr.data.input_layout import FRAMES, image_channels, input_channels, std_channels
-from fnf_basicsr.data.noise import noise_std
+from fnf_basicsr.data.release_testset import (FILE_PATTERN, RELEASE_FRAME_ARRAYS, RELEASE_LEVELS,  # noqa: F401
+                                              RELEASE_TESTSET_KEYS, RELEASE_XYZ_TO_SRGB, ReleaseTestSet,
+                                              camera_to_srgb_release, is_release_testset, release_input)
 from fnf_basicsr.errors import DataError, MissingInputError, OutputExistsError
 
 # network_g of the released model: DeepFnF's own defaults (the paper's network; tests/test_release.py pins
@@ -48,16 +42,6 @@ SCALE_CHANNELS = 3  # the release's 'output' conv: num_basis coefficients + 3 sc
 SIDECAR_SUFFIX = '.yml'
 MAX_NAMED = 3  # arrays named in an error message
 
-# The release's XYZ -> linear sRGB matrix (utils/tf_utils.py), used to score exactly as test.py.
-RELEASE_XYZ_TO_SRGB = np.array([[3.24071, -1.53726, -0.498571],
-                                [-0.969258, 1.87599, 0.0415557],
-                                [0.0556352, -0.203996, 1.05707]], dtype=np.float32)
-RELEASE_TESTSET_KEYS = ('alpha', 'ambient', 'warped_ambient', 'flash_only', 'warped_flash_only', 'noisy_ambient',
-                        'noisy_warped_flash', 'sig_read', 'sig_shot', 'color_matrix', 'adapt_matrix')
-# The arrays of a test file holding the noisy frames that input_layout.FRAMES names.
-RELEASE_FRAME_ARRAYS = {'noflash': 'noisy_ambient', 'flash': 'noisy_warped_flash'}
-RELEASE_LEVELS = 4
-FILE_PATTERN = re.compile(r'^(\d+)\.npz$')
 
 
 def _conv_pairs():
@@ -238,135 +222,3 @@ def _option_text(options, out_path, npz_path):
 # ---------------------------------------------------------------------------------------------
 # The released test set
 # ---------------------------------------------------------------------------------------------
-
-def is_release_testset(root):
-    """True if ``root`` looks like the release's ``data/testset``: folders 0..3 holding ``<c>.npz``."""
-    root = Path(root)
-    levels = [root / str(k) for k in range(RELEASE_LEVELS)]
-    return all(level.is_dir() for level in levels) and any(
-        FILE_PATTERN.match(path.name) for path in levels[0].iterdir())
-
-
-def camera_to_srgb_release(linear, color_matrix, adapt_matrix):
-    """test.py's rendering: solve with the XYZ -> camera matrix, adapt to D65, XYZ -> sRGB, sRGB curve.
-
-    Args:
-        linear (Tensor): (B, 3, H, W) linear camera RGB.
-        color_matrix, adapt_matrix: (B, 3, 3) or (3, 3) arrays of the test file.
-
-    Returns:
-        Tensor (B, 3, H, W) float32, not clipped.
-    """
-    from fnf_basicsr.utils.rendering import srgb_gamma
-    linear = linear.float()
-    color = torch.as_tensor(np.asarray(color_matrix, dtype=np.float32)).reshape(-1, 3, 3).to(linear.device)
-    adapt = torch.as_tensor(np.asarray(adapt_matrix, dtype=np.float32)).reshape(-1, 3, 3).to(linear.device)
-    pixels = linear.flatten(2)  # (B, 3, HW)
-    # the same three steps as the release, in float32
-    xyz = torch.linalg.solve(color.expand(pixels.shape[0], 3, 3), pixels)
-    xyz = adapt.expand(pixels.shape[0], 3, 3) @ xyz
-    rgb = torch.as_tensor(RELEASE_XYZ_TO_SRGB, device=linear.device) @ xyz
-    return srgb_gamma(rgb).reshape(linear.shape)
-
-
-def release_input(data, input_mode):
-    """test.py's network input from the arrays of a test file: ``lq`` (C, H, W) float32, in our layout.
-
-    The std maps are computed in NumPy from the file's float32 ``sig_read`` and ``sig_shot``, as test.py does.
-    """
-    frames = [np.asarray(data[RELEASE_FRAME_ARRAYS[name]], dtype=np.float32)[0].transpose(2, 0, 1)
-              for name in FRAMES[input_mode]]
-    sig_read, sig_shot = (np.float32(np.asarray(data[key]).reshape(-1)[0]) for key in ('sig_read', 'sig_shot'))
-    lq = np.empty((input_channels(input_mode),) + frames[0].shape[1:], dtype=np.float32)
-    for index, frame in enumerate(frames):
-        lq[image_channels(index)] = frame
-        lq[std_channels(index, len(frames))] = noise_std(frame, sig_read, sig_shot)
-    return torch.from_numpy(lq)
-
-
-class ReleaseTestSet:
-    """The release's ``data/testset``: samples in our layout, scored exactly as its test.py.
-
-    Args:
-        root: the folder holding ``0/`` ... ``3/``.
-
-    Attributes:
-        entries: one dict per file, ``{'key': 'level<k>_<c>', 'file': Path, 'level': k}``, level-major.
-    """
-    kind = 'release'
-
-    def __init__(self, root):
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise MissingInputError(f'test set {self.root} does not exist; pass the data/testset folder of the '
-                                    'released test set (see the README) or a frozen set')
-        self.entries = []
-        for level in range(RELEASE_LEVELS):
-            folder = self.root / str(level)
-            if not folder.is_dir():
-                raise DataError(f'{self.root} is not the released test-set layout: {folder} is missing (expected '
-                                f'folders 0..{RELEASE_LEVELS - 1} of <c>.npz files); unpack testset.zip again')
-            numbers = sorted(int(m.group(1)) for m in map(FILE_PATTERN.match, (p.name for p in folder.iterdir())) if m)
-            self.entries += [{'key': f'level{level}_{number:03d}', 'file': folder / f'{number}.npz', 'level': level}
-                             for number in numbers]
-        if not self.entries:
-            raise DataError(f'{self.root}: no <c>.npz files in its folders 0..3; unpack testset.zip again')
-
-    def __len__(self):
-        return len(self.entries)
-
-    def identity(self):
-        """What identifies the set's content cheaply: each file's name, size and modification time."""
-        return [[str(entry['file'].relative_to(self.root)), entry['file'].stat().st_size,
-                 entry['file'].stat().st_mtime_ns] for entry in self.entries]
-
-    def load(self, index, keys=RELEASE_TESTSET_KEYS):
-        """The arrays ``keys`` of one file (default: all that test.py reads), checked to be there."""
-        path = self.entries[index]['file']
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                missing = [key for key in RELEASE_TESTSET_KEYS if key not in npz.files]
-                if missing:
-                    raise DataError(f'{path}: not a released test-set file, keys {missing} missing (it has '
-                                    f'{sorted(npz.files)}); unpack testset.zip again')
-                return {key: npz[key] for key in keys}
-        except (zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
-            if isinstance(error, DataError):
-                raise
-            raise DataError(f'{path} is truncated or corrupt ({type(error).__name__}: {error}); unpack '
-                            'testset.zip again') from None
-
-    def dimming(self, index):
-        """1 / alpha of one file, rounded to 4 decimals (the dimming factor its results are grouped by)."""
-        return round(1.0 / float(np.asarray(self.load(index, ('alpha',))['alpha']).reshape(-1)[0]), 4)
-
-    def sample(self, index, input_mode):
-        """One test image in our layout: ``lq``, ``dimming`` (1 / alpha), ``displacement`` (NaN: not stored).
-
-        ``lq`` is test.py's network input (:func:`release_input`): noisy no-flash, noisy warped flash,
-        then the noise std of each (``noflash``: no-flash and its std).
-        """
-        data = self.load(index)
-        if input_mode == 'noflash_burst':
-            raise DataError(f'{self.root}: the released test set has one no-flash frame per image; a 2-frame '
-                            'no-flash burst network (input_mode noflash_burst) cannot be scored on it')
-        lq = release_input(data, input_mode)
-        alpha = float(np.asarray(data['alpha']).reshape(-1)[0])
-        return {'key': self.entries[index]['key'], 'lq': lq, 'data': data, 'alpha': alpha,
-                'dimming': round(1.0 / alpha, 4), 'displacement': math.nan}
-
-    def render_pair(self, output, sample):
-        """test.py's scored images: (output / alpha, ambient) rendered and clipped, each (3, H, W)."""
-        data = sample['data']
-        denoised = output.float().cpu() / np.float32(sample['alpha'])
-        ambient = torch.from_numpy(np.ascontiguousarray(data['ambient'], dtype=np.float32)).permute(0, 3, 1, 2)
-        result = camera_to_srgb_release(denoised, data['color_matrix'], data['adapt_matrix'])
-        target = camera_to_srgb_release(ambient, data['color_matrix'], data['adapt_matrix'])
-        return result.clamp(0, 1)[0], target.clamp(0, 1)[0]
-
-    def render_input(self, linear, sample, gain):
-        """Render a (3, H, W) linear image of this sample for a figure, brightened by ``gain``."""
-        data = sample['data']
-        image = camera_to_srgb_release(linear[None].float() * gain, data['color_matrix'], data['adapt_matrix'])
-        return image.clamp(0, 1)[0]
-
