@@ -15,7 +15,10 @@ Two SSIMs are reported because they differ by 0.02 to 0.12 on the same images:
 PSNR is ``-10 log10(mean squared error)`` on the clipped [0, 1] images, averaged per image, as
 both BasicSR and the release compute it.
 """
+from __future__ import annotations
+
 import numpy as np
+import torch
 
 RELEASE_SSIM = {'win_size': 11, 'gaussian_weights': True, 'sigma': 1.5, 'use_sample_covariance': True,
                 'data_range': 2.0, 'K1': 0.01, 'K2': 0.03}
@@ -28,21 +31,72 @@ METRIC_DEFINITIONS = {'psnr': 'float -10*log10(mse), clipped [0, 1], all channel
                                        **RELEASE_SSIM}}
 
 
-def psnr(result, target):
-    """PSNR in dB of two (3, H, W) tensors in [0, 1] (clipped first); inf for identical images."""
+def psnr(result: torch.Tensor, target: torch.Tensor) -> float:
+    """PSNR in dB of two (3, H, W) tensors in [0, 1] (clipped first); inf for identical images.
+
+    Args:
+        result: the image scored.
+        target: the reference image.
+
+    Returns:
+        ``-10 log10(mean squared error)``, computed in float64.
+
+    Shape:
+        - result: (3, H, W).
+        - target: (3, H, W).
+
+    Example:
+        >>> black, white = torch.zeros(3, 2, 2), torch.ones(3, 2, 2)
+        >>> round(psnr(black, torch.full((3, 2, 2), 0.1)), 4), psnr(white, white)
+        (20.0, inf)
+    """
     result, target = _hwc(result), _hwc(target)
     mse = float(np.mean((result - target) ** 2))
     return float('inf') if mse == 0 else float(-10.0 * np.log10(mse))
 
 
-def ssim_release(result, target):
-    """Table 1's SSIM (see the module docstring) of two (3, H, W) tensors in [0, 1]."""
+def ssim_release(result: torch.Tensor, target: torch.Tensor) -> float:
+    """Table 1's SSIM (see the module docstring) of two (3, H, W) tensors in [0, 1].
+
+    Args:
+        result: the image scored, clipped to [0, 1].
+        target: the reference image, clipped to [0, 1].
+
+    Returns:
+        scikit-image's ``structural_similarity`` with :data:`RELEASE_SSIM`, in float64.
+
+    Shape:
+        - result: (3, H, W), H and W at least 11 (the window).
+        - target: (3, H, W).
+
+    Example:
+        >>> image = torch.linspace(0, 1, 3 * 16 * 16).view(3, 16, 16)
+        >>> ssim_release(image, image), round(ssim_release(image * 0.5, image), 4)
+        (1.0, 0.7601)
+    """
     from skimage.metrics import structural_similarity
     return float(structural_similarity(_hwc(result), _hwc(target), channel_axis=-1, **RELEASE_SSIM))
 
 
-def ssim_basicsr(result, target):
-    """BasicSR's ``calculate_ssim`` of two (3, H, W) tensors in [0, 1], as FnFModel validates."""
+def ssim_basicsr(result: torch.Tensor, target: torch.Tensor) -> float:
+    """BasicSR's ``calculate_ssim`` of two (3, H, W) tensors in [0, 1], as FnFModel validates.
+
+    Args:
+        result: the image scored.
+        target: the reference image.
+
+    Returns:
+        BasicSR's SSIM on the 8-bit range, no border cropped.
+
+    Shape:
+        - result: (3, H, W), H and W at least 11 (the window).
+        - target: (3, H, W).
+
+    Example:
+        >>> image = torch.linspace(0, 1, 3 * 16 * 16).view(3, 16, 16)
+        >>> ssim_basicsr(image, image), ssim_basicsr(image * 0.5, image) < 1
+        (1.0, True)
+    """
     from basicsr.metrics import calculate_metric
 
     from fnf_basicsr.models.fnf_model import to_metric_image
@@ -50,8 +104,25 @@ def ssim_basicsr(result, target):
     return float(calculate_metric(images, {'type': 'calculate_ssim', 'crop_border': 0}))
 
 
-def score(result, target):
-    """Every metric of :data:`METRIC_LABELS` for one image pair."""
+def score(result: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Every metric of :data:`METRIC_LABELS` for one image pair.
+
+    Args:
+        result: the image scored.
+        target: the reference image.
+
+    Returns:
+        The value of each metric, by its key in :data:`METRIC_LABELS`.
+
+    Shape:
+        - result: (3, H, W), H and W at least 11 (the SSIM window).
+        - target: (3, H, W).
+
+    Example:
+        >>> image = torch.linspace(0, 1, 3 * 16 * 16).view(3, 16, 16)
+        >>> score(image, image)
+        {'psnr': inf, 'ssim_basicsr': 1.0, 'ssim_release': 1.0}
+    """
     return {'psnr': psnr(result, target), 'ssim_basicsr': ssim_basicsr(result, target),
             'ssim_release': ssim_release(result, target)}
 
