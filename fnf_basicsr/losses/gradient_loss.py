@@ -1,4 +1,7 @@
 """L1 loss on image gradients: the eta-weighted term of the paper's Eq. 6."""
+from __future__ import annotations
+
+import torch
 import torch.nn.functional as F
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
@@ -23,19 +26,33 @@ class GradientL1Loss(nn.Module):
     a quarter of the defaults' "L1 of dx plus L1 of dy" (docs/training.md, "Reproduction defaults").
 
     Args:
-        loss_weight (float): eta, the weight of the term.
-        reduction (str): 'mean' (each term averaged over its own differences), 'sum', or 'none':
+        loss_weight: eta, the weight of the term.
+        reduction: 'mean' (each term averaged over its own differences), 'sum', or 'none':
             a (B, C, H, W) map of ``|s*dx| + |s*dy|`` at each difference's left / top pixel (the
             last column gets no x term, the last row no y term), whose sum is the 'sum' loss.
-        difference_scale (float): factor on the finite differences (0.5 in the released code).
-        region (str): 'full': every difference (dx over H x (W-1), dy over (H-1) x W);
+        difference_scale: factor on the finite differences (0.5 in the released code).
+        region: 'full': every difference (dx over H x (W-1), dy over (H-1) x W);
             'common': only those at the top-left (H-1) x (W-1) pixels, as the released code.
 
+    Raises:
+        ConfigError: an unknown ``reduction`` or ``region``.
+
     Shape:
-        forward(pred, target): (B, C, H, W) each -> scalar, or (B, C, H, W) for 'none'.
+        - pred: (B, C, H, W), H and W at least 2.
+        - target: (B, C, H, W).
+        - output: scalar, or (B, C, H, W) for 'none'.
+
+    Example:
+        >>> pred = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])  # a step in x, none in y
+        >>> GradientL1Loss()(pred, torch.zeros_like(pred))
+        tensor(1.)
+        >>> GradientL1Loss(reduction='none')(pred, torch.zeros_like(pred))
+        tensor([[[[1., 0.],
+                  [1., 0.]]]])
     """
 
-    def __init__(self, loss_weight=1.0, reduction='mean', difference_scale=1.0, region='full'):
+    def __init__(self, loss_weight: float = 1.0, reduction: str = 'mean', difference_scale: float = 1.0,
+                 region: str = 'full') -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ConfigError(f'GradientL1Loss: unsupported reduction {reduction!r}; use one of {REDUCTIONS}.')
@@ -46,7 +63,19 @@ class GradientL1Loss(nn.Module):
         self.difference_scale = difference_scale
         self.region = region
 
-    def forward(self, pred, target):
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The weighted L1 norm of the finite differences of ``pred - target``.
+
+        Args:
+            pred: the network's output.
+            target: the ground truth.
+
+        Returns:
+            A scalar ('mean', 'sum') or a (B, C, H, W) map ('none').
+
+        Raises:
+            ValueError: shapes that differ, are not 4-dimensional, or are smaller than 2 x 2.
+        """
         if pred.shape != target.shape or pred.dim() != 4 or min(pred.shape[-2:]) < 2:
             raise ValueError(f'GradientL1Loss: pred and target must both be (B, C, H, W) with the same shape and '
                              f'H, W >= 2, got {tuple(pred.shape)} and {tuple(target.shape)}.')
