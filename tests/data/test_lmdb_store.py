@@ -1,5 +1,5 @@
-"""The LMDB crop layout (fnf_basicsr.data.lmdb_store) and scripts/data_preparation/create_lmdb.py: bit-exact
-16-bit round trip, per-key metadata, meta_info, refusals."""
+"""The LMDB crop layout (fnf_basicsr.data.lmdb_store): bit-exact 16-bit round trip, per-key metadata, meta_info,
+the dataset reading it, refusals, damaged LMDBs. The create_lmdb command: tests/tools/test_create_lmdb.py."""
 
 import json
 from pathlib import Path
@@ -16,7 +16,6 @@ from fnf_basicsr.data import lmdb_store
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
 from fnf_basicsr.data.lmdb_store import crop_key, parse_crop_key
 from fnf_basicsr.errors import DataError
-from fnf_basicsr.tools import create_lmdb as create_lmdb_command
 
 SHAPE = (70, 90, 3)  # crops of 48 every 32 px: rows at 0, 22; columns at 0, 32, 42
 
@@ -159,14 +158,6 @@ def test_missing_lmdb_key_names_the_key_and_the_lmdb(faid_folder, tmp_path):
         dataset[0]
 
 
-def test_command_line_help_documents_every_option():
-    help_text = create_lmdb_command.build_parser().format_help()
-    for option in ('--input', '--output', '--split', '--crop-size', '--stride', '--num-val', '--val-names',
-                   '--max-images', '--encoding', '--overwrite', '--quiet'):
-        assert option in help_text
-    assert all(action.help for action in create_lmdb_command.build_parser()._actions)
-
-
 # --- reliability: nothing unfinished under the final name, damaged LMDBs refused with their path ---------------
 
 LMDB_OPTIONS = {'phase': 'val', 'io_backend': {'type': 'lmdb'}, 'crop_size': 32, 'margin': 4, 'dimming_factors': [20]}
@@ -182,26 +173,6 @@ def small_lmdb(faid_folder, tmp_path):
     lmdb_path = tmp_path / 'small.lmdb'
     lmdb_store.create_lmdb(faid_folder, lmdb_path, crop_size=48, stride=32, progress=False)
     return lmdb_path
-
-
-def test_missing_output_parents_are_created(faid_folder, tmp_path):
-    lmdb_path = tmp_path / 'datasets' / 'FAID_lmdb' / 'train.lmdb'  # the README's command in a fresh folder
-    create_lmdb_command.main(['--input', str(faid_folder), '--output', str(lmdb_path), '--crop-size', '64', '--quiet'])
-    assert len(read_every_sample(lmdb_path)) == 2 * 2 * 2  # rows 0, 6; columns 0, 26
-
-
-@pytest.mark.parametrize('argv, message', [
-    (['--crop-size', '0'], '--crop-size must be an integer >= 1, got 0'),
-    (['--stride', '0'], '--stride must be an integer >= 1, got 0'),
-    (['--stride', '-5'], '--stride must be an integer >= 1, got -5'),
-    (['--num-val', '-1'], '--num-val must be an integer >= 0, got -1'),
-    (['--max-images', '0'], '--max-images must be an integer >= 1, got 0')])
-def test_invalid_numbers_are_one_line_errors(faid_folder, tmp_path, capsys, argv, message):
-    with pytest.raises(SystemExit) as exited:
-        create_lmdb_command.main(['--input', str(faid_folder), '--output', str(tmp_path / 'x.lmdb'), '--quiet', *argv])
-    assert exited.value.code == 2
-    assert capsys.readouterr().err.strip() == f'create_lmdb.py: error: {message}'
-    assert not (tmp_path / 'x.lmdb').exists()
 
 
 def test_output_under_a_regular_file_is_refused_before_the_work(faid_folder, tmp_path, monkeypatch):
@@ -315,28 +286,6 @@ def test_temporaries_of_dead_runs_are_removed(faid_folder, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['train.lmdb']
 
 
-def _faid_copy(faid_folder, folder):
-    folder.mkdir(parents=True)
-    for path in faid_folder.iterdir():
-        (folder / path.name).write_bytes(path.read_bytes())
-    return folder
-
-
-@pytest.mark.parametrize('layout', ['same', 'inside', 'containing', 'link'])
-def test_output_that_is_inside_or_holds_the_input_is_refused(faid_folder, tmp_path, capsys, layout):
-    source = _faid_copy(faid_folder, tmp_path / 'faid.lmdb' / 'scenes' if layout == 'containing' else
-                        tmp_path / 'faid.lmdb')
-    (tmp_path / 'link.lmdb').symlink_to(source)
-    output = {'same': source, 'inside': source / 'train.lmdb', 'containing': tmp_path / 'faid.lmdb',
-              'link': tmp_path / 'link.lmdb'}[layout]
-    before = sorted(p.name for p in source.iterdir())
-    with pytest.raises(SystemExit) as exited:
-        create_lmdb_command.main(['--input', str(source), '--output', str(output), '--overwrite', '--crop-size',
-                                  '64', '--quiet'])
-    assert exited.value.code == 2 and 'the input' in capsys.readouterr().err
-    assert sorted(p.name for p in source.iterdir()) == before
-
-
 def test_overwrite_replaces_only_an_lmdb_it_wrote(faid_folder, tmp_path, monkeypatch):
     from fnf_basicsr.errors import OutputExistsError
     folder = tmp_path / 'notes.lmdb'  # a folder of the user's that happens to end with .lmdb
@@ -346,20 +295,3 @@ def test_overwrite_replaces_only_an_lmdb_it_wrote(faid_folder, tmp_path, monkeyp
     with pytest.raises(OutputExistsError, match='not an LMDB this command wrote'):
         lmdb_store.create_lmdb(faid_folder, folder, overwrite=True, progress=False)
     assert (folder / 'thesis.tex').read_text() == 'years of work'
-
-
-@pytest.mark.parametrize('matrix, problem', [('-1 0 0 0 -1 0 0 0 -1', 'negative determinant'),
-                                             ('1 0 0 0 -1 0 0 0 -1', 'maps white light'),
-                                             ('0 0 0 0 0 0 0 0 0', 'singular'), ('nan 0 0 0 1 0 0 0 1', 'non-finite')])
-def test_a_pair_with_an_unusable_color_matrix_is_refused_naming_the_file(tmp_path, capsys, matrix, problem):
-    rng = np.random.default_rng(0)
-    folder = tmp_path / 'faid'
-    folder.mkdir()
-    for suffix in ('ambient', 'flash'):
-        (folder / f'Scene_{suffix}.png').write_bytes(faid.encode_png16(
-            rng.integers(0, 65536, (70, 90, 3), dtype=np.uint16), {'Comment': matrix, 'Description': '21'}))
-    with pytest.raises(SystemExit) as exited:
-        create_lmdb_command.main(['--input', str(folder), '--output', str(tmp_path / 'x.lmdb'), '--quiet'])
-    line = capsys.readouterr().err.strip()
-    assert exited.value.code == 2 and f'{folder / "Scene_ambient.png"}: xyz_to_camera' in line and problem in line
-    assert not (tmp_path / 'x.lmdb').exists()
