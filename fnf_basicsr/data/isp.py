@@ -17,6 +17,8 @@ What a real ISP does besides (white balance, color matrix, tone curve, sharpenin
 denoising, a better demosaicker) is left out: the result is the linear image as ``fnf-denoise``
 reads an 8-bit file (sRGB curve undone), at the scale it came in.
 """
+from __future__ import annotations
+
 from dataclasses import dataclass
 
 import cv2
@@ -35,7 +37,7 @@ _RED_BLUE_KERNEL = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.
 EIGHT_BIT = 255.0
 
 
-def bayer_mask(height, width, pattern='RGGB'):
+def bayer_mask(height: int, width: int, pattern: str = 'RGGB') -> torch.Tensor:
     """(3, H, W) float mask, 1 where the sensor samples that color.
 
     Args:
@@ -44,6 +46,12 @@ def bayer_mask(height, width, pattern='RGGB'):
 
     Returns:
         float32 tensor; every pixel has exactly one 1 across the channels.
+
+    Raises:
+        ValueError: an unknown pattern.
+
+    Shape:
+        - output: (3, height, width).
 
     Example:
         >>> bayer_mask(2, 2)[:, 0, 0].tolist(), bayer_mask(2, 2)[1].sum().item()
@@ -58,8 +66,19 @@ def bayer_mask(height, width, pattern='RGGB'):
     return mask
 
 
-def mosaic(image, pattern='RGGB'):
+def mosaic(image: torch.Tensor, pattern: str = 'RGGB') -> torch.Tensor:
     """The raw Bayer samples of a (3, H, W) linear image: (H, W), one color per pixel.
+
+    Args:
+        image: linear RGB image.
+        pattern: Bayer pattern (one of :data:`BAYER_PATTERNS`).
+
+    Returns:
+        The sample of each pixel's color, of ``image``'s dtype.
+
+    Shape:
+        - image: (3, H, W).
+        - output: (H, W).
 
     Example:
         >>> mosaic(torch.arange(12.).view(3, 2, 2)).tolist()
@@ -68,11 +87,22 @@ def mosaic(image, pattern='RGGB'):
     return (image * bayer_mask(*image.shape[-2:], pattern).to(image)).sum(0)
 
 
-def demosaic_bilinear(raw, pattern='RGGB'):
+def demosaic_bilinear(raw: torch.Tensor, pattern: str = 'RGGB') -> torch.Tensor:
     """Bilinear demosaicking of an (H, W) Bayer image into (3, H, W).
 
     Sampled values are kept; missing ones are averages of the nearest samples of their color.
     Borders are reflected, which keeps the mosaic's parity (pixel -1 mirrors pixel 1).
+
+    Args:
+        raw: Bayer samples, H and W at least 2.
+        pattern: Bayer pattern of ``raw`` (one of :data:`BAYER_PATTERNS`).
+
+    Returns:
+        The RGB image, of ``raw``'s dtype.
+
+    Shape:
+        - raw: (H, W).
+        - output: (3, H, W).
 
     Example:
         >>> demosaic_bilinear(mosaic(torch.full((3, 6, 6), 0.5))).allclose(torch.full((3, 6, 6), 0.5))
@@ -84,7 +114,7 @@ def demosaic_bilinear(raw, pattern='RGGB'):
     return F.conv2d(planes, kernels, groups=3)[0]
 
 
-def encode_8bit(srgb, jpeg_quality=None):
+def encode_8bit(srgb: torch.Tensor, jpeg_quality: int | None = None) -> torch.Tensor:
     """Quantise a (3, H, W) sRGB image in [0, 1] to 8 bits, through JPEG when ``jpeg_quality`` is given.
 
     Args:
@@ -93,7 +123,20 @@ def encode_8bit(srgb, jpeg_quality=None):
             None for a lossless 8-bit image.
 
     Returns:
-        (3, H, W) float32 tensor of decoded values k / 255.
+        float32 CPU tensor of decoded values k / 255.
+
+    Raises:
+        ValueError: a quality outside 1..100.
+        RuntimeError: OpenCV failed to encode.
+
+    Shape:
+        - srgb: (3, H, W).
+        - output: (3, H, W).
+
+    Example:
+        >>> gray = torch.full((3, 8, 8), 0.5)
+        >>> (encode_8bit(gray) * 255).unique(), (encode_8bit(gray, jpeg_quality=90) * 255).unique()
+        (tensor([128.]), tensor([128.]))
     """
     pixels = np.rint(np.clip(srgb.detach().cpu().numpy(), 0, 1) * EIGHT_BIT).astype(np.uint8).transpose(1, 2, 0)
     if jpeg_quality is not None:
@@ -107,7 +150,8 @@ def encode_8bit(srgb, jpeg_quality=None):
     return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).float() / EIGHT_BIT
 
 
-def simulate_isp(linear, demosaic=True, jpeg_quality=None, exposure=1.0, encode=True, pattern='RGGB'):
+def simulate_isp(linear: torch.Tensor, demosaic: bool = True, jpeg_quality: int | None = None, exposure: float = 1.0,
+                 encode: bool = True, pattern: str = 'RGGB') -> torch.Tensor:
     """Put a (noisy) linear image through the ISP of the module docstring and read it back as linear.
 
     Args:
@@ -121,7 +165,14 @@ def simulate_isp(linear, demosaic=True, jpeg_quality=None, exposure=1.0, encode=
         pattern: Bayer pattern.
 
     Returns:
-        (3, H, W) float32 linear image at the input's scale.
+        float32 linear image at the input's scale, on its device.
+
+    Raises:
+        ValueError: a non-positive exposure, or a JPEG quality outside 1..100.
+
+    Shape:
+        - linear: (3, H, W).
+        - output: (3, H, W).
 
     Example:
         >>> x = torch.full((3, 16, 16), 0.2)
@@ -140,11 +191,11 @@ def simulate_isp(linear, demosaic=True, jpeg_quality=None, exposure=1.0, encode=
     return (decoded / exposure).to(linear.device)
 
 
-def auto_exposure(linear, percentile=99.5, target=0.9):
+def auto_exposure(linear: torch.Tensor, percentile: float = 99.5, target: float = 0.9) -> float:
     """The gain that maps the ``percentile`` of a linear image to ``target`` (a camera's auto-exposure).
 
     Args:
-        linear: (3, H, W) image.
+        linear: linear image, e.g. (3, H, W).
         percentile: which brightness is kept below white.
         target: where it lands (linear, < 1 leaves headroom).
 
@@ -159,8 +210,17 @@ def auto_exposure(linear, percentile=99.5, target=0.9):
     return target / level if level > 0 else 1.0
 
 
-def srgb_8bit_levels():
-    """The 256 linear values an 8-bit sRGB file decodes to, as ``fnf-denoise`` linearises it (float32)."""
+def srgb_8bit_levels() -> np.ndarray:
+    """The 256 linear values an 8-bit sRGB file decodes to, as ``fnf-denoise`` linearises it (float32).
+
+    Returns:
+        (256,) float32 array, increasing from 0 to 1.
+
+    Example:
+        >>> levels = srgb_8bit_levels()
+        >>> levels.shape, levels.dtype, float(levels[0]), float(levels[255])
+        ((256,), dtype('float32'), 0.0, 1.0)
+    """
     codes = torch.from_numpy(np.arange(256, dtype=np.float32) / np.float32(EIGHT_BIT))
     return srgb_degamma(codes).numpy().astype(np.float32)
 
@@ -190,15 +250,26 @@ class IspDegradation:
         (1, (3, 16, 16))
     """
     demosaic: bool = True
-    jpeg_quality: tuple = None
+    jpeg_quality: tuple[int, int] | None = None
     bayer_pattern: str = 'RGGB'
 
     @classmethod
-    def from_options(cls, options):
+    def from_options(cls, options: dict | bool | None) -> IspDegradation | None:
         """The degradation an ``isp`` option describes, or None when it is absent, null or false.
+
+        Args:
+            options: the option's value: a mapping with keys among :data:`ISP_OPTION_KEYS`, True for the
+                defaults (demosaicking, lossless 8 bits, RGGB), or None / False.
+
+        Returns:
+            The degradation, or None.
 
         Raises:
             ConfigError: unknown keys, a quality outside 1..100, or an unknown pattern.
+
+        Example:
+            >>> IspDegradation.from_options({'jpeg_quality': 85}), IspDegradation.from_options(None)
+            (IspDegradation(demosaic=True, jpeg_quality=(85, 85), bayer_pattern='RGGB'), None)
         """
         from fnf_basicsr.errors import ConfigError
         if options is None or options is False:
@@ -218,15 +289,34 @@ class IspDegradation:
             raise ConfigError(f'isp: bayer_pattern must be one of {list(BAYER_PATTERNS)}, got {pattern!r}')
         return cls(bool(options.get('demosaic', True)), quality, pattern)
 
-    def draw_quality(self, generator=None):
-        """The JPEG quality of one sample (None: lossless)."""
+    def draw_quality(self, generator: torch.Generator | None = None) -> int | None:
+        """The JPEG quality of one sample (None: lossless).
+
+        Args:
+            generator: the sample's random generator (None: torch's global one).
+
+        Returns:
+            An integer in ``jpeg_quality``'s range, or None for a lossless file.
+
+        Example:
+            >>> 70 <= IspDegradation(jpeg_quality=(70, 95)).draw_quality(torch.Generator().manual_seed(0)) <= 95
+            True
+        """
         if self.jpeg_quality is None:
             return None
         low, high = self.jpeg_quality
         return int(torch.randint(low, high + 1, (), generator=generator))
 
-    def __call__(self, frames, generator=None):
-        """The frames (each (3, H, W), linear, noisy) as the ISP leaves them, at their own scale."""
+    def __call__(self, frames: list[torch.Tensor], generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """The frames (each (3, H, W), linear, noisy) as the ISP leaves them, at their own scale.
+
+        Args:
+            frames: the sample's noisy linear frames.
+            generator: the sample's random generator, drawn from once (the JPEG quality).
+
+        Returns:
+            The processed frames, float32, in the order given.
+        """
         quality = self.draw_quality(generator)
         return [simulate_isp(frame, demosaic=self.demosaic, jpeg_quality=quality, exposure=auto_exposure(frame),
                              pattern=self.bayer_pattern) for frame in frames]
