@@ -15,7 +15,7 @@ The estimator
 2. bins the blocks by intensity and keeps, in each bin, the quarter with the lowest gradient
    energy (3x3-smoothed): texture and edges would pass for noise;
 3. takes each bin's median mean and residual variance, divides out the bias of the median and
-   of the selection of step 2 (about 0.95, measured by simulation on pure white noise), and
+   of the selection of step 2 (measured by simulation on pure white noise), and
    corrects bins near zero for clipping: sensors and files clip negative values, which shrinks
    both the mean and the variance of dark regions (censored-normal moments, inverted exactly);
    bins more than half clipped are dropped;
@@ -27,16 +27,12 @@ too few intensities to separate shot from read noise, and the flash photo of the
 settings adds the bright ones. The fit works in the images' units (linear intensities in
 [0, 1]); channels share the parameters, as the model assumes.
 
-Measured accuracy (``tests/test_noise_estimation.py``): flat patches, sig_shot within 4% and
-sig_read within 11% (23% when the patches reach down to zero); 20x-dimmed 256-384 px synthetic
-scenes, no-flash photo alone (36 cases), errors of 2-6% on average and at most 6% (sig_read) and
-17% (sig_shot); 50x-dimmed pairs, no-flash photo alone, sig_shot off by up to 28%, pooled with
-the flash photo both within 4%.
+The accuracy measured by ``tests/data/test_noise_estimation.py`` is stated in ``docs/noise_estimation.md``.
 
 Processed pictures (8-bit sRGB, JPEG) need another measurement. Demosaicking interpolates two of
 every pixel's three colors from neighbours and JPEG quantises away weak high frequencies, so the
-noise left is spatially correlated and the pixel-scale residual above sees a fraction of it (0.05
-to 0.3 of the std on simulated phone pictures, ``docs/noise_estimation.md``). With ``processed``
+noise left is spatially correlated and the pixel-scale residual above sees a small fraction of its
+std (on simulated phone pictures, ``docs/noise_estimation.md``). With ``processed``
 the same block statistics are taken on the image averaged over 2x2 pixels (where correlated noise
 lives and texture is still weak) with 8x8 blocks of those, and each channel's variance is divided
 by the ratio that the ISP of :mod:`fnf_basicsr.data.isp` (RGGB mosaic, bilinear demosaicking,
@@ -48,6 +44,8 @@ whose values are all 8-bit sRGB codes linearised (what ``fnf-denoise`` reads fro
 PNG/JPEG) is treated as processed, anything else (16-bit linear, DNG, float) as linear, with the
 linear estimate unchanged.
 """
+from __future__ import annotations
+
 import functools
 from dataclasses import dataclass
 
@@ -79,13 +77,14 @@ BIAS_SIMULATION_STD = 0.01
 # keeps its variance, and it cancels constant and linearly varying signal.
 _HIGH_PASS = np.array([1.0, -2.0, 1.0]) / np.sqrt(6.0)
 # Processed (ISP) pictures: statistics on 2x2-pixel means, in blocks of 8x8 of them. Coarser scales
-# see more of the correlated noise but also more texture (4x4 means overestimated textured scenes
-# by up to 4x); 2x2 means keep 0.6 to 0.8 of the std through JPEG, which the calibration divides out.
+# see more of the correlated noise but also more texture (docs/noise_estimation.md); 2x2 means keep
+# most of the std through JPEG, and the calibration divides out what they lose.
 ISP_SCALE = 2
 ISP_BLOCK_SIZE = 8
 # The calibration image: flat at ISP_CALIBRATION_LEVEL with white raw noise of ISP_CALIBRATION_STD,
 # put through the reference ISP with JPEG quality ISP_CALIBRATION_QUALITY (the middle of 70-95,
-# where phone pictures lie; 95 then reads 1.1x high, 70 0.9x, a lossless 8-bit file 1.4x).
+# where phone pictures lie; other qualities and lossless files then read somewhat high or low,
+# docs/noise_estimation.md).
 ISP_CALIBRATION_SIZE = 512
 ISP_CALIBRATION_LEVEL = 0.3
 ISP_CALIBRATION_STD = 0.03
@@ -98,7 +97,15 @@ SRGB_CODE_SAMPLES = 2 ** 20
 
 
 class NoiseEstimationError(ValueError):
-    """The image has too few flat, unclipped regions to estimate its noise."""
+    """The image has too few flat, unclipped regions to estimate its noise.
+
+    Example:
+        >>> try:
+        ...     estimate_noise(torch.rand(3, 16, 16))  # too small and all texture
+        ... except NoiseEstimationError as error:
+        ...     print(str(error).split(';')[0])
+        found only 0 intensity range(s) with >= 8 flat 8x8 blocks, mostly unclipped (need 3)
+    """
 
 
 @dataclass
@@ -111,21 +118,26 @@ class NoiseEstimate:
         num_blocks: flat blocks used by the fit.
         intensity_range: (lowest, highest) mean intensity of the bins fitted.
         processed: the images were treated as ISP-processed pictures (see :func:`estimate_noise`).
+
+    Example:
+        >>> print(NoiseEstimate(0.01, 0.05, 120, (0.05, 0.6)))
+        sig_read=0.01 sig_shot=0.05 (from 120 flat blocks, intensities 0.05..0.6)
     """
     sig_read: float
     sig_shot: float
     num_blocks: int
-    intensity_range: tuple
+    intensity_range: tuple[float, float]
     processed: bool = False
 
-    def __str__(self):
+    def __str__(self) -> str:
         low, high = self.intensity_range
         model = '; 8-bit/JPEG picture: noise before the ISP' if self.processed else ''
         return (f'sig_read={self.sig_read:.4g} sig_shot={self.sig_shot:.4g} '
                 f'(from {self.num_blocks} flat blocks, intensities {low:.3g}..{high:.3g}{model})')
 
 
-def estimate_noise(*images, block_size=BLOCK_SIZE, num_bins=NUM_BINS, flat_fraction=FLAT_FRACTION, processed=None):
+def estimate_noise(*images: torch.Tensor | np.ndarray, block_size: int = BLOCK_SIZE, num_bins: int = NUM_BINS,
+                   flat_fraction: float = FLAT_FRACTION, processed: bool | None = None) -> NoiseEstimate:
     """Estimate ``(sig_read, sig_shot)`` of the heteroscedastic noise model from noisy images.
 
     Args:
@@ -143,11 +155,15 @@ def estimate_noise(*images, block_size=BLOCK_SIZE, num_bins=NUM_BINS, flat_fract
             None (default): processed when the first image's values are linearised 8-bit sRGB codes.
 
     Returns:
-        NoiseEstimate.
+        The parameters and what the fit rests on.
 
     Raises:
+        ValueError: no image, or one that is not 3-dimensional.
         NoiseEstimationError: fewer than ``MIN_BINS`` intensity bins with enough flat blocks
             (image too small, too textured or mostly clipped); pass the parameters explicitly.
+
+    Shape:
+        - images: each (H, W, 3) or (3, H, W); sizes may differ.
 
     Example:
         >>> from fnf_basicsr.data.noise import add_noise
@@ -187,8 +203,17 @@ def estimate_noise(*images, block_size=BLOCK_SIZE, num_bins=NUM_BINS, flat_fract
     return NoiseEstimate(sig_read, sig_shot, blocks, (float(bin_means.min()), float(bin_means.max())), bool(processed))
 
 
-def is_8bit_srgb(image):
+def is_8bit_srgb(image: torch.Tensor | np.ndarray) -> bool:
     """Whether (nearly) all values of an image are 8-bit sRGB codes linearised as ``fnf-denoise`` reads them.
+
+    Args:
+        image: a linear image (numpy or torch), decided on a sample of its values.
+
+    Returns:
+        True when at least :data:`SRGB_CODE_FRACTION` of the values sampled are such codes.
+
+    Shape:
+        - image: (H, W, 3) or (3, H, W).
 
     Example:
         >>> from fnf_basicsr.data.isp import simulate_isp
@@ -218,7 +243,7 @@ def _as_channels(image):
 def _block_statistics(channels, block_size):
     """Per block and channel: mean, high-pass residual variance (NaN if saturated), gradient energy.
 
-    Channels are processed one at a time (a 12-megapixel photo needs a few hundred MB).
+    Channels are processed one at a time, which bounds the memory a large photo needs (docs/speed.md).
 
     Returns three flat float64 arrays of equal length.
     """
@@ -272,8 +297,8 @@ def _selection_bias(block_size, flat_fraction):
 
     The median of block variances lies below their mean (a skewed, chi-square-like distribution),
     and keeping the blocks of lowest gradient energy favours those with less noise; both shrink
-    the estimate by a factor that depends only on the block size and the kept fraction (about
-    0.94 for 8 px blocks and a quarter kept). It is measured once on a flat noisy image
+    the estimate by a factor that depends only on the block size and the kept fraction
+    (docs/noise_estimation.md, "Moved from docstrings"). It is measured once on a flat noisy image
     (deterministic seed) and divided out.
     """
     generator = torch.Generator().manual_seed(0)
