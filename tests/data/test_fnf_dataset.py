@@ -14,7 +14,6 @@ import fnf_basicsr  # noqa: F401  (registers the dataset)
 from basicsr.utils.registry import DATASET_REGISTRY
 from fnf_basicsr.data import faid
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
-from fnf_basicsr.data.scene_selection import select_names
 from fnf_basicsr.utils.files import bytes_sha256
 from fnf_basicsr.data.frozen_writer import freeze, freeze_request
 from fnf_basicsr.data.input_layout import INPUT_MODES, input_channels
@@ -205,10 +204,6 @@ def test_subsets_keep_the_test_split_apart(tmp_path):
     assert FlashNoFlashDataset(options(folder, subset='test')).entries == [test_name]
     everything = FlashNoFlashDataset(options(folder, 'train', exclude_test_split=False)).entries
     assert everything == sorted([test_name, 'Other_1', 'Other_2'])
-    names = [f'S{i:03d}' for i in range(300)]
-    train, val = select_names(names, 'train'), select_names(names, 'val')
-    assert len(val) == 128 and sorted(train + val) == names and select_names(names, 'val') == val
-    assert select_names(names, 'val', val_names=['S001', 'S002']) == ['S001', 'S002']
 
 
 def test_val_names_file_is_checked_against_the_scenes(faid_folder, tmp_path, basicsr_log):
