@@ -14,10 +14,13 @@ separated) and ``Description`` the EXIF code of its calibration illuminant (17 A
 Pixels are decoded with OpenCV because Pillow cannot hold 16-bit RGB; text chunks are parsed
 here directly so that reading the metadata never decodes pixels.
 """
+from __future__ import annotations
+
 import json
 import os
 import struct
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -45,10 +48,18 @@ INCOMPLETE_MARKER = '.fnf_incomplete.json'
 
 
 class FaidFormatError(DataError):
-    """A file exists but does not follow the FAID format (pixel type, size, metadata); a ValueError."""
+    """A file exists but does not follow the FAID format (pixel type, size, metadata); a ValueError.
+
+    Example:
+        >>> try:
+        ...     decode_png16(b'GIF89a', 'a.png')
+        ... except FaidFormatError as error:
+        ...     print(error)
+        a.png: not a decodable PNG file (no PNG signature); FAID images are 16-bit RGB PNGs
+    """
 
 
-def color_matrix_problem(matrix, camera_white):
+def color_matrix_problem(matrix: np.ndarray, camera_white: Callable[[np.ndarray], np.ndarray]) -> str | None:
     """Why a 3x3 colour matrix cannot render a picture, or None: the one check of every matrix we read.
 
     Args:
@@ -60,6 +71,11 @@ def color_matrix_problem(matrix, camera_white):
         A phrase (``'is singular ...'``), or None for a usable matrix: finite, invertible, with a positive
         determinant, and a camera that responds positively to white (a zeroed, negated or row-swapped
         matrix fails; every real camera passes).
+
+    Example:
+        >>> white = lambda m: m @ np.ones(3)
+        >>> color_matrix_problem(np.eye(3), white), color_matrix_problem(-np.eye(3), white)
+        (None, 'has a negative determinant (negated, or two rows swapped)')
     """
     if not np.all(np.isfinite(matrix)):
         return 'has non-finite entries'
@@ -78,13 +94,23 @@ class ColorMetadata:
     """Per-image color calibration of a FAID pair.
 
     Args:
-        xyz_to_camera: (3, 3) XYZ -> camera RGB matrix (DNG ``ColorMatrix``), row-major.
+        xyz_to_camera: (3, 3) XYZ -> camera RGB matrix (DNG ``ColorMatrix``), row-major; any 9 numbers.
         illuminant: EXIF light-source code of the illuminant the matrix was calibrated under.
+
+    Raises:
+        FaidFormatError: not 9 numbers, or a matrix :func:`color_matrix_problem` refuses.
+
+    Example:
+        >>> metadata = ColorMetadata(np.eye(3), 21)
+        >>> metadata.to_text()
+        {'Comment': '1.0 0.0 0.0 0.0 1.0 0.0 0.0 0.0 1.0', 'Description': '21'}
+        >>> ColorMetadata.from_text(metadata.to_text(), 'a.png').illuminant
+        21
     """
     xyz_to_camera: np.ndarray
     illuminant: int
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         matrix = np.asarray(self.xyz_to_camera, dtype=np.float64)
         if matrix.size != 9:
             raise FaidFormatError(f'xyz_to_camera needs 9 numbers (a 3x3 matrix), got shape {matrix.shape}')
@@ -96,22 +122,34 @@ class ColorMetadata:
         self.illuminant = int(self.illuminant)
 
     @property
-    def color_matrix(self):
-        """(3, 3) float32 matrix mapping linear camera RGB to linear sRGB (D65)."""
+    def color_matrix(self) -> np.ndarray:
+        """(3, 3) float32 matrix mapping linear camera RGB to linear sRGB (D65).
+
+        Example:
+            >>> ColorMetadata(np.eye(3), 21).color_matrix[0].round(3)  # a camera that sees XYZ
+            array([ 3.24 , -1.537, -0.499], dtype=float32)
+        """
         return camera_to_srgb_matrix(self.xyz_to_camera, self.illuminant).astype(np.float32)
 
-    def to_text(self):
-        """The PNG text chunks that store this metadata (repr of a float reads back exactly)."""
+    def to_text(self) -> dict[str, str]:
+        """The PNG text chunks that store this metadata (repr of a float reads back exactly).
+
+        Returns:
+            ``{'Comment': <9 numbers>, 'Description': <EXIF code>}``.
+        """
         numbers = ' '.join(repr(float(value)) for value in self.xyz_to_camera.ravel())
         return {MATRIX_KEY: numbers, ILLUMINANT_KEY: str(self.illuminant)}
 
     @classmethod
-    def from_text(cls, chunks, source):
+    def from_text(cls, chunks: dict[str, str], source: str) -> ColorMetadata:
         """Parse the metadata from PNG text chunks.
 
         Args:
             chunks: dict of PNG text chunks (keyword -> text), e.g. from :func:`read_png_text`.
             source: the file the chunks came from, named in error messages.
+
+        Returns:
+            The metadata.
 
         Raises:
             FaidFormatError: a chunk is missing or does not hold what FAID stores there.
@@ -144,24 +182,52 @@ class ColorMetadata:
 
 @dataclass
 class FaidPair:
-    """One scene: ambient and flash-only images, (H, W, 3) float32 linear camera RGB in [0, 1]."""
+    """One scene: ambient and flash-only images, (H, W, 3) float32 linear camera RGB in [0, 1].
+
+    Args:
+        name: the scene name (file stem without suffix).
+        ambient: the no-flash image.
+        flash_only: the flash-only image (ambient subtracted).
+        metadata: the pair's color calibration.
+
+    Shape:
+        - ambient: (H, W, 3).
+        - flash_only: (H, W, 3).
+
+    Example:
+        >>> image = np.zeros((2, 2, 3), np.float32)
+        >>> FaidPair('scene', image, image, ColorMetadata(np.eye(3), 21)).name
+        'scene'
+    """
     name: str
     ambient: np.ndarray
     flash_only: np.ndarray
     metadata: ColorMetadata
 
 
-def list_faid_names(folder, exclude=()):
+def list_faid_names(folder: str | os.PathLike, exclude: Iterable[str] = ()) -> list[str]:
     """Sorted names of the complete pairs in a FAID folder.
 
     Args:
         folder: the FAID folder.
         exclude: names to leave out (e.g. :func:`load_test_split` when listing training scenes).
 
+    Returns:
+        The scene names, sorted.
+
     Raises:
         MissingInputError: the folder does not exist (a FileNotFoundError).
         FaidFormatError: the folder is still being written (or its writer was killed), a name has
             only one of its two files, or no pair is left.
+
+    Example:
+        >>> import tempfile
+        >>> image = np.full((2, 2, 3), 0.5, np.float32)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     for name in ('b', 'a', 'test'):
+        ...         write_faid_pair(folder, name, image, image, ColorMetadata(np.eye(3), 21))
+        ...     list_faid_names(folder, exclude=['test'])
+        ['a', 'b']
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -196,26 +262,62 @@ def _other_layout(files):
     return None
 
 
-def mark_incomplete(folder, resume_command, details=None):
+def mark_incomplete(folder: str | os.PathLike, resume_command: str, details: dict | None = None) -> None:
     """Mark ``folder`` as being written; :func:`list_faid_names` refuses it until :func:`mark_complete`.
 
     Args:
-        folder: the folder being written.
+        folder: the folder being written (it must exist).
         resume_command: the command that finishes it, named in the refusal.
         details: more JSON-able entries to record (e.g. the writer's parameters).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     mark_incomplete(folder, 'python generate.py --resume')
+        ...     try:
+        ...         check_complete(folder)
+        ...     except FaidFormatError as error:
+        ...         print('run `python generate.py --resume` to finish it' in str(error))
+        ...     mark_complete(folder)
+        ...     check_complete(folder)
+        True
     """
     record = {**(details or {}), 'resume': resume_command}
     write_atomically(Path(folder) / INCOMPLETE_MARKER, json.dumps(record).encode(), overwrite=True)
 
 
-def mark_complete(folder):
-    """Remove the mark of :func:`mark_incomplete` (the last step of writing a folder)."""
+def mark_complete(folder: str | os.PathLike) -> None:
+    """Remove the mark of :func:`mark_incomplete` (the last step of writing a folder).
+
+    Args:
+        folder: the folder written; a folder without the mark is left as it is.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     mark_incomplete(folder, 'rerun')
+        ...     mark_complete(folder)
+        ...     os.listdir(folder)
+        []
+    """
     (Path(folder) / INCOMPLETE_MARKER).unlink(missing_ok=True)
 
 
-def check_complete(folder):
+def check_complete(folder: str | os.PathLike) -> None:
     """Raise FaidFormatError if ``folder`` carries the mark of an unfinished write, naming the command that
-    finishes it."""
+    finishes it.
+
+    Args:
+        folder: the folder to check.
+
+    Raises:
+        FaidFormatError: the folder carries the mark of :func:`mark_incomplete`.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     check_complete(folder)  # no mark: nothing happens
+    """
     marker = Path(folder) / INCOMPLETE_MARKER
     if not marker.exists():
         return
@@ -228,8 +330,26 @@ def check_complete(folder):
                           f'exists); {fix}, or delete the folder')
 
 
-def read_file_bytes(path):
-    """The bytes of an input file; unreadable, empty or missing files raise one-line errors naming it."""
+def read_file_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of an input file; unreadable, empty or missing files raise one-line errors naming it.
+
+    Args:
+        path: the file.
+
+    Returns:
+        Its content, never empty.
+
+    Raises:
+        MissingInputError: no such file.
+        DataError: the file cannot be read, or is empty.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = Path(folder, 'a.bin').write_bytes(b'abc')
+        ...     read_file_bytes(Path(folder, 'a.bin'))
+        b'abc'
+    """
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -243,7 +363,7 @@ def read_file_bytes(path):
     return data
 
 
-def decode_png16(data, source):
+def decode_png16(data: bytes, source: str) -> np.ndarray:
     """Decode 16-bit RGB PNG bytes.
 
     Args:
@@ -251,7 +371,18 @@ def decode_png16(data, source):
         source: the file name, used in error messages.
 
     Returns:
-        (H, W, 3) uint16 array, channels in RGB order.
+        uint16 array, channels in RGB order.
+
+    Raises:
+        FaidFormatError: empty, not a PNG, undecodable, 8-bit, or not 3 channels.
+
+    Shape:
+        - output: (H, W, 3).
+
+    Example:
+        >>> image = np.arange(12, dtype=np.uint16).reshape(2, 2, 3)
+        >>> np.array_equal(decode_png16(encode_png16(image), 'a.png'), image)
+        True
     """
     if not data:
         raise FaidFormatError(f'{source}: empty (0 bytes), e.g. from an interrupted copy; copy or download it again')
@@ -273,16 +404,28 @@ def decode_png16(data, source):
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def encode_png16(image_u16, text=None):
+def encode_png16(image_u16: np.ndarray, text: dict[str, str] | None = None) -> bytes:
     """Encode a lossless 16-bit RGB PNG with optional tEXt chunks.
 
     Args:
-        image_u16: (H, W, 3) uint16 RGB image.
+        image_u16: uint16 RGB image.
         text: dict keyword -> text (Latin-1), written as tEXt chunks right after the header so
             that readers find them without decoding pixels.
 
     Returns:
         The PNG file's bytes.
+
+    Raises:
+        ValueError: not an (H, W, 3) uint16 image, or a keyword of more than 79 characters.
+        RuntimeError: OpenCV failed to encode.
+
+    Shape:
+        - image_u16: (H, W, 3).
+
+    Example:
+        >>> data = encode_png16(np.zeros((2, 2, 3), np.uint16), {'Comment': 'hello'})
+        >>> data[:8] == PNG_SIGNATURE, read_png_text(data)
+        (True, {'Comment': 'hello'})
     """
     image_u16 = np.asarray(image_u16)
     if image_u16.dtype != np.uint16 or image_u16.ndim != 3 or image_u16.shape[2] != 3:
@@ -299,15 +442,25 @@ def encode_png16(image_u16, text=None):
     return data[:header_end] + chunks + data[header_end:]
 
 
-def read_png_text(data_or_path, source=None):
+def read_png_text(data_or_path: bytes | bytearray | memoryview | str | os.PathLike,
+                  source: str | None = None) -> dict[str, str]:
     """The tEXt / zTXt / iTXt chunks of a PNG, as a dict keyword -> text; pixels are not decoded.
 
     Args:
         data_or_path: PNG bytes or a path to a PNG file.
         source: the name of the bytes in error messages (default: the path, or ``<PNG bytes>``).
 
+    Returns:
+        The text of each keyword (the last chunk of a keyword wins).
+
     Raises:
+        MissingInputError: a path that does not exist.
+        DataError: a file that cannot be read or is empty.
         FaidFormatError: not a PNG, truncated, or a malformed text chunk.
+
+    Example:
+        >>> read_png_text(encode_png16(np.zeros((1, 1, 3), np.uint16), {'Description': '21'}))
+        {'Description': '21'}
     """
     if isinstance(data_or_path, (bytes, bytearray, memoryview)):
         data, source = bytes(data_or_path), source or '<PNG bytes>'
@@ -321,8 +474,12 @@ def read_png_text(data_or_path, source=None):
     return text
 
 
-def read_faid_pair(folder, name):
+def read_faid_pair(folder: str | os.PathLike, name: str) -> FaidPair:
     """Read one scene of a FAID folder.
+
+    Args:
+        folder: the FAID folder.
+        name: the scene name (file stem without suffix).
 
     Returns:
         FaidPair with float32 images (uint16 / 65535) and the ambient file's color metadata.
@@ -332,6 +489,15 @@ def read_faid_pair(folder, name):
         DataError: a file cannot be read or is empty.
         FaidFormatError: 8-bit or non-RGB pixels, different sizes, missing or malformed metadata,
             an undecodable or truncated file.
+
+    Example:
+        >>> import tempfile
+        >>> image = np.full((2, 3, 3), 0.5, np.float32)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_faid_pair(folder, 'scene', image, image, ColorMetadata(np.eye(3), 21))
+        ...     pair = read_faid_pair(folder, 'scene')
+        >>> pair.ambient.shape, pair.ambient.dtype, round(float(pair.ambient[0, 0, 0]), 4), pair.metadata.illuminant
+        ((2, 3, 3), dtype('float32'), 0.5, 21)
     """
     ambient_path, flash_path = _pair_paths(folder, name)
     for path in (ambient_path, flash_path):
@@ -343,7 +509,8 @@ def read_faid_pair(folder, name):
     return FaidPair(name, _to_float(ambient, ambient_path), _to_float(flash_only, flash_path), metadata)
 
 
-def decode_pair(ambient_bytes, flash_bytes, ambient_source, flash_source):
+def decode_pair(ambient_bytes: bytes, flash_bytes: bytes, ambient_source: str,
+                flash_source: str) -> tuple[np.ndarray, np.ndarray, ColorMetadata]:
     """Decode the two 16-bit PNGs of a pair (from files or LMDB records) and the color metadata.
 
     Args:
@@ -355,6 +522,13 @@ def decode_pair(ambient_bytes, flash_bytes, ambient_source, flash_source):
 
     Raises:
         FaidFormatError: not 16-bit RGB, different sizes, missing or malformed metadata.
+
+    Example:
+        >>> text = ColorMetadata(np.eye(3), 21).to_text()
+        >>> data = encode_png16(np.zeros((2, 2, 3), np.uint16), text)
+        >>> ambient, flash_only, metadata = decode_pair(data, data, 'a_ambient.png', 'a_flash.png')
+        >>> ambient.shape, ambient.dtype, metadata.illuminant
+        ((2, 2, 3), dtype('uint16'), 21)
     """
     # Pixels first: a truncated, 8-bit or gray file is reported as such, not as missing metadata.
     ambient = decode_png16(ambient_bytes, ambient_source)
@@ -368,7 +542,8 @@ def decode_pair(ambient_bytes, flash_bytes, ambient_source, flash_source):
     return ambient, flash_only, metadata
 
 
-def write_faid_pair(folder, name, ambient, flash_only, metadata, overwrite=False):
+def write_faid_pair(folder: str | os.PathLike, name: str, ambient: np.ndarray, flash_only: np.ndarray,
+                    metadata: ColorMetadata, overwrite: bool = False) -> None:
     """Write one scene in the FAID format (both files carry the metadata).
 
     Each file is written to a temporary name in the same folder and moved into place, so a
@@ -383,6 +558,19 @@ def write_faid_pair(folder, name, ambient, flash_only, metadata, overwrite=False
 
     Raises:
         FileExistsError: a file of the pair exists and ``overwrite`` is False.
+        ValueError: images that are not (H, W, 3), differ in size, or hold values outside [0, 1].
+
+    Shape:
+        - ambient: (H, W, 3).
+        - flash_only: (H, W, 3).
+
+    Example:
+        >>> import tempfile
+        >>> image = np.zeros((2, 2, 3), np.uint16)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_faid_pair(folder, 'scene', image, image, ColorMetadata(np.eye(3), 21))
+        ...     sorted(os.listdir(folder))
+        ['scene_ambient.png', 'scene_flash.png']
     """
     folder = Path(folder)
     paths = _pair_paths(folder, name)
@@ -407,7 +595,7 @@ SPLIT_FILES = {'paper': {'test': 'faid_test.txt'},
                'ridfnf': {'test': 'ridfnf_test.txt', 'val': 'ridfnf_val.txt'}}
 
 
-def load_split(split='paper', subset='test'):
+def load_split(split: str = 'paper', subset: str = 'test') -> list[str] | None:
     """The FAID scene names a published split lists for ``subset`` (``'test'`` or ``'val'``).
 
     Args:
@@ -416,6 +604,9 @@ def load_split(split='paper', subset='test'):
 
     Returns:
         The names in the file's order, or None when the split lists no such subset (``paper``'s val).
+
+    Raises:
+        ValueError: an unknown split.
 
     Example:
         >>> len(load_split('paper', 'test')), len(load_split('ridfnf', 'val')), load_split('paper', 'val')
@@ -430,8 +621,16 @@ def load_split(split='paper', subset='test'):
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def load_test_split():
-    """The 128 FAID scene names held out for testing by the paper (never train or validate on them)."""
+def load_test_split() -> list[str]:
+    """The 128 FAID scene names held out for testing by the paper (never train or validate on them).
+
+    Returns:
+        :func:`load_split` ``('paper', 'test')``.
+
+    Example:
+        >>> len(load_test_split())
+        128
+    """
     return load_split('paper', 'test')
 
 
