@@ -195,12 +195,15 @@ def auto_exposure(linear: torch.Tensor, percentile: float = 99.5, target: float 
     """The gain that maps the ``percentile`` of a linear image to ``target`` (a camera's auto-exposure).
 
     Args:
-        linear: linear image, e.g. (3, H, W).
+        linear: linear image.
         percentile: which brightness is kept below white.
         target: where it lands (linear, < 1 leaves headroom).
 
     Returns:
         float gain (1 for a black image).
+
+    Shape:
+        - linear: any shape, e.g. (3, H, W).
 
     Example:
         >>> round(auto_exposure(torch.full((3, 4, 4), 0.09)), 6)

@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 
 # Inference memory bound of basis_filter: without autograd, the basis kernels are filtered in
-# chunks whose filtered images take at most this many bytes (a 3000x2000 image with J = 90 would
-# otherwise hold 6.5 GB of them). Under autograd all of them are kept for the backward pass
-# anyway, so they are filtered in one call, which is the fastest.
+# chunks whose filtered images take at most this many bytes (a 3000x2000 RGB image with J = 90 would
+# otherwise hold 3000 * 2000 * 3 * 90 float32 numbers, 6.5 GB). Under autograd all of them are kept for
+# the backward pass anyway, so they are filtered in one call, which is the fastest.
 INFERENCE_CHUNK_BYTES = 256 * 2 ** 20
 FILTER_METHODS = ('auto', 'direct', 'fourier')
 # two_scale_filter's 'auto' switches to the FFT at this many pixels (see scripts/profiling/benchmark_filter.py).

@@ -1,4 +1,5 @@
-"""What a frozen set records as its options is what the dataset does with the same options."""
+"""Frozen test sets' identity (fnf_basicsr.data.frozen_set): what a set records as its options is what the dataset
+does with the same options, and the options that tell two sets apart."""
 import pytest
 
 from fnf_basicsr.data import dataset_options
@@ -60,3 +61,12 @@ def test_options_given_override_the_defaults_in_both(scenes):
     recorded = degradation_options(options)
     expected = _recorded_by_the_dataset(FlashNoFlashDataset({**options, 'phase': 'test'}))
     assert {key: recorded[key] for key in expected} == expected
+
+
+def test_the_simulated_isp_is_part_of_a_sets_identity():
+    from fnf_basicsr.data.frozen_set import degradation_options, differing_options
+    plain = degradation_options({'crop_size': 64})
+    with_isp = degradation_options({'crop_size': 64, 'isp': {'demosaic': True, 'jpeg_quality': [70, 95]}})
+    assert differing_options(plain, with_isp) == ['isp']
+    older_manifest = {key: value for key, value in plain.items() if key != 'isp'}  # written before isp was recorded
+    assert differing_options(older_manifest, plain) == []
