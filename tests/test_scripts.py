@@ -1,5 +1,5 @@
 """scripts/ holds shells only: each file imports its command from the package and calls it, and runs from any
-folder. The commands themselves are tested through their modules in fnf_basicsr.tools."""
+folder. The commands themselves are tested through their modules: tests/tools/test_<command>.py."""
 import ast
 import json
 import os
@@ -59,13 +59,3 @@ def test_every_script_prints_its_help_from_another_folder(tmp_path):
               if code != 0 or not text.startswith(f'usage: {Path(path).name} ')}
     assert len(results) == 11, 'scripts/ should hold the eleven command shells'
     assert not failed, failed
-
-
-def test_benchmark_data_removes_only_its_own_scratch_folder(tmp_path, capsys):
-    """--root used to be replaced whole (rmtree): now the tool works in a folder it creates there."""
-    from fnf_basicsr.tools import benchmark_data
-    (tmp_path / 'thesis.tex').write_text('years of work')
-    benchmark_data.main(['--root', str(tmp_path), '--num-scenes', '1', '--size', '64', '--crop-size', '32',
-                         '--samples', '1'])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['thesis.tex']
-    assert 'samples/s' in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """The synthetic-pairs figure (fnf_basicsr.tools.make_synthetic_figure): tiles through the project's renderer, a
 small PNG (a palette when the full-colour file is too large), the command end to end at a tiny size."""
 import numpy as np
+import torch
 from PIL import Image
 
 from fnf_basicsr.data.synthetic import render_scene
@@ -11,7 +12,6 @@ from fnf_basicsr.utils.rendering import render_srgb
 def test_tiles_are_the_project_rendering_clipped():
     ambient, _, metadata = render_scene(3, 16)
     tile = make_synthetic_figure.render_tile(ambient, 2.0, metadata.color_matrix)
-    import torch
     expected = render_srgb(torch.from_numpy(ambient).permute(2, 0, 1)[None], torch.tensor([2.0]),
                            torch.from_numpy(metadata.color_matrix))[0].permute(1, 2, 0).clamp(0, 1).numpy()
     assert tile.shape == (16, 16, 3) and np.array_equal(tile, expected)
