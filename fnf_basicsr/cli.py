@@ -7,7 +7,6 @@
 """
 import argparse
 import contextlib
-import importlib
 import inspect
 import os
 import sys
@@ -15,6 +14,7 @@ import sys
 from fnf_basicsr.errors import ConfigError, DeviceError, MissingInputError, OutputExistsError, report_errors
 from fnf_basicsr.utils.options import (apply_overrides, check_option_values, check_override_keys, did_you_mean,
                                        load_option_file)
+from fnf_basicsr.utils.plugins import import_plugins
 
 DESCRIPTION = __doc__.splitlines()[0]
 EPILOG = """examples:
@@ -117,15 +117,6 @@ def check_devices(opt, path):
     if num_gpu not in (0, 'auto') and not torch.cuda.is_available():
         raise DeviceError(f'{path} asks for num_gpu: {num_gpu} but this machine has no CUDA device; set num_gpu: 0 '
                           '(CPU) or num_gpu: auto, or pass --force_yml num_gpu=0.')
-
-
-def import_plugins(opt, path):
-    for module in opt.get('plugins') or []:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as error:
-            raise ConfigError(f'{path}: plugins: cannot import {module!r} ({error}); install that package or fix '
-                              'its name') from None
 
 
 def check_registered(opt, path):

@@ -13,10 +13,13 @@ DEFAULTS = {
     'trainable': True,
     # forward(lq, return_intermediates=True) returns a dict whose 'output' is the estimate.
     'supports_intermediates': False,
-    # Its kernel basis comes from whole-image averages of its encoder features: encode(lq) gives them,
-    # pooled_features(lq) averages them, basis_from_pooled(averages) decodes the basis, forward(lq, basis=...)
-    # uses a given one (tiled inference averages over all tiles).
+    # Its kernel basis comes from whole-image averages of feature maps: basis_feature_maps(lq) gives the maps,
+    # basis_from_pooled(averages) decodes the basis, forward(lq, basis=...) uses a given one (tiled inference
+    # averages the maps over all tiles; the contract is written in fnf_basicsr/archs/contracts.py).
     'global_basis_statistics': False,
+    # Its input is padded to a multiple of this many pixels (basis_feature_maps are that grid / 2^k); None: 32,
+    # the pooling grid of the networks here.
+    'size_multiple': None,
     # 'frame_mean': its encoder divides each frame by the frame's mean; forward(lq, frame_means=...) and
     # encode(lq, frame_means=...) take whole-image means (tiled inference normalises every tile alike).
     'input_normalization': 'none',

@@ -209,14 +209,18 @@ class CoefficientDecoder(nn.Module):
         return self.output(self.end(out))
 
 
+def basis_feature_list(bottleneck, skips):
+    """The encoder maps whose global averages the basis decoder reads: bottleneck, then level 5, 4, 3, 2 skips."""
+    return [bottleneck] + [skips[level] for level in (4, 3, 2, 1)]
+
+
 def global_average_features(bottleneck, skips):
-    """The global averages the basis decoder reads: bottleneck, then level 5, 4, 3, 2 skips.
+    """The global averages the basis decoder reads (:func:`basis_feature_list`, each averaged).
 
     Returns:
         list of Tensor: five tensors of shape (B, C_i).
     """
-    features = [bottleneck] + [skips[level] for level in (4, 3, 2, 1)]
-    return [feature.mean(dim=(-2, -1)) for feature in features]
+    return [feature.mean(dim=(-2, -1)) for feature in basis_feature_list(bottleneck, skips)]
 
 
 class BasisDecoder(nn.Module):
@@ -327,6 +331,17 @@ class PaddedBasisUNet(PaddedUNet):
         self.basis_decoder = BasisDecoder(
             self.encoder_widths, basis_channels, kernel_size, [scaled(c, width) for c in BASIS_DECODER_WIDTHS],
             scaled(BASIS_END_WIDTH, width), upsampling)
+
+    def basis_feature_maps(self, x, frame_means=None):
+        """The encoder maps of ``x`` whose global averages the basis decoder reads (padded input resolution / 2^k).
+
+        Tiled inference sums them over the tiles, weighted by each tile's blending window, and decodes the
+        image's basis from the averages with :meth:`basis_from_pooled` (:mod:`fnf_basicsr.inference.tiling`).
+
+        Returns:
+            list of Tensor: bottleneck, level-5, 4, 3, 2 skips, each (B, C_i, H_i, W_i).
+        """
+        return basis_feature_list(*self.encode(x, frame_means))
 
     def pooled_features(self, x, frame_means=None):
         """Global averages of the encoder features of ``x`` that the basis decoder reads.

@@ -22,11 +22,13 @@ import yaml
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.archs.capabilities import capability
+from fnf_basicsr.archs.contracts import check_network
 from fnf_basicsr.archs.input_normalization import NORMALIZATION_MARKER
 from fnf_basicsr.data.input_layout import INPUT_MODES, input_channels, input_mode_for_channels
 from fnf_basicsr.errors import DataError, MissingInputError
 from fnf_basicsr.inference.release import sidecar_path
 from fnf_basicsr.utils.options import EFFECTIVE_MARKER, load_yaml
+from fnf_basicsr.utils.plugins import import_plugins
 
 DEFAULT_PARAM_KEY = 'params'  # BasicSR's default param_key_g, and its fallback
 OPTION_SUFFIXES = ('.yml', '.yaml')
@@ -92,6 +94,7 @@ def load_network(checkpoint, option_file=None, param_key=DEFAULT_PARAM_KEY, devi
                                 f'experiment, e.g. --weights experiments/<name>/models/net_g_latest.pth')
     option_file = Path(option_file) if option_file else find_option_file(checkpoint)
     opt = read_option_file(option_file)
+    import_plugins(opt, option_file)  # a plugin's network is registered by importing its package
     network_opt = dict(opt['network_g'])
     arch_type = network_opt.pop('type')
     try:
@@ -104,6 +107,7 @@ def load_network(checkpoint, option_file=None, param_key=DEFAULT_PARAM_KEY, devi
     except TypeError as error:
         raise CheckpointError(f'{option_file}: cannot build {arch_type} from network_g {network_opt}: {error}; '
                               'fix the network_g keys (they are the constructor arguments)') from None
+    check_network(net, f'{option_file}: network_g')
     state_dict, used_key = read_state_dict(checkpoint, param_key)
     _load_weights(net, state_dict, checkpoint, option_file, arch_type, network_opt)
     input_mode = input_mode_of(opt, option_file, capability(net, 'in_channels'))

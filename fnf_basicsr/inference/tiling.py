@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fnf_basicsr.archs.capabilities import capability
-from fnf_basicsr.archs.fnf_blocks import SIZE_MULTIPLE, global_average_features
+from fnf_basicsr.archs.fnf_blocks import SIZE_MULTIPLE
 from fnf_basicsr.archs.input_normalization import MIN_FRAME_MEAN
 from fnf_basicsr.data.input_layout import COLOR_CHANNELS, frames_in, image_channels
 from fnf_basicsr.models.fnf_model import estimate_from_output
@@ -244,22 +244,22 @@ def _global_basis(net, read_tile, plan, device, progress, normalization):
 
 
 def _windowed_feature_sums(net, lq, window, normalization):
-    """Window-weighted sums of the features ``pooled_features`` averages, and the weight sums.
+    """Window-weighted sums of the network's ``basis_feature_maps``, and the weight sums.
 
     The network pads its input to a multiple of its pooling grid; the window is padded with
-    zeros, so padding never counts. Returns two lists (float64) in ``pooled_features`` order.
+    zeros, so padding never counts. Returns two lists (float64) in ``basis_feature_maps`` order.
     """
-    bottleneck, skips = net.encode(lq, **normalization)
-    padded = F.pad(window, (0, skips[0].shape[-1] - window.shape[-1], 0, skips[0].shape[-2] - window.shape[-2]))
-    maps = [bottleneck, *skips]
+    maps = net.basis_feature_maps(lq, **normalization)
+    align = capability(net, 'size_multiple') or SIZE_MULTIPLE
+    padded_size = [math.ceil(side / align) * align for side in lq.shape[-2:]]
+    padded = F.pad(window, (0, padded_size[1] - window.shape[-1], 0, padded_size[0] - window.shape[-2]))
     # Each map's window, pooled to its resolution and multiplied by its pixel count, so that the
-    # means global_average_features takes (it picks the maps the basis decoder reads) are sums.
+    # means of the weighted maps are sums.
     scaled_windows = [F.avg_pool2d(padded[None, None], padded.shape[-1] // feature.shape[-1])[0, 0]
                       * feature[0, 0].numel() for feature in maps]
-    weighted = [feature * window for feature, window in zip(maps, scaled_windows)]
-    weights = [window.expand_as(feature[:, :1]) for feature, window in zip(maps, scaled_windows)]
-    sums = global_average_features(weighted[0], weighted[1:])
-    weight_sums = global_average_features(weights[0], weights[1:])
+    sums = [(feature * window).mean(dim=(-2, -1)) for feature, window in zip(maps, scaled_windows)]
+    weight_sums = [window.expand_as(feature[:, :1]).mean(dim=(-2, -1))
+                   for feature, window in zip(maps, scaled_windows)]
     return [total.double() for total in sums], [total.double() for total in weight_sums]
 
 

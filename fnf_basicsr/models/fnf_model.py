@@ -17,6 +17,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
 from fnf_basicsr.archs.capabilities import capability
+from fnf_basicsr.archs.contracts import check_network
 from fnf_basicsr.data.input_layout import COLOR_CHANNELS, NOFLASH_FRAME, image_channels
 from fnf_basicsr.data.levels import level_label, level_of, level_tag, ordered_levels
 from fnf_basicsr.errors import ConfigError
@@ -106,6 +107,7 @@ class FnFModel(SRModel):
         return 'train' if self.opt['is_train'] else 'val'
 
     def model_to_device(self, net):
+        check_network(net)  # every network BasicSR builds for this model passes here first (train and test)
         # Before BasicSR's (DDP) wrapper: DDP's gradient buckets follow the parameters' layout.
         return super().model_to_device(set_channels_last(net, self.channels_last(self._phase())))
 

@@ -108,7 +108,7 @@ def test_classical_references_declare_no_input_channels(name):
 def test_foreign_networks_that_declare_nothing_get_the_defaults(net):
     assert {name: capability(net, name) for name in DEFAULTS} == {
         'trainable': True, 'supports_intermediates': False, 'global_basis_statistics': False, 'in_channels': None,
-        'input_normalization': 'none'}
+        'input_normalization': 'none', 'size_multiple': None}
 
 
 def test_a_declaration_is_read_from_the_class_too():

@@ -165,12 +165,9 @@ class ForeignBasisNetwork(torch.nn.Module):
         self.inner = DeepFnF(width=0.0625, num_basis=4, kernel_size=5, upsample=2).eval()
         self.encoded, self.bases = 0, []
 
-    def encode(self, lq):
+    def basis_feature_maps(self, lq):
         self.encoded += 1
-        return self.inner.encode(lq)
-
-    def pooled_features(self, lq):
-        return self.inner.pooled_features(lq)
+        return self.inner.basis_feature_maps(lq)
 
     def basis_from_pooled(self, pooled):
         return self.inner.basis_from_pooled(pooled)
