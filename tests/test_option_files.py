@@ -21,6 +21,10 @@ OPTION_FILES = sorted(OPTIONS_DIR.rglob('*.yml'))
 TABLE_EXPERIMENTS = ['fnf', 'noflash', 'burst_bpn', 'direct', 'kpn', 'bpn', 'fnf_flashref', 'fnf_nolowpass']
 # BasicSR's own restorers trained as 1x flash/no-flash restorers (compared beside DeepFnF), and their tiny sizes.
 BASICSR_RESTORERS = ['swinir', 'rrdbnet']
+# The later literature's protocol (options/srgb_awgn/), for these networks.
+AWGN_EXPERIMENTS = ['fnf', 'kpn', 'bpn', 'direct', 'swinir', 'rrdbnet']
+# CPU recipes with no FAID counterpart.
+CPU_ONLY = {'train_fnf_long.yml'}
 TINY_FOREIGN = {'SwinIR': {'img_size': 64, 'embed_dim': 12, 'depths': [1], 'num_heads': [2]},
                 'RRDBNet': {'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4}}
 
@@ -44,9 +48,15 @@ def substitute_dataset(dataset_opt, phase, scenes):
     opt.update(phase=phase, dataroot=str(scenes), crop_size=64, exclude_test_split=False)
     if phase == 'train':
         opt['batch_size_per_gpu'] = 1  # the 2 substitute scenes hold fewer samples than the files' batches
-    if phase != 'train':
+    if phase != 'train' and opt.get('degradation') == 'srgb_awgn':
+        opt['awgn_sigmas'] = opt.get('awgn_sigmas', [25])[:1]
+    elif phase != 'train':
         opt['dimming_factors'] = opt.get('dimming_factors', [50])[:1]
     return opt
+
+
+def is_awgn(path):
+    return 'srgb_awgn' in path.relative_to(OPTIONS_DIR).parts
 
 
 def substitute_options(opt, path, scenes, tmp_path):
@@ -67,14 +77,20 @@ def test_every_paper_experiment_has_training_and_test_files_and_a_synthetic_twin
     for stem in TABLE_EXPERIMENTS + BASICSR_RESTORERS:
         for kind in ('train', 'test'):
             assert f'{kind}_{stem}.yml' in names and f'synthetic/{kind}_{stem}.yml' in names
-    assert {f.name for f in OPTIONS_DIR.glob('*.yml')} == {f.name for f in (OPTIONS_DIR / 'synthetic').glob('*.yml')}
-    assert 'test_fnf_fig3.yml' in names
+    for folder in (OPTIONS_DIR, OPTIONS_DIR / 'srgb_awgn'):
+        twins = {f.name for f in (folder / 'synthetic').glob('*.yml')} - CPU_ONLY
+        assert {f.name for f in folder.glob('*.yml')} == twins
+    assert 'test_fnf_fig3.yml' in names and 'synthetic/train_fnf_long.yml' in names
+    for stem in AWGN_EXPERIMENTS:
+        for kind in ('train', 'test'):
+            assert f'srgb_awgn/{kind}_{stem}.yml' in names
 
 
 @pytest.mark.parametrize('path', OPTION_FILES, ids=lambda p: p.relative_to(OPTIONS_DIR).as_posix())
 def test_option_file_builds_and_runs(path, scenes, tmp_path):
     opt = load(path)
-    expected_name = path.stem + ('_synthetic' if path.parent.name == 'synthetic' else '')
+    suffixes = ('_awgn' if is_awgn(path) else '') + ('_synthetic' if path.parent.name == 'synthetic' else '')
+    expected_name = path.stem + suffixes
     assert opt['name'] == expected_name, 'the experiment name must say which file it came from'
     assert opt['model_type'] == 'FnFModel'
     if path.parent.name == 'synthetic':
@@ -115,8 +131,12 @@ def test_training_files_reproduce_the_released_loss_and_dimming(path):
     pred, target = torch.rand(2, 3, 37, 53, generator=generator), torch.rand(2, 3, 37, 53, generator=generator)
     ratio = sum(loss(pred, target) for loss in losses) / released_loss(pred, target)
     assert ratio.item() == pytest.approx(1.0, abs=1e-4)
+    train_data = load(path)['datasets']['train']
+    if is_awgn(path):  # no dimming in that protocol; the dataset refuses the option there
+        assert train_data['degradation'] == 'srgb_awgn' and 'dimming_range' not in train_data
+        return
     # Released code: alpha log-uniform in [0.02, 0.2], i.e. dimming in [5, 50].
-    assert [float(v) for v in load(path)['datasets']['train']['dimming_range']] == [5.0, 50.0]
+    assert [float(v) for v in train_data['dimming_range']] == [5.0, 50.0]
 
 
 @pytest.mark.parametrize('path', [p for p in OPTION_FILES if p.stem.startswith('test_')],
