@@ -28,7 +28,7 @@ from fnf_basicsr.data.release_testset import (FILE_PATTERN, RELEASE_FRAME_ARRAYS
                                               camera_to_srgb_release, is_release_testset, release_input)
 from fnf_basicsr.errors import DataError, MissingInputError, OutputExistsError
 
-# network_g of the released model: DeepFnF's own defaults (the paper's network; tests/test_release.py pins
+# network_g of the released model: DeepFnF's own defaults (the paper's network; tests/inference/test_release.py pins
 # them to the release's 78,471,033 parameters) with the release graph's two conventions. width and num_basis
 # are read from the file on conversion (tests use tiny ones).
 RELEASE_CONVENTIONS = {'upsampling': 'tf1', 'tent_padding': 'zeros'}

@@ -24,7 +24,7 @@ disturbed over a range that grows with the level. Inside a 64 px overlap a pixel
 tile's edge gets weight sin^2(pi (d + 0.5) / 128) from that tile, at most 0.39 where its kernels
 read reflected content (d < 28), 0.04 at d = 8, and the rest from the other tile, which sees it
 63 - d px from its own edge. Measured against whole-image inference on 1024x1024
-(``tests/test_tiling.py``, random DeepFnF): 104 dB with 384 px tiles and exactly 64 px of overlap.
+(``tests/inference/test_tiling.py``, random DeepFnF): 104 dB with 384 px tiles and exactly 64 px of overlap.
 512 is a multiple of the 32 px pooling grid (no padding inside tiles); with it the whole command
 peaks at 2.67 GiB RSS on a 12-megapixel pair with the full-width DeepFnF on CPU
 (``scripts/profiling/benchmark_tiling.py``).

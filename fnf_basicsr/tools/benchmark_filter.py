@@ -3,7 +3,7 @@
 The naive form is what the released DeepFnF / BPN TensorFlow code does (``apply_filtering`` in
 ``utils/tf_utils.py``): form the per-pixel kernels (coefficients times basis, H*W*C*K*K numbers),
 extract the image patches (as many), multiply and sum; it lives in :mod:`fnf_basicsr.ops.naive_filter`,
-where ``tests/test_kernel_filter.py`` takes it as the reference for equivalence.
+where ``tests/ops/test_kernel_filter.py`` takes it as the reference for equivalence.
 
 The benchmarked operation is DeepFnF's two-scale filter (paper Eq. 4: a K x K term plus a
 tent-prefiltered term dilated by d) unless ``--op`` says otherwise; ``--method`` picks how ours

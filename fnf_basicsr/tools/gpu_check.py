@@ -513,7 +513,7 @@ def install_step(args):
 def cuda_test_command():
     """pytest -m cuda on the test files that carry the marker (collecting the whole suite costs more than
     running these)."""
-    files = sorted(str(path.relative_to(REPO)) for path in (REPO / 'tests').glob('test_*.py')
+    files = sorted(str(path.relative_to(REPO)) for path in (REPO / 'tests').rglob('test_*.py')
                    if 'mark.cuda' in path.read_text(errors='replace'))
     return python('-m', 'pytest', '-q', '-m', 'cuda', '-p', 'no:cacheprovider', *(files or ['tests']))
 
