@@ -23,11 +23,12 @@ import torch
 from tqdm import tqdm
 
 from fnf_basicsr.archs.capabilities import capability
+from fnf_basicsr.archs.contracts import estimate_from_output
 from fnf_basicsr.data.input_layout import FLASH_FRAME, NOFLASH_FRAME, image_channels
 from fnf_basicsr.data.levels import level_label, level_of, ordered_levels
 from fnf_basicsr.errors import ConfigError, DataError, FnFError, MissingInputError, OutputExistsError, report_errors
-from fnf_basicsr.models.fnf_model import as_channels_last, estimate_from_output, set_channels_last
 from fnf_basicsr.utils import hardware
+from fnf_basicsr.utils.hardware import as_channels_last, set_channels_last
 from fnf_basicsr.utils.files import check_separate, fault_point, file_sha256, remove_owned, write_atomically
 
 PROG = 'fnf-benchmark'

@@ -9,32 +9,25 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from fnf_basicsr.data.degradation import assemble_input
 from fnf_basicsr.data.faid import FaidFormatError
 from fnf_basicsr.data.noise_estimation import NoiseEstimationError, estimate_noise
 from fnf_basicsr.errors import ConfigError, FnFError, report_errors
-from fnf_basicsr.inference.capture_io import (ENCODINGS, CaptureError, check_output_paths, encode_float_tiff,
+from fnf_basicsr.inference.capture_io import (AUTO_GAIN_PERCENTILE, AUTO_GAIN_TARGET, ENCODINGS, LINEAR_SUFFIX,
+                                              CaptureError, auto_gain, check_output_paths, encode_float_tiff,
                                               encode_srgb_png, find_pairs, number_problem, read_capture_pair,
                                               unpaired_entries, write_atomically)
 from fnf_basicsr.inference.checkpoint import CheckpointError, load_network
 from fnf_basicsr.inference.tiling import (DEFAULT_OVERLAP, DEFAULT_TILE, check_tiling, default_overlap, denoise_tiled,
                                           denoise_whole)
-from fnf_basicsr.models.fnf_model import as_channels_last, set_channels_last
 from fnf_basicsr.utils import hardware
-from fnf_basicsr.utils.rendering import render_srgb, srgb_degamma
+from fnf_basicsr.utils.hardware import as_channels_last, set_channels_last
+from fnf_basicsr.utils.rendering import render_srgb
 
 PROG = 'fnf-denoise'
-# Automatic gain: this percentile of the rendered (linear sRGB) luminance is mapped to the sRGB
-# value AUTO_GAIN_TARGET, i.e. the brightest 1% of the picture sits at or above 0.9.
-AUTO_GAIN_PERCENTILE = 99.0
-AUTO_GAIN_TARGET = 0.9
-LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)  # linear sRGB (Rec. 709) -> Y
-MAX_GAIN_SAMPLES = 4_000_000  # the percentile is taken on at most this many pixels (strided)
 DENOISED_SUFFIX = '_denoised.png'
-LINEAR_SUFFIX = '_linear.tiff'
 # Smallest capture side: the network pools 5 times (32 px) and DeepFnF's kernels reflect-pad by
 # up to 28 px, which needs at least 29 px; below this a picture comes out as noise or black.
 MIN_CAPTURE_SIDE = 32
@@ -205,26 +198,6 @@ def noise_parameters(pair, sig_read=None, sig_shot=None):
     source = 'the no-flash and flash photos' if len(images) == 2 else 'the no-flash photo'
     print(f'  noise: {estimate} (estimated from {source})')
     return estimate.sig_read, estimate.sig_shot
-
-
-def auto_gain(linear, color_matrix, percentile=AUTO_GAIN_PERCENTILE, target=AUTO_GAIN_TARGET):
-    """The exposure gain that maps the ``percentile`` of rendered luminance to sRGB ``target``.
-
-    Args:
-        linear: (3, H, W) linear camera RGB.
-        color_matrix: (3, 3) camera -> linear sRGB.
-
-    Raises:
-        CaptureError: the image is black at that percentile (no gain can brighten it); pass a gain.
-    """
-    weights = torch.tensor(LUMINANCE_WEIGHTS) @ torch.as_tensor(color_matrix, dtype=torch.float32)
-    luminance = torch.einsum('c,chw->hw', weights, linear.float()).flatten()
-    step = max(1, luminance.numel() // MAX_GAIN_SAMPLES)
-    level = float(np.percentile(luminance[::step].numpy(), percentile))
-    if not level > 0:
-        raise CaptureError(f'the denoised image is black at its {percentile:g}th luminance percentile ({level:.3g}); '
-                         'no automatic gain exists: pass --gain')
-    return float(srgb_degamma(torch.tensor(target))) / level
 
 
 def _check_arguments(parser, args):

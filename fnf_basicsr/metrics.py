@@ -99,7 +99,6 @@ def ssim_basicsr(result: torch.Tensor, target: torch.Tensor) -> float:
     """
     from basicsr.metrics import calculate_metric
 
-    from fnf_basicsr.models.fnf_model import to_metric_image
     images = {'img': to_metric_image(result), 'img2': to_metric_image(target)}
     return float(calculate_metric(images, {'type': 'calculate_ssim', 'crop_border': 0}))
 
@@ -130,3 +129,13 @@ def score(result: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
 def _hwc(image):
     """(3, H, W) tensor -> float64 (H, W, 3) array clipped to [0, 1]."""
     return np.clip(image.detach().cpu().double().permute(1, 2, 0).numpy(), 0.0, 1.0)
+
+
+def to_metric_image(srgb):
+    """(3, H, W) sRGB tensor -> float64 HWC BGR in [0, 255], the layout BasicSR's metrics expect."""
+    image = srgb.clamp(0, 1).permute(1, 2, 0).cpu().double().numpy()[:, :, ::-1] * 255.0
+    return np.ascontiguousarray(image)
+
+
+def to_uint8_bgr(srgb):
+    return np.round(to_metric_image(srgb)).astype(np.uint8)

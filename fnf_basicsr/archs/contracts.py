@@ -19,6 +19,7 @@ from typing import Protocol, Sequence, runtime_checkable
 from torch import Tensor
 
 from fnf_basicsr.archs.capabilities import capability
+from fnf_basicsr.data.input_layout import COLOR_CHANNELS, NOFLASH_FRAME, image_channels
 from fnf_basicsr.errors import ConfigError
 
 
@@ -30,7 +31,7 @@ class DenoisingNetwork(Protocol):
         - lq: (B, C, H, W), C = 12 (flash/no-flash, or a 2-frame no-flash burst) or 6 (no-flash only).
         - output: (B, 3 + k, H, W) at the no-flash frame's geometry and scale (linear, dimmed as the input);
           a network returning more than 3 channels (a restorer mapping all its inputs) is read for its first
-          3 (:func:`fnf_basicsr.models.fnf_model.estimate_from_output`).
+          3 (:func:`estimate_from_output`).
     """
 
     def __call__(self, lq: Tensor) -> Tensor:
@@ -68,6 +69,15 @@ class WholeImageBasis(Protocol):
 
     def __call__(self, lq: Tensor, basis=None) -> Tensor:
         """Denoise with the given basis (None: the input's own)."""
+
+
+def estimate_from_output(output):
+    """A network's linear 3-channel estimate: its output, or its first 3 channels when it returns more.
+
+    Some registered restorers keep their input's channel count (BasicSR's SwinIR maps 12 channels to
+    12 with a global residual): their first 3 channels are the no-flash frame's slot of ``lq``.
+    """
+    return output[:, image_channels(NOFLASH_FRAME)] if output.shape[1] > COLOR_CHANNELS else output
 
 
 # capability -> (protocol, the members it needs beyond calling the network)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from PIL import Image
 
 from fnf_basicsr.data.faid import (ILLUMINANT_KEY, MATRIX_KEY, ColorMetadata, FaidFormatError, color_matrix_problem,
@@ -698,3 +699,34 @@ def _dng_noise(tags):
     if np.any(scales < 0) or np.any(offsets < 0):
         return None
     return noise_params_from_terms(float(offsets.mean()), float(scales.mean()))
+
+
+# --- display exposure of a denoised capture --------------------------------------------------------------------
+
+# Automatic gain: this percentile of the rendered (linear sRGB) luminance is mapped to the sRGB
+# value AUTO_GAIN_TARGET, i.e. the brightest 1% of the picture sits at or above 0.9.
+AUTO_GAIN_PERCENTILE = 99.0
+AUTO_GAIN_TARGET = 0.9
+LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)  # linear sRGB (Rec. 709) -> Y
+MAX_GAIN_SAMPLES = 4_000_000  # the percentile is taken on at most this many pixels (strided)
+LINEAR_SUFFIX = '_linear.tiff'  # fnf-denoise --save-linear: the network output as float32 linear RGB
+
+
+def auto_gain(linear, color_matrix, percentile=AUTO_GAIN_PERCENTILE, target=AUTO_GAIN_TARGET):
+    """The exposure gain that maps the ``percentile`` of rendered luminance to sRGB ``target``.
+
+    Args:
+        linear: (3, H, W) linear camera RGB.
+        color_matrix: (3, 3) camera -> linear sRGB.
+
+    Raises:
+        CaptureError: the image is black at that percentile (no gain can brighten it); pass a gain.
+    """
+    weights = torch.tensor(LUMINANCE_WEIGHTS) @ torch.as_tensor(color_matrix, dtype=torch.float32)
+    luminance = torch.einsum('c,chw->hw', weights, linear.float()).flatten()
+    step = max(1, luminance.numel() // MAX_GAIN_SAMPLES)
+    level = float(np.percentile(luminance[::step].numpy(), percentile))
+    if not level > 0:
+        raise CaptureError(f'the denoised image is black at its {percentile:g}th luminance percentile ({level:.3g}); '
+                         'no automatic gain exists: pass --gain')
+    return float(srgb_degamma(torch.tensor(target))) / level

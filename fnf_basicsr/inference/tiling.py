@@ -37,10 +37,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fnf_basicsr.archs.capabilities import capability
+from fnf_basicsr.archs.contracts import estimate_from_output
 from fnf_basicsr.archs.fnf_blocks import SIZE_MULTIPLE
 from fnf_basicsr.archs.input_normalization import MIN_FRAME_MEAN
 from fnf_basicsr.data.input_layout import COLOR_CHANNELS, frames_in, image_channels
-from fnf_basicsr.models.fnf_model import estimate_from_output
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 64  # the least overlap; networks whose kernels reach further get more (default_overlap)

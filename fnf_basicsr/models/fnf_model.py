@@ -17,48 +17,17 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
 from fnf_basicsr.archs.capabilities import capability
-from fnf_basicsr.archs.contracts import check_network
-from fnf_basicsr.data.input_layout import COLOR_CHANNELS, NOFLASH_FRAME, image_channels
+from fnf_basicsr.archs.contracts import check_network, estimate_from_output
+from fnf_basicsr.data.input_layout import NOFLASH_FRAME, image_channels
 from fnf_basicsr.data.levels import level_label, level_of, level_tag, ordered_levels
 from fnf_basicsr.errors import ConfigError
+from fnf_basicsr.metrics import to_metric_image, to_uint8_bgr
 from fnf_basicsr.utils import hardware
+from fnf_basicsr.utils.hardware import as_channels_last, set_channels_last
 from fnf_basicsr.utils.rendering import render_srgb
 from fnf_basicsr.utils.step_watch import StepTimeWatch
 
 DEFAULT_PIXEL_LOSS = {'type': 'MSELoss', 'loss_weight': 1.0, 'reduction': 'mean'}
-
-
-def estimate_from_output(output):
-    """A network's linear 3-channel estimate: its output, or its first 3 channels when it returns more.
-
-    Some registered restorers keep their input's channel count (BasicSR's SwinIR maps 12 channels to
-    12 with a global residual): their first 3 channels are the no-flash frame's slot of ``lq``.
-    """
-    return output[:, image_channels(NOFLASH_FRAME)] if output.shape[1] > COLOR_CHANNELS else output
-
-
-def set_channels_last(net, channels_last):
-    """Convert ``net``'s 4-D parameters and buffers in place to channels_last (or back); returns ``net``.
-
-    Parameters stay the same objects (only their data is re-laid), so an optimizer built on them keeps
-    working; converting to the layout they already have copies nothing.
-    """
-    return net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-
-
-def as_channels_last(tensor, channels_last):
-    """``tensor`` (B, C, H, W) in channels_last memory format if asked, else as it is."""
-    return tensor.contiguous(memory_format=torch.channels_last) if channels_last else tensor
-
-
-def to_metric_image(srgb):
-    """(3, H, W) sRGB tensor -> float64 HWC BGR in [0, 255], the layout BasicSR's metrics expect."""
-    image = srgb.clamp(0, 1).permute(1, 2, 0).cpu().double().numpy()[:, :, ::-1] * 255.0
-    return np.ascontiguousarray(image)
-
-
-def to_uint8_bgr(srgb):
-    return np.round(to_metric_image(srgb)).astype(np.uint8)
 
 
 @MODEL_REGISTRY.register()

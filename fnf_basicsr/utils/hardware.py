@@ -312,3 +312,17 @@ def resolve_inference(args: argparse.Namespace, device: torch.device | str) -> t
     layout = resolve_channels_last(LAYOUT_SPELLINGS[args.channels_last], precision.value, device, '--channels-last')
     print(f'{precision.describe("precision")}, {layout.describe("channels_last")}')
     return precision, layout
+
+
+def set_channels_last(net, channels_last):
+    """Convert ``net``'s 4-D parameters and buffers in place to channels_last (or back); returns ``net``.
+
+    Parameters stay the same objects (only their data is re-laid), so an optimizer built on them keeps
+    working; converting to the layout they already have copies nothing.
+    """
+    return net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def as_channels_last(tensor, channels_last):
+    """``tensor`` (B, C, H, W) in channels_last memory format if asked, else as it is."""
+    return tensor.contiguous(memory_format=torch.channels_last) if channels_last else tensor
