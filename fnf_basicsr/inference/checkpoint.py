@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 # The parent package's __init__ has run first: basicsr is patched and every network registered.
 from basicsr.utils.registry import ARCH_REGISTRY
 
@@ -25,9 +24,9 @@ from fnf_basicsr.archs.capabilities import capability
 from fnf_basicsr.archs.contracts import check_network
 from fnf_basicsr.archs.input_normalization import NORMALIZATION_MARKER
 from fnf_basicsr.data.input_layout import INPUT_MODES, input_channels, input_mode_for_channels
-from fnf_basicsr.errors import DataError, MissingInputError
+from fnf_basicsr.errors import DataError, FnFError, MissingInputError
 from fnf_basicsr.inference.release import sidecar_path
-from fnf_basicsr.utils.options import EFFECTIVE_MARKER, load_yaml
+from fnf_basicsr.utils.options import EFFECTIVE_MARKER, load_option_file
 from fnf_basicsr.utils.plugins import import_plugins
 
 DEFAULT_PARAM_KEY = 'params'  # BasicSR's default param_key_g, and its fallback
@@ -153,15 +152,10 @@ def find_option_file(checkpoint):
 def read_option_file(path):
     """The option mapping of a YAML file, checked to hold a ``network_g`` with a ``type``."""
     path = Path(path)
-    if not path.is_file():
-        raise MissingInputError(f'option file {path} does not exist; pass the YAML file the checkpoint was '
-                                'trained with (--opt), or leave --opt out to use the copy in its experiment folder')
+    opt = load_option_file(path, 'the YAML file the checkpoint was trained with (--opt), or leave --opt out to '
+                                 'use the copy in its experiment folder', 'experiments/<name>/<name>.yml')
     text = path.read_text(encoding='utf-8')
-    try:
-        opt = load_yaml(text)
-    except yaml.YAMLError as error:
-        raise CheckpointError(f'{path} is not valid YAML: {" ".join(str(error).split())}') from None
-    network_opt = opt.get('network_g') if isinstance(opt, dict) else None
+    network_opt = opt.get('network_g')
     if not isinstance(network_opt, dict) or 'type' not in network_opt:
         raise CheckpointError(f'{path} has no network_g mapping with a type (e.g. network_g: {{type: DeepFnF}}); '
                               'pass the training option file of the checkpoint')
@@ -377,7 +371,6 @@ def _own_architectures():
 def _has_network(path):
     """True for a readable YAML mapping with a ``network_g`` entry (other files are skipped)."""
     try:
-        opt = load_yaml(path.read_text(encoding='utf-8'))
-    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        return 'network_g' in load_option_file(path)
+    except (FnFError, UnicodeDecodeError, OSError):
         return False
-    return isinstance(opt, dict) and 'network_g' in opt
