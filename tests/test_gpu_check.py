@@ -200,8 +200,8 @@ CPU: some CPU, 1 threads
 """
 
 
-def test_training_benchmark_table_is_read_row_by_row():
-    rows = gpu_check.parse_training_benchmark(TRAINING_TABLE)['rows']
+def test_training_profile_table_is_read_row_by_row():
+    rows = gpu_check.parse_training_profile(TRAINING_TABLE)['rows']
     assert [(r['precision'], r['memory_format'], r['it_per_s'], r['peak_mb'], r['peak_kind']) for r in rows] == [
         ('fp32', 'nchw', 16.39, 5120.0, 'CUDA'), ('bf16', 'channels_last', 40.0, 3072.0, 'CUDA')]
     assert rows[1]['samples_per_s_with_data'] == 33.33 and rows[1]['batch_crop'] == '1 x 448'
@@ -209,7 +209,7 @@ def test_training_benchmark_table_is_read_row_by_row():
     assert '| fp32 | nchw | 1 x 448 | 16.39 | 0.0610 | 0.0700 | 14.29 | 5120 MB (CUDA) | no | no |' in report
     assert '| bf16 | channels_last | 1 x 448 | 40.00 | 0.0250 | 0.0300 | 33.33 | 3072 MB (CUDA) | yes | no |' in report
     with pytest.raises(ValueError, match='no result table'):
-        gpu_check.parse_training_benchmark('Traceback (most recent call last): ...')
+        gpu_check.parse_training_profile('Traceback (most recent call last): ...')
 
 
 def test_training_log_of_a_resumed_run():

@@ -8,7 +8,7 @@ Two kinds of kernel fields are used by the networks of this package:
   basis kernel (one grouped convolution) and mixes the filtered images with the per-pixel
   coefficients. That holds ``J * C`` filtered images (fewer, in chunks, during inference)
   instead of the ``H * W * C * K * K`` per-pixel kernels and equally large image patches that
-  the released TensorFlow code builds (``scripts/profiling/benchmark_filter.py`` compares the two).
+  the released TensorFlow code builds (``scripts/profiling/profile_filter.py`` compares the two).
   DeepFnF's two-scale filter (:func:`two_scale_filter`) on training-size images goes through the
   Fourier domain instead: one FFT per basis element filters with the whole Eq. 3 kernel (A_j plus
   the upsampled B_j), and the basis gradient is evaluated only at the kernel taps.
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 # the backward pass anyway, so they are filtered in one call, which is the fastest.
 INFERENCE_CHUNK_BYTES = 256 * 2 ** 20
 FILTER_METHODS = ('auto', 'direct', 'fourier')
-# two_scale_filter's 'auto' switches to the FFT at this many pixels (see scripts/profiling/benchmark_filter.py).
+# two_scale_filter's 'auto' switches to the FFT at this many pixels (see scripts/profiling/profile_filter.py).
 FOURIER_MIN_PIXELS = 96 * 96
 # Spectra per chunk of _FourierTwoScale: small enough to stay in the CPU caches between the FFT and the mixing.
 FOURIER_CHUNK_BYTES = 4 * 2 ** 20

@@ -4,7 +4,7 @@ This is what the released DeepFnF / BPN TensorFlow code does (``apply_filtering`
 ``utils/tf_utils.py``): form the per-pixel kernels (coefficients times basis, H*W*C*K*K numbers),
 extract the image patches (as many), multiply and sum. :mod:`fnf_basicsr.ops.kernel_filter` computes
 the same without either; ``tests/ops/test_kernel_filter.py`` checks the equality and
-``scripts/profiling/benchmark_filter.py`` measures the difference. Never used by a network.
+``scripts/profiling/profile_filter.py`` measures the difference. Never used by a network.
 """
 from __future__ import annotations
 

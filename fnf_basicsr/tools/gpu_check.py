@@ -3,11 +3,11 @@
 Steps, each a fresh process with a timeout, run in this order whatever the earlier ones gave:
 nvidia-smi, install (as the README says, or offline from a wheelhouse), environment (torch, CUDA, the
 GPU, what ``mixed_precision: auto`` picks), the CUDA-marked tests, synthetic scenes, the training
-speed of the paper configuration (``scripts/profiling/benchmark_training.py``: fp32/bf16 x
+speed of the paper configuration (``scripts/profiling/profile_training.py``: fp32/bf16 x
 NCHW/channels_last), an LMDB of raw records and the training speed fed from it with the file's
 workers, 50 iterations of ``basicsr train`` under torchrun (``--launcher pytorch``, NCCL) and their
 resume to 60, ``fnf-denoise`` on a 12-megapixel pair with the full-size network
-(``scripts/profiling/benchmark_tiling.py``), and the kernel filter's FFT and direct paths (speed,
+(``scripts/profiling/profile_tiling.py``), and the kernel filter's FFT and direct paths (speed,
 agreement with a float64 reference). The report (and a JSON twin) is rewritten after every step,
 so a run cut short still leaves what it measured.
 
@@ -150,8 +150,8 @@ def parse_markdown_table(text):
     return [dict(zip(header, row)) for row in rows]
 
 
-def parse_training_benchmark(text):
-    """benchmark_training.py's table -> one dict per variant (precision, memory format, rates, peak memory)."""
+def parse_training_profile(text):
+    """profile_training.py's table -> one dict per variant (precision, memory format, rates, peak memory)."""
     rows = []
     for row in parse_markdown_table(text):
         memory = re.match(r'([\d.]+) MB \((\w+)\)', row['peak memory'])
@@ -233,7 +233,7 @@ def parse_training_log(text):
 
 
 def parse_denoise(text):
-    """benchmark_tiling.py's result line -> wall and CPU seconds, peak RSS and CUDA peak (GiB), tiles."""
+    """profile_tiling.py's result line -> wall and CPU seconds, peak RSS and CUDA peak (GiB), tiles."""
     match = re.search(r'(cpu|cuda): wall ([\d.]+) s, CPU ([\d.]+) s, peak RSS ([\d.]+) GiB'
                       r'(?:, CUDA peak allocated ([\d.]+) GiB)?', text)
     if not match:
@@ -448,7 +448,7 @@ def plan(args, work):
     options = derived_options(work, args.device, sizes, lmdb_path)
     paper = PAPER_OPTIONS if args.device == 'cuda' else options['paper']
     scripts = REPO / 'scripts'
-    bench = [scripts / 'profiling' / 'benchmark_training.py', '--device', args.device, '--iters', sizes.iters,
+    bench = [scripts / 'profiling' / 'profile_training.py', '--device', args.device, '--iters', sizes.iters,
              '--warmup', sizes.warmup]
     torchrun = python('-m', 'torch.distributed.run', '--standalone', '--nnodes=1', '--nproc_per_node=1',
                       '-m', 'fnf_basicsr.train', '-opt', options['train'], '--launcher', 'pytorch')
@@ -471,21 +471,21 @@ def plan(args, work):
         Step('training-speed', 'the paper configuration: iterations/s, samples/s, peak memory',
              [python(*bench, paper, '--synthetic-data', f'{sizes.scenes}x{sizes.scene_size}', '--precision',
                      *sizes.precisions, '--memory-format', *sizes.memory_formats)],
-             cwd=work, parse=parse_training_benchmark, after=('synthetic-data',)),
+             cwd=work, parse=parse_training_profile, after=('synthetic-data',)),
         Step('lmdb', 'an LMDB of raw records from the synthetic scenes',
              [python(scripts / 'data_preparation' / 'create_lmdb.py', '--input', scenes, '--output', lmdb_path,
                      '--crop-size', sizes.lmdb_crop, '--stride', 16, '--encoding', 'raw', '--overwrite', '--quiet')],
              cwd=work, parse=parse_lmdb, after=('synthetic-data',)),
         Step('lmdb-training-speed', "the paper configuration fed from the LMDB with the file's workers",
              [python(*bench, options['lmdb'], '--precision', 'bf16', '--memory-format', 'channels_last')],
-             cwd=work, parse=parse_training_benchmark, after=('lmdb',)),
+             cwd=work, parse=parse_training_profile, after=('lmdb',)),
         Step('train', f'{sizes.train_iters} iterations of basicsr train under torchrun (--launcher pytorch)',
              [torchrun], cwd=work, parse=parse_training_log, after=('synthetic-data',)),
         Step('resume', f'--auto_resume to {sizes.resume_iters} iterations',
              [[*torchrun, '--auto_resume', '--force_yml', f'train:total_iter={sizes.resume_iters}']], cwd=work,
              parse=parse_training_log, after=('train',)),
         Step('denoise', f'fnf-denoise on a {width}x{height} pair, full-size DeepFnF (random weights)',
-             [python(scripts / 'profiling' / 'benchmark_tiling.py', '--device', args.device, '--width', width,
+             [python(scripts / 'profiling' / 'profile_tiling.py', '--device', args.device, '--width', width,
                      '--height', height, '--tile', sizes.tile, '--overlap', sizes.overlap)],
              cwd=work, parse=parse_denoise, after=installed),
         Step('kernel-filter', "the two-scale filter's FFT and direct paths: speed and agreement",

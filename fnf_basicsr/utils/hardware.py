@@ -7,7 +7,7 @@
   Without native bf16, oneDNN emulates it and a training step is many times slower than float32 (docs/speed.md).
 * CUDA: the GPU computes bf16 natively (Ampere and later; emulation on older GPUs does not count).
 
-``channels_last: auto`` follows the measurements of ``scripts/profiling/benchmark_training.py``
+``channels_last: auto`` follows the measurements of ``scripts/profiling/profile_training.py``
 (docs/speed.md): on a CPU whose ATen kernels are AVX-512 it is on (faster in float32 and in bf16 there); on AVX2
 CPUs it is off (slower in float32 on an AVX2-only EPYC); on CUDA it is on with reduced precision (bf16 or
 fp16), where tensor cores take NHWC, and off in float32.

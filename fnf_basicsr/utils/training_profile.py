@@ -16,7 +16,7 @@ files use fused, foreach was the default before); ``crop``
 overrides the training crop, and ``synthetic`` replaces the
 training data by generated synthetic scenes (so that files for data one does not have, e.g. the
 FAID LMDB of options/train_fnf.yml, can be timed). Timings are for reports
-(``scripts/profiling/benchmark_training.py``), never for tests.
+(``scripts/profiling/profile_training.py``), never for tests.
 """
 from __future__ import annotations
 
@@ -213,7 +213,7 @@ def measure_isolated(option_file: str | os.PathLike, iterations: int = 10, warmu
     arguments = {'option_file': str(option_file), 'iterations': iterations, 'warmup': warmup, 'threads': threads,
                  'device': device, 'precision': precision, 'channels_last': channels_last, 'crop': crop,
                  'synthetic': synthetic, 'adam': adam}
-    command = [sys.executable, '-m', 'fnf_basicsr.utils.training_benchmark', json.dumps(arguments)]
+    command = [sys.executable, '-m', 'fnf_basicsr.utils.training_profile', json.dumps(arguments)]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f'timing {option_file} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}')

@@ -8,7 +8,7 @@ written to a fresh scratch folder that the tool creates in ``--root`` (default: 
 folder) and removes at the end; nothing else there is touched. This is a measurement tool, not a test.
 
 Example:
-    python scripts/profiling/benchmark_data.py --num-scenes 8 --samples 100
+    python scripts/profiling/profile_data.py --num-scenes 8 --samples 100
 """
 import argparse
 import shutil
@@ -53,7 +53,7 @@ def main(argv=None):
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     args.root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix='fnf_benchmark_data.', dir=args.root))  # ours alone: removed at the end
+    scratch = Path(tempfile.mkdtemp(prefix='fnf_profile_data.', dir=args.root))  # ours alone: removed at the end
     try:
         measure(args, scratch)
     finally:

@@ -1,6 +1,6 @@
 """The training benchmark's option overrides and table (no timing here: timings live in reports)."""
 from conftest import REPO_DIR
-from fnf_basicsr.utils.training_benchmark import markdown_table, training_options
+from fnf_basicsr.utils.training_profile import markdown_table, training_options
 
 OPTIONS = REPO_DIR / 'options'
 

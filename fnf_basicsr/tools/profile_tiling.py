@@ -10,9 +10,9 @@ machine the wall time also counts the waits for other processes), and its peak m
 resident set size of that subprocess (``os.wait4``), and on CUDA ``torch.cuda.max_memory_allocated``.
 
 Usage:
-    python scripts/profiling/benchmark_tiling.py                         # CPU, and CUDA when available
-    python scripts/profiling/benchmark_tiling.py --device cpu --tile 512 --overlap 64
-    python scripts/profiling/benchmark_tiling.py --width 1024 --height 768   # a quick smaller run
+    python scripts/profiling/profile_tiling.py                         # CPU, and CUDA when available
+    python scripts/profiling/profile_tiling.py --device cpu --tile 512 --overlap 64
+    python scripts/profiling/profile_tiling.py --width 1024 --height 768   # a quick smaller run
 """
 import argparse
 import json

@@ -1,9 +1,9 @@
-"""The filter benchmark (fnf_basicsr.tools.benchmark_filter), without timing: the inputs it feeds each operation
+"""The filter benchmark (fnf_basicsr.tools.profile_filter), without timing: the inputs it feeds each operation
 make ours and the naive form agree, and the memory ratio is only given where it is measurable."""
 import pytest
 import torch
 
-from fnf_basicsr.tools.benchmark_filter import OPS, make_inputs, memory_ratio
+from fnf_basicsr.tools.profile_filter import OPS, make_inputs, memory_ratio
 
 
 @pytest.mark.parametrize('op', sorted(OPS))

@@ -1,12 +1,12 @@
-"""The training benchmark command's arguments (fnf_basicsr.tools.benchmark_training), without timing: the synthetic
-data size and the devices it runs on. The measurements: tests/utils/test_training_benchmark.py."""
+"""The training benchmark command's arguments (fnf_basicsr.tools.profile_training), without timing: the synthetic
+data size and the devices it runs on. The measurements: tests/utils/test_training_profile.py."""
 import argparse
 
 import pytest
 import torch
 
 from fnf_basicsr.errors import ConfigError
-from fnf_basicsr.tools.benchmark_training import build_parser, devices, synthetic_spec
+from fnf_basicsr.tools.profile_training import build_parser, devices, synthetic_spec
 
 
 def test_synthetic_spec_reads_num_by_size():

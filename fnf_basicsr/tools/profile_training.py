@@ -2,7 +2,7 @@
 
 Each (option file, device, precision, memory format, Adam implementation) runs ``--runs`` times, each in a fresh process
 with the model, losses, optimizer and training dataset the file describes
-(:mod:`fnf_basicsr.utils.training_benchmark`); a run reports medians over ``--iters`` steps after
+(:mod:`fnf_basicsr.utils.training_profile`); a run reports medians over ``--iters`` steps after
 ``--warmup``, with the file's dataloader ("with data") and on one fed batch ("compute"), and the
 table shows the median of the runs, with the speed-up over the file's fp32 NCHW row (the foreach
 Adam one when ``--adam`` times both). Datasets
@@ -12,15 +12,15 @@ machine, and never in tests.
 
 Examples:
     # the quickstart twin, all four variants, CPU (and CUDA when present)
-    python scripts/profiling/benchmark_training.py options/synthetic/train_fnf.yml
+    python scripts/profiling/profile_training.py options/synthetic/train_fnf.yml
     # the paper configuration (width 1, J 90, 448 crops, batch 1) on 8 synthetic 512 px scenes
-    python scripts/profiling/benchmark_training.py options/train_fnf.yml --synthetic-data 8x512 --iters 3 --warmup 1
+    python scripts/profiling/profile_training.py options/train_fnf.yml --synthetic-data 8x512 --iters 3 --warmup 1
 """
 import argparse
 import itertools
 
 from fnf_basicsr.errors import ConfigError, report_errors
-from fnf_basicsr.utils.training_benchmark import (ADAM_IMPLEMENTATIONS, MEMORY_FORMATS, PRECISIONS, markdown_table,
+from fnf_basicsr.utils.training_profile import (ADAM_IMPLEMENTATIONS, MEMORY_FORMATS, PRECISIONS, markdown_table,
                                                   measure_isolated, median_of_runs)
 
 
@@ -71,7 +71,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    with report_errors('benchmark_training.py'):
+    with report_errors('profile_training.py'):
         rows = []
         for device in devices(args.device):
             for option_file in args.option_files:

@@ -1,9 +1,9 @@
-"""The tiled-inference benchmark (fnf_basicsr.tools.benchmark_tiling), without running the denoiser: the capture
+"""The tiled-inference benchmark (fnf_basicsr.tools.profile_tiling), without running the denoiser: the capture
 pair it times is a seeded noisy rendering at the asked size."""
 import numpy as np
 
 from fnf_basicsr.data.faid import decode_png16
-from fnf_basicsr.tools.benchmark_tiling import DIMMING, write_pair
+from fnf_basicsr.tools.profile_tiling import DIMMING, write_pair
 
 
 def test_the_pair_is_a_seeded_noisy_16_bit_capture_of_the_asked_size(tmp_path):

@@ -19,8 +19,8 @@ on CUDA ``torch.cuda.max_memory_allocated`` minus the memory allocated before th
 Times are medians over ``--repeats`` runs after one untimed run.
 
 Usage:
-    python scripts/profiling/benchmark_filter.py                       # 448x448, J=90, K=15, d=4, CPU (+CUDA)
-    python scripts/profiling/benchmark_filter.py --size 128 --repeats 3 --device cpu
+    python scripts/profiling/profile_filter.py                       # 448x448, J=90, K=15, d=4, CPU (+CUDA)
+    python scripts/profiling/profile_filter.py --size 128 --repeats 3 --device cpu
 """
 import argparse
 import functools
@@ -47,7 +47,7 @@ OPS = {
 # training, where the filtered image is the network input; +image: for the image too.
 PASSES = ('forward', 'forward+backward', 'forward+backward+image')
 # Each configuration runs this module again in a fresh process (run_worker), so that its peak memory is its own.
-WORKER_MODULE = 'fnf_basicsr.tools.benchmark_filter'
+WORKER_MODULE = 'fnf_basicsr.tools.profile_filter'
 
 
 def make_inputs(op, size, num_basis, kernel_size, d, device):

@@ -1,6 +1,0 @@
-#!/usr/bin/env python
-"""Command-line shell of :mod:`fnf_basicsr.tools.benchmark_training`; ``--help`` describes the command."""
-from fnf_basicsr.tools.benchmark_training import main
-
-if __name__ == '__main__':
-    main()

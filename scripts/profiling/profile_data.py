@@ -1,0 +1,6 @@
+#!/usr/bin/env python
+"""Command-line shell of :mod:`fnf_basicsr.tools.profile_data`; ``--help`` describes the command."""
+from fnf_basicsr.tools.profile_data import main
+
+if __name__ == '__main__':
+    main()
