@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import write_release_testset
 
 import fnf_basicsr  # noqa: F401
 from basicsr.archs import build_network
@@ -189,37 +190,6 @@ def test_garbled_manifest_is_one_line_error(frozen_sets, tmp_path, deepfnf_check
 # ---------------------------------------------------------------------------------------------
 # The authors' released test set layout, written from our own generator
 # ---------------------------------------------------------------------------------------------
-
-RELEASE_ALPHAS = (0.01, 0.02, 0.04, 0.08)  # one level each, as data/testset/0..3
-
-
-def write_release_testset(root, images=2, size=64):
-    """A tiny set in the release's layout: <k>/<c>.npz, NHWC arrays with a batch axis."""
-    from fnf_basicsr.data.synthetic import render_scene
-    from fnf_basicsr.utils.rendering import bradford_adaptation, illuminant_name
-    rng = np.random.default_rng(0)
-    for level, alpha in enumerate(RELEASE_ALPHAS):
-        (root / str(level)).mkdir(parents=True)
-        for index in range(images):
-            ambient, flash_only, metadata = render_scene(100 + index, size=size)
-            warped_ambient, warped_flash = np.roll(ambient, 1, axis=1), np.roll(flash_only, 1, axis=1)
-            sig_read, sig_shot = 10 ** -2.6, 10 ** -1.8
-
-            def noisy(clean):
-                return clean + rng.normal(size=clean.shape) * np.sqrt(sig_read ** 2 + sig_shot ** 2 * clean)
-
-            arrays = {'alpha': np.float32(alpha), 'ambient': ambient, 'warped_ambient': warped_ambient,
-                      'flash_only': flash_only, 'warped_flash_only': warped_flash,
-                      'noisy_ambient': noisy(alpha * ambient),
-                      'noisy_warped_flash': noisy(2 * warped_flash + alpha * warped_ambient),
-                      'sig_read': np.float32(sig_read), 'sig_shot': np.float32(sig_shot),
-                      'color_matrix': metadata.xyz_to_camera,
-                      'adapt_matrix': bradford_adaptation(illuminant_name(metadata.illuminant))}
-            batched = {k: np.asarray(v, np.float32)[None] if np.ndim(v) >= 2 else np.asarray(v, np.float32)
-                       for k, v in arrays.items()}
-            np.savez(root / str(level) / f'{index}.npz', **batched)
-    return root
-
 
 def release_scores(path, output):
     """test.py's PSNR and SSIM for one file, restated in NumPy: output / alpha vs ambient, release rendering."""

@@ -14,36 +14,14 @@ from fnf_basicsr.data import sample_sources
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
 from fnf_basicsr.data.frozen_writer import freeze, freeze_request
 from fnf_basicsr.data.lmdb_store import create_lmdb, crop_key
-from fnf_basicsr.data.release_testset import ReleaseTestSet, camera_to_srgb_release
 from fnf_basicsr.data.sample_sources import (FolderScenes, FrozenSamples, LmdbScenes, SceneSource, StoredTestSet,
                                              open_scene_source, open_stored_test_set, register_test_set_format)
-from fnf_basicsr.data.synthetic import generate_split, render_scene
-from fnf_basicsr.utils.rendering import bradford_adaptation, illuminant_name, render_srgb
-
-ALPHAS = (0.01, 0.08)
-
+from fnf_basicsr.data.synthetic import generate_split
 
 @pytest.fixture(scope='module')
 def scenes(tmp_path_factory):
     root = tmp_path_factory.mktemp('sources') / 'scenes'
     generate_split(root, 'test', num_scenes=2, size=96, workers=1, progress=False)
-    return root
-
-
-def write_release_layout(root, size=48):
-    """Two levels of one image in the release's layout (<k>/<c>.npz, NHWC with a batch axis)."""
-    ambient, flash_only, metadata = render_scene(7, size=size)
-    rng = np.random.default_rng(0)
-    for level, alpha in enumerate(ALPHAS + (0.02, 0.04)):
-        (root / str(level)).mkdir(parents=True)
-        noisy = alpha * ambient + 0.01 * rng.normal(size=ambient.shape)
-        arrays = {'alpha': alpha, 'ambient': ambient, 'warped_ambient': ambient, 'flash_only': flash_only,
-                  'warped_flash_only': flash_only, 'noisy_ambient': noisy,
-                  'noisy_warped_flash': 2 * flash_only + alpha * ambient, 'sig_read': 0.01, 'sig_shot': 0.02,
-                  'color_matrix': metadata.xyz_to_camera,
-                  'adapt_matrix': bradford_adaptation(illuminant_name(metadata.illuminant))}
-        np.savez(root / str(level) / '0.npz', **{k: np.asarray(v, np.float32)[None] if np.ndim(v) >= 2
-                                                  else np.asarray(v, np.float32) for k, v in arrays.items()})
     return root
 
 
@@ -59,21 +37,6 @@ def test_scene_sources_share_one_interface(scenes, tmp_path):
                                                                                      whole.color_matrix)
     with pytest.raises(ValueError, match="io_backend.type must be one of"):
         open_scene_source(scenes, {'type': 'http'})
-
-
-def test_the_dataset_reads_the_released_test_set_as_a_stored_set(tmp_path):
-    root = write_release_layout(tmp_path / 'testset')
-    stored = open_stored_test_set(root)
-    assert isinstance(stored, ReleaseTestSet) and isinstance(stored, StoredTestSet)
-    dataset = FlashNoFlashDataset({'name': 'release', 'phase': 'test', 'frozen_root': str(root)})
-    assert len(dataset) == 4 and [float(dataset[i]['dimming']) for i in range(2)] == [100.0, 12.5]
-    sample, raw = dataset[1], stored.sample(1, 'flash_noflash')
-    assert torch.equal(sample['lq'], raw['lq'])  # test.py's network input, bit for bit
-    # The model's rendering of the target is test.py's rendering of the ambient image (float rounding apart).
-    rendered = render_srgb(sample['gt'][None], sample['gain'][None], sample['color_matrix'][None])[0]
-    ambient = torch.from_numpy(raw['data']['ambient']).permute(0, 3, 1, 2)
-    expected = camera_to_srgb_release(ambient, raw['data']['color_matrix'], raw['data']['adapt_matrix'])[0]
-    torch.testing.assert_close(rendered, expected, rtol=0, atol=2e-5)
 
 
 def test_frozen_sets_are_stored_sets_read_alike_by_dataset_and_benchmark(scenes, tmp_path):

@@ -118,21 +118,3 @@ def test_fnf_denoise_uses_the_converted_checkpoint_with_no_other_flag(release_mo
     denoise(['--noflash', str(tmp_path / 'noflash.png'), '--flash', str(tmp_path / 'flash.png'), '--weights',
              str(checkpoint), '--out', str(out), '--sig-read', '0.0025', '--sig-shot', '0.0158', '--no-progress'])
     assert out.stat().st_size > 1000
-
-
-def test_release_input_is_testpys_network_input_in_float32():
-    rng = np.random.default_rng(5)
-    noflash = rng.normal(scale=0.05, size=(1, 8, 10, 3)).astype(np.float32)  # negatives: their std uses max(0, .)
-    flash = rng.normal(scale=0.3, size=(1, 8, 10, 3))  # float64 in the file: read as float32 first
-    data = {'noisy_ambient': noflash, 'noisy_warped_flash': flash, 'sig_read': np.float32(0.004),
-            'sig_shot': np.array([0.03], np.float32)}
-
-    def std(noisy):
-        return np.sqrt(np.float32(0.004) ** 2 + np.maximum(np.float32(0), noisy) * np.float32(0.03) ** 2)
-
-    flash = flash.astype(np.float32)
-    expected = np.concatenate([noflash, flash, std(noflash), std(flash)], axis=-1)[0].transpose(2, 0, 1)
-    pair = release.release_input(data, 'flash_noflash')
-    assert pair.dtype == torch.float32 and np.array_equal(pair.numpy(), expected)
-    single = release.release_input(data, 'noflash')
-    assert np.array_equal(single.numpy(), np.concatenate([noflash, std(noflash)], axis=-1)[0].transpose(2, 0, 1))

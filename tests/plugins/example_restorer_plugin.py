@@ -1,7 +1,7 @@
 """Stands for another BasicSR plugin: a package that registers a restorer of its own.
 
 Listing it under ``plugins:`` in an option file is all it takes to train and score its network with
-our data and model (tests/test_plugins.py); the README shows the same with a real package.
+our data and model (tests/test_plugin_restorers.py); the README shows the same with a real package.
 """
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
