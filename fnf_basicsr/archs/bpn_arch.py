@@ -1,4 +1,9 @@
 """BPN baseline: basis prediction networks for burst denoising (Xia et al. 2020)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.archs.fnf_blocks import PaddedBasisUNet, global_average_features, init_like_release
@@ -34,12 +39,17 @@ class BPN(PaddedBasisUNet):
 
     Shape:
         forward(x): (B, in_channels, H, W) -> (B, 3, H, W), any H and W.
+
+    Example:
+        >>> net = BPN(width=0.0625, num_basis=4, kernel_size=5)
+        >>> net(torch.rand(1, 12, 20, 30)).shape
+        torch.Size([1, 3, 20, 30])
     """
 
     global_basis_statistics = True  # a declared capability (fnf_basicsr.archs.capabilities)
 
-    def __init__(self, in_channels=input_channels('flash_noflash'), num_basis=90, kernel_size=15, width=1.0,
-                 input_normalization='none'):
+    def __init__(self, in_channels: int = input_channels('flash_noflash'), num_basis: int = 90, kernel_size: int = 15,
+                 width: float = 1.0, input_normalization: str = 'none'):
         if in_channels % CHANNELS_PER_FRAME or kernel_size % 2 == 0:
             raise ValueError(f'BPN: in_channels must be 6 per frame (frames then noise stds) and kernel_size odd, '
                              f'got in_channels={in_channels}, kernel_size={kernel_size}.')
@@ -51,12 +61,21 @@ class BPN(PaddedBasisUNet):
                          input_normalization=input_normalization)
         init_like_release(self)
 
-    def basis_from_pooled(self, pooled):
+    def basis_from_pooled(self, pooled: Sequence[torch.Tensor]) -> torch.Tensor:
         """The normalised basis predicted from :meth:`pooled_features` (averaged over tiles if tiled).
 
+        Args:
+            pooled: the five (B, C_i) averages of :meth:`pooled_features`.
+
         Returns:
-            Tensor: (B, J, frames * 3, K, K), float32; channel ``frame * 3 + color``; for every j
-            and color the kernels of all frames are positive and sum to 1.
+            (B, J, frames * 3, K, K), float32; channel ``frame * 3 + color``; for every j and color
+            the kernels of all frames are positive and sum to 1.
+
+        Example:
+            >>> net = BPN(width=0.0625, num_basis=4, kernel_size=5)
+            >>> basis = net.basis_from_pooled(net.pooled_features(torch.rand(1, 12, 16, 16)))
+            >>> basis.shape, torch.allclose(basis[:, :, 0::3].sum(dim=(2, 3, 4)), torch.ones(1, 4))
+            (torch.Size([1, 4, 6, 5, 5]), True)
         """
         maps = self.basis_decoder(pooled).float()
         batch, frames, size = maps.shape[0], self.num_frames, self.kernel_size
@@ -66,10 +85,31 @@ class BPN(PaddedBasisUNet):
         basis = maps.softmax(dim=-1).view(batch, self.num_basis, COLOR_CHANNELS, frames, size, size)
         return basis.transpose(2, 3).reshape(batch, self.num_basis, frames * COLOR_CHANNELS, size, size)
 
-    def forward(self, x, basis=None, frame_means=None):
+    def forward(self, x: torch.Tensor, basis: torch.Tensor | None = None,
+                frame_means: torch.Tensor | None = None) -> torch.Tensor:
         """Denoise ``x``; ``basis`` (from :meth:`basis_from_pooled`) replaces the predicted one.
 
-        ``frame_means``: whole-image means for ``input_normalization`` when ``x`` is a tile.
+        Args:
+            x: network input (B, in_channels, H, W), any H and W.
+            basis: (B, J, frames * 3, K, K) basis to use instead of predicting one, e.g. from
+                :meth:`basis_from_pooled` over all tiles of a large image.
+            frame_means: whole-image means (B, frames) for ``input_normalization`` when ``x`` is a tile.
+
+        Returns:
+            The estimate (B, 3, H, W), float32.
+
+        Raises:
+            ValueError: ``x`` is not (B, in_channels, H, W).
+
+        Shape:
+            - x: (B, in_channels, H, W).
+            - output: (B, 3, H, W).
+
+        Example:
+            >>> net = BPN(width=0.0625, num_basis=4, kernel_size=5)
+            >>> lq = torch.rand(1, 12, 16, 16)
+            >>> torch.allclose(net(lq, basis=net.basis_from_pooled(net.pooled_features(lq))), net(lq))
+            True
         """
         bottleneck, skips = self.encode(x, frame_means)
         if basis is None:

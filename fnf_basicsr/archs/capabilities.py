@@ -6,6 +6,9 @@ through :func:`capability` and never probes its methods or signature. A network 
 nothing, such as BasicSR's SwinIR and RRDBNet or a plugin's, gets the defaults: a trainable
 network run by the plain call, with no extra outputs and no whole-image statistics.
 """
+from __future__ import annotations
+
+from typing import Any
 
 # Every capability and the value of a network that does not declare it.
 DEFAULTS = {
@@ -28,11 +31,24 @@ DEFAULTS = {
 }
 
 
-def capability(net, name):
+def capability(net: Any, name: str) -> Any:
     """The value ``net`` (a network or its class) declares for capability ``name``, else the default.
+
+    Args:
+        net: a network (``torch.nn.Module``) or its class.
+        name: a key of :data:`DEFAULTS`.
+
+    Returns:
+        The class attribute ``name`` of ``net`` if it has one, else ``DEFAULTS[name]``.
 
     Raises:
         KeyError: ``name`` is not one of :data:`DEFAULTS` (a typo would otherwise read the default).
+
+    Example:
+        >>> class Reference:
+        ...     trainable = False
+        >>> capability(Reference, 'trainable'), capability(Reference, 'supports_intermediates')
+        (False, False)
     """
     if name not in DEFAULTS:
         raise KeyError(f'unknown network capability {name!r}; known: {sorted(DEFAULTS)}')

@@ -8,6 +8,8 @@ transform (a generalised Anscombe transform for this noise model) where the nois
 everywhere, and every threshold is stated in units of that std: no parameter depends on the
 brightness of one image.
 """
+from __future__ import annotations
+
 import math
 
 import torch
@@ -29,12 +31,23 @@ NO_FLASH, FLASH = image_channels(NOFLASH_FRAME), image_channels(FLASH_FRAME)
 NO_FLASH_STD, FLASH_STD = std_channels(NOFLASH_FRAME, FNF_FRAMES), std_channels(FLASH_FRAME, FNF_FRAMES)
 
 
-def check_fnf_input(lq, owner):
+def check_fnf_input(lq: torch.Tensor, owner: str) -> None:
     """Raise a ValueError unless ``lq`` is a (B, 12, H, W) flash/no-flash input.
 
     Args:
         lq: the network input.
         owner: name of the calling class, quoted in the message.
+
+    Raises:
+        ValueError: ``lq`` is not 4-D with 12 channels.
+
+    Example:
+        >>> check_fnf_input(torch.zeros(1, 12, 4, 4), 'Mine')
+        >>> try:
+        ...     check_fnf_input(torch.zeros(1, 6, 4, 4), 'Mine')
+        ... except ValueError as error:
+        ...     print(str(error)[:48])
+        Mine expects the 12-channel flash/no-flash input
     """
     if lq.dim() != 4 or lq.shape[1] != FNF_CHANNELS:
         raise ValueError(
@@ -43,7 +56,7 @@ def check_fnf_input(lq, owner):
             'Use a dataset in flash/no-flash mode (12 channels), not the no-flash-only or burst modes.')
 
 
-def fit_noise_model(noisy, std):
+def fit_noise_model(noisy: torch.Tensor, std: torch.Tensor) -> tuple[float, float]:
     """Recover the noise parameters of one image from its noise-std map.
 
     The std channels are ``sqrt(sig_read^2 + sig_shot^2 * max(0, noisy))`` (:func:`fnf_basicsr.data.noise.noise_std`),
@@ -57,6 +70,15 @@ def fit_noise_model(noisy, std):
 
     Returns:
         (read_var, shot_var): floats, ``sig_read^2`` (> 0) and ``sig_shot^2`` (>= 0).
+
+    Shape:
+        - noisy, std: (C, H, W).
+
+    Example:
+        >>> noisy = torch.linspace(0, 1, 48).reshape(3, 4, 4)
+        >>> read_var, shot_var = fit_noise_model(noisy, torch.sqrt(1e-4 + 4e-4 * noisy))
+        >>> round(read_var, 6), round(shot_var, 6)
+        (0.0001, 0.0004)
     """
     x = noisy.detach().clamp(min=0).flatten().double()
     v = std.detach().flatten().double() ** 2
@@ -67,13 +89,29 @@ def fit_noise_model(noisy, std):
     return read_var.item(), shot_var.item()
 
 
-def stabilize_variance(x, read_var, shot_var):
+def stabilize_variance(x: torch.Tensor, read_var: float, shot_var: float) -> torch.Tensor:
     """Generalised Anscombe transform: maps the noise of ``x`` to unit std everywhere.
 
     Its derivative is ``1 / std(x)`` with ``std(x)^2 = read_var + shot_var * max(0, x)``: above
     zero ``2 / shot_var * (sqrt(shot_var * x + read_var) - sqrt(read_var))``, written in a form
     that stays finite when ``shot_var`` is 0; below zero linear with slope ``1 / sqrt(read_var)``.
     The transform maps 0 to 0 and is inverted exactly by :func:`unstabilize_variance`.
+
+    Args:
+        x: linear intensities.
+        read_var: ``sig_read^2`` (> 0).
+        shot_var: ``sig_shot^2`` (>= 0).
+
+    Returns:
+        The transformed values, elementwise.
+
+    Shape:
+        - x: any shape.
+        - output: the shape of ``x``.
+
+    Example:
+        >>> stabilize_variance(torch.tensor([-0.01, 0.0, 0.01]), 1e-4, 0.0)
+        tensor([-1.,  0.,  1.])
     """
     sqrt_read = math.sqrt(read_var)
     positive, negative = x.clamp(min=0), x.clamp(max=0)
@@ -81,29 +119,75 @@ def stabilize_variance(x, read_var, shot_var):
     return 2 * positive / (std + sqrt_read) + negative / sqrt_read
 
 
-def unstabilize_variance(z, read_var, shot_var):
+def unstabilize_variance(z: torch.Tensor, read_var: float, shot_var: float) -> torch.Tensor:
     """Algebraic inverse of :func:`stabilize_variance`.
 
     Averaging in the stabilised domain and inverting underestimates by ``shot_var / 4`` to first
-    order (the transform is concave). Adding that back changed the PSNR of the non-local means
-    reference by -0.75 to +0.3 dB on our scenes (a denoiser is not a pure average), so the plain
-    inverse is kept.
+    order (the transform is concave). A denoiser is not a pure average, and adding that back did
+    not help the non-local means reference on our scenes (docs/evaluation.md, "Moved from
+    docstrings"), so the plain inverse is kept.
+
+    Args:
+        z: values in the stabilised domain.
+        read_var: ``sig_read^2`` (> 0), as given to :func:`stabilize_variance`.
+        shot_var: ``sig_shot^2`` (>= 0), as given to :func:`stabilize_variance`.
+
+    Returns:
+        The linear intensities, elementwise.
+
+    Shape:
+        - z: any shape.
+        - output: the shape of ``z``.
+
+    Example:
+        >>> x = torch.tensor([-0.01, 0.0, 0.2, 0.9])
+        >>> torch.allclose(unstabilize_variance(stabilize_variance(x, 1e-4, 4e-4), 1e-4, 4e-4), x, atol=1e-6)
+        True
     """
     return z * math.sqrt(read_var) + shot_var * z.clamp(min=0) ** 2 / 4
 
 
-def stabilized_pair(image, std):
-    """The image in the stabilised domain plus the fitted (read_var, shot_var) to invert it."""
+def stabilized_pair(image: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, tuple[float, float]]:
+    """The image in the stabilised domain plus the fitted (read_var, shot_var) to invert it.
+
+    Args:
+        image: (C, H, W) noisy linear image.
+        std: (C, H, W) its noise std map.
+
+    Returns:
+        ``(stabilize_variance(image, read_var, shot_var), (read_var, shot_var))`` with the parameters
+        of :func:`fit_noise_model`.
+
+    Example:
+        >>> image = torch.full((3, 4, 4), 0.04)
+        >>> stabilized, (read_var, shot_var) = stabilized_pair(image, torch.full((3, 4, 4), 0.01))
+        >>> round(stabilized[0, 0, 0].item(), 3), round(read_var, 6), shot_var
+        (4.0, 0.0001, 0.0)
+    """
     read_var, shot_var = fit_noise_model(image, std)
     return stabilize_variance(image, read_var, shot_var), (read_var, shot_var)
 
 
-def gaussian_blur(x, sigma):
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur with reflect padding, truncated at 3 sigma.
 
     Args:
         x: (N, C, H, W) tensor.
         sigma: std in pixels; values below 0.3 return ``x`` unchanged.
+
+    Returns:
+        The blurred tensor (``x`` itself for a tiny ``sigma``).
+
+    Shape:
+        - x: (N, C, H, W).
+        - output: (N, C, H, W).
+
+    Example:
+        >>> impulse = torch.zeros(1, 1, 9, 9)
+        >>> impulse[0, 0, 4, 4] = 1.0
+        >>> blurred = gaussian_blur(impulse, 1.0)
+        >>> round(blurred.sum().item(), 4), blurred.argmax().item()
+        (1.0, 40)
     """
     if sigma < 0.3:
         return x
@@ -117,7 +201,8 @@ def gaussian_blur(x, sigma):
     return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
-def bilateral_grid_filter(values, guide, sigma_space, sigma_range):
+def bilateral_grid_filter(values: torch.Tensor, guide: torch.Tensor, sigma_space: float,
+                          sigma_range: float) -> torch.Tensor:
     """Joint bilateral filter of ``values`` with edges from ``guide``, on a bilateral grid.
 
     The bilateral grid (Chen, Paris, Durand, SIGGRAPH 2007): pixels are splatted with trilinear
@@ -137,10 +222,26 @@ def bilateral_grid_filter(values, guide, sigma_space, sigma_range):
         sigma_space: spatial std in pixels (>= 1).
         sigma_range: range std in guide units (> 0).
 
+    Returns:
+        The filtered image.
+
+    Raises:
+        ValueError: mismatched shapes, ``sigma_space < 1`` or ``sigma_range <= 0``.
+
     Shape:
-        Output: (C, H, W), like ``values``.
+        - values: (C, H, W).
+        - guide: (H, W).
+        - output: (C, H, W), like ``values``.
 
     The splat uses ``index_add_``, which is deterministic on CPU only.
+
+    Example:
+        >>> guide = torch.zeros(16, 16)
+        >>> guide[:, 8:] = 100.0  # an edge many range sigmas high
+        >>> values = guide[None] / 100
+        >>> smoothed = bilateral_grid_filter(values, guide, 2.0, 1.0)
+        >>> round(smoothed[0, 4, 7].item(), 3), round(smoothed[0, 4, 8].item(), 3)
+        (0.0, 1.0)
     """
     if values.dim() != 3 or guide.shape != values.shape[1:]:
         raise ValueError(f'bilateral_grid_filter expects values (C, H, W) and guide (H, W) of the same size, '

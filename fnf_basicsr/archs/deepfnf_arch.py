@@ -1,4 +1,8 @@
 """DeepFnF: flash/no-flash denoising by a two-scale kernel basis and a scale map (Xia et al. 2021)."""
+from __future__ import annotations
+
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -10,7 +14,7 @@ from fnf_basicsr.ops.kernel_filter import basis_filter, tent_kernel, two_scale_f
 TENT_PADDINGS = ('reflect', 'zeros')
 
 
-def zero_padded_tent_prefilter(image, d):
+def zero_padded_tent_prefilter(image: torch.Tensor, d: int) -> torch.Tensor:
     """X^h of Eq. 4 as the released graph computes it: the tent filter as a 'SAME' conv, zero padding.
 
     Near the border the tent reaches outside the image and reads zeros, so the smoothed image
@@ -18,11 +22,20 @@ def zero_padded_tent_prefilter(image, d):
     unlike the reflect-padded :func:`fnf_basicsr.ops.kernel_filter.lowpass_prefilter`.
 
     Args:
-        image (Tensor): shape (B, C, H, W).
-        d (int): upsampling factor of the low-frequency kernels.
+        image: the image to smooth.
+        d: upsampling factor of the low-frequency kernels.
 
     Returns:
-        Tensor: shape (B, C, H, W), float32 (float64 stays float64), also under autocast.
+        The smoothed image, float32 (float64 stays float64), also under autocast.
+
+    Shape:
+        - image: (B, C, H, W).
+        - output: (B, C, H, W).
+
+    Example:
+        >>> smoothed = zero_padded_tent_prefilter(torch.ones(1, 1, 8, 8), 4)
+        >>> round(smoothed[0, 0, 0, 0].item(), 4), round(smoothed[0, 0, 4, 4].item(), 4)
+        (0.3906, 1.0)
     """
     dtype = torch.float64 if image.dtype == torch.float64 else torch.float32
     with torch.autocast(device_type=image.device.type, enabled=False):
@@ -95,9 +108,10 @@ class DeepFnF(PaddedBasisUNet):
     supports_intermediates = True
     global_basis_statistics = True
 
-    def __init__(self, in_channels=input_channels('flash_noflash'), num_basis=90, kernel_size=15, upsample=4, width=1.0,
-                 use_lowpass=True, use_scale_map=True, upsampling='half_pixel', tent_padding='reflect',
-                 input_normalization='none', scale_map_bias=0.0, identity_term=False):
+    def __init__(self, in_channels: int = input_channels('flash_noflash'), num_basis: int = 90, kernel_size: int = 15,
+                 upsample: int = 4, width: float = 1.0, use_lowpass: bool = True, use_scale_map: bool = True,
+                 upsampling: str = 'half_pixel', tent_padding: str = 'reflect', input_normalization: str = 'none',
+                 scale_map_bias: float = 0.0, identity_term: bool = False):
         if kernel_size % 2 == 0:
             raise ValueError(f'DeepFnF: kernel_size must be odd (kernels are centred), got {kernel_size}.')
         if tent_padding not in TENT_PADDINGS:
@@ -121,11 +135,20 @@ class DeepFnF(PaddedBasisUNet):
         if use_scale_map:
             nn.init.constant_(self.coefficient_decoder.output.bias[self.num_coefficients:], scale_map_bias)
 
-    def basis_from_pooled(self, pooled):
+    def basis_from_pooled(self, pooled: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The basis (A, B) predicted from :meth:`pooled_features` (averaged over tiles if tiled).
 
+        Args:
+            pooled: the five (B, C_i) averages of :meth:`pooled_features`.
+
         Returns:
-            tuple: basis_a (B, J, 3, K, K) and basis_b (B, J, 3, K, K), or None without low-pass.
+            basis_a (B, J, 3, K, K) and basis_b (B, J, 3, K, K), or None without low-pass.
+
+        Example:
+            >>> net = DeepFnF(width=0.0625, num_basis=4, kernel_size=5, upsample=2)
+            >>> basis_a, basis_b = net.basis_from_pooled(net.pooled_features(torch.rand(1, 12, 16, 16)))
+            >>> basis_a.shape, basis_b.shape
+            (torch.Size([1, 4, 3, 5, 5]), torch.Size([1, 4, 3, 5, 5]))
         """
         maps = self.basis_decoder(pooled)
         batch, size = maps.shape[0], self.kernel_size
@@ -135,21 +158,36 @@ class DeepFnF(PaddedBasisUNet):
         basis_b = maps[:, 1] if self.use_lowpass else None
         return maps[:, 0], basis_b
 
-    def forward(self, x, basis=None, return_intermediates=False, frame_means=None):
+    def forward(self, x: torch.Tensor, basis: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+                return_intermediates: bool = False,
+                frame_means: torch.Tensor | None = None) -> torch.Tensor | dict[str, torch.Tensor | None]:
         """Denoise ``x``.
 
         Args:
-            x (Tensor): network input (B, in_channels, H, W), any H and W.
-            basis (tuple, optional): (basis_a, basis_b) to use instead of predicting them, e.g.
-                from :meth:`basis_from_pooled` over all tiles of a large image.
-            return_intermediates (bool): return a dict instead of the image.
-            frame_means (Tensor, optional): (B, frames) whole-image means for
-                ``input_normalization: frame_mean`` when ``x`` is a tile (default: those of ``x``).
+            x: network input (B, in_channels, H, W), any H and W.
+            basis: (basis_a, basis_b) to use instead of predicting them, e.g. from
+                :meth:`basis_from_pooled` over all tiles of a large image.
+            return_intermediates: return a dict instead of the image.
+            frame_means: (B, frames) whole-image means for ``input_normalization: frame_mean`` when
+                ``x`` is a tile (default: those of ``x``).
 
         Returns:
-            Tensor (B, 3, H, W), float32; or a dict with ``output``, ``filtered`` (F),
+            The estimate (B, 3, H, W), float32; or a dict with ``output``, ``filtered`` (F),
             ``scale_map`` (G, None without scale map), ``coeffs`` (B, J, H, W), ``basis_a`` and
             ``basis_b`` (B, J, 3, K, K; basis_b None without low-pass).
+
+        Raises:
+            ValueError: ``x`` has the wrong channels, or ``basis`` the wrong shapes.
+
+        Shape:
+            - x: (B, in_channels, H, W).
+            - output: (B, 3, H, W).
+
+        Example:
+            >>> net = DeepFnF(width=0.0625, num_basis=4, kernel_size=5, upsample=2)
+            >>> parts = net(torch.rand(1, 12, 20, 30), return_intermediates=True)
+            >>> parts['output'].shape, parts['coeffs'].shape
+            (torch.Size([1, 3, 20, 30]), torch.Size([1, 4, 20, 30]))
         """
         size = x.shape[-2:]
         bottleneck, skips = self.encode(x, frame_means)

@@ -17,8 +17,8 @@ What differs from the paper, and why:
   while the joint filter is harmless there: in a shadow the flash guide holds only the same
   ambient light plus noise, so it averages like a plain bilateral filter, and where the test
   also flags dark but flash-lit albedo the flash's edges still help. The paper's replacement
-  cost 1 to 6 dB on our photo-textured test scenes (largest at 100x with large dark regions)
-  and changed nothing measurable (within 0.1 dB) on our ray-cast scenes;
+  scored lower on our photo-textured test scenes and no better on our ray-cast ones
+  (docs/evaluation.md, "Moved from docstrings");
 - all filters run on a bilateral grid (:func:`bilateral_grid_filter`), which is O(H * W);
 - range differences are measured in the variance-stabilised domain (unit noise std), so the
   range sigma is a number of noise stds; the values averaged stay linear, so the averages are
@@ -31,6 +31,8 @@ What differs from the paper, and why:
 The flash is misaligned by a small homography in this project's data and is used as it comes:
 the paper assumes aligned pairs, and that weakness is part of what the benchmark shows.
 """
+from __future__ import annotations
+
 import math
 
 import torch
@@ -57,23 +59,25 @@ class JointBilateralFnF(nn.Module):
     No learned parameters (``trainable = False``): FnFModel only runs it. Runs on the input's
     device; results are bit-identical between runs on the CPU.
 
+    The scores behind the defaults of ``flat_noise_target``, ``detail_transfer`` and
+    ``detail_eps`` are in docs/evaluation.md ("Moved from docstrings").
+
     Args:
         sigma_space: spatial std in pixels; None (default) sets it per image so that a Gaussian
             average over a flat area leaves ``flat_noise_target`` of relative noise.
         flat_noise_target: relative noise (noise std / mean signal) left on flat areas, used when
-            ``sigma_space`` is None. With 0.03 the mean loss against the best spatial sigma per
-            image was 0.15 dB (photo-textured scenes) and 0.42 dB (ray-cast scenes) at dimming
-            factors 12.5 to 100.
+            ``sigma_space`` is None; 0.03 comes close to the best spatial sigma per image on our
+            scenes.
         max_sigma_space_fraction: the automatic spatial sigma is at most this fraction of the
             shorter image side.
         sigma_range: range std in noise stds of the stabilised guide.
         detail_transfer: multiply by the flash detail layer ``(F + eps) / (F_Base + eps)``. On by
-            default because it is part of the paper's method; on our ray-cast scenes turning it
-            off was 0.0 to 0.3 dB better (the misaligned flash's edges and its specular shading
-            enter the detail layer), on our photo-textured ones it gained 0.1 to 0.4 dB.
+            default because it is part of the paper's method; it helped on our photo-textured
+            scenes and not on our ray-cast ones (the misaligned flash's edges and its specular
+            shading enter the detail layer).
         detail_eps: ``eps`` of the detail layer as a fraction of ``flash_white_level``; it keeps
             dark, noisy flash pixels from injecting noise. The paper used 0.02 (white at 1); 0.05
-            was 0.15 to 0.45 dB better on our ray-cast scenes at dimming factors 12.5 to 100.
+            scored better on our ray-cast scenes.
         flash_mask: no detail transfer in flash shadows and specularities.
         shadow_threshold: a pixel is in flash shadow when the flash adds less than this many noise
             stds (of the 1-px-smoothed difference F - A) to the no-flash image.
@@ -96,9 +100,11 @@ class JointBilateralFnF(nn.Module):
 
     trainable = False
 
-    def __init__(self, sigma_space=None, flat_noise_target=0.03, max_sigma_space_fraction=1 / 32, sigma_range=6.0,
-                 detail_transfer=True, detail_eps=0.05, flash_mask=True, shadow_threshold=3.0,
-                 specular_fraction=0.95, flash_white_level=FLASH_GAIN, mask_dilation=4, mask_feather=2.0):
+    def __init__(self, sigma_space: float | None = None, flat_noise_target: float = 0.03,
+                 max_sigma_space_fraction: float = 1 / 32, sigma_range: float = 6.0, detail_transfer: bool = True,
+                 detail_eps: float = 0.05, flash_mask: bool = True, shadow_threshold: float = 3.0,
+                 specular_fraction: float = 0.95, flash_white_level: float = FLASH_GAIN, mask_dilation: int = 4,
+                 mask_feather: float = 2.0):
         super().__init__()
         positive = dict(flat_noise_target=flat_noise_target, max_sigma_space_fraction=max_sigma_space_fraction,
                         sigma_range=sigma_range, detail_eps=detail_eps, specular_fraction=specular_fraction,
@@ -123,7 +129,26 @@ class JointBilateralFnF(nn.Module):
         self.mask_feather = mask_feather
 
     @torch.no_grad()
-    def forward(self, lq):
+    def forward(self, lq: torch.Tensor) -> torch.Tensor:
+        """Denoise every sample of ``lq`` (computed in float32, returned in ``lq``'s dtype).
+
+        Args:
+            lq: the 12-channel flash/no-flash input.
+
+        Returns:
+            The linear estimate of the no-flash image at the input's scale.
+
+        Raises:
+            ValueError: ``lq`` is not (B, 12, H, W).
+
+        Shape:
+            - lq: (B, 12, H, W).
+            - output: (B, 3, H, W).
+
+        Example:
+            >>> JointBilateralFnF(sigma_space=2.0)(torch.rand(2, 12, 16, 16) * 0.01).shape
+            torch.Size([2, 3, 16, 16])
+        """
         check_fnf_input(lq, type(self).__name__)
         return torch.stack([self._filter(sample.float()) for sample in lq]).to(lq.dtype)
 
@@ -147,13 +172,24 @@ class JointBilateralFnF(nn.Module):
             result = result * detail
         return result
 
-    def spatial_sigma(self, no_flash_guide):
+    def spatial_sigma(self, no_flash_guide: torch.Tensor) -> float:
         """Spatial std (pixels) for one image, from its stabilised luminance (unit noise std).
 
         The mean of the stabilised image is the mean signal in noise stds (its SNR). A Gaussian of
         std s averages about 4 * pi * s^2 pixels, so on a flat area it leaves a relative noise of
         1 / (SNR * sqrt(4 * pi) * s); s is chosen to make that ``flat_noise_target``, then
         clamped to [2 px, max_sigma_space_fraction * shorter side].
+
+        Args:
+            no_flash_guide: (H, W) stabilised luminance of the no-flash image, in noise stds.
+
+        Returns:
+            ``sigma_space`` when set, else the automatic spatial std in pixels.
+
+        Example:
+            >>> net = JointBilateralFnF()
+            >>> net.spatial_sigma(torch.full((256, 256), 1000.0)), net.spatial_sigma(torch.full((256, 256), 0.1))
+            (2.0, 8.0)
         """
         if self.sigma_space is not None:
             return float(self.sigma_space)
@@ -163,12 +199,29 @@ class JointBilateralFnF(nn.Module):
         largest = max(MIN_SIGMA_SPACE, self.max_sigma_space_fraction * min(no_flash_guide.shape))
         return min(max(sigma, MIN_SIGMA_SPACE), largest)
 
-    def unreliable_flash_mask(self, no_flash, flash, no_flash_noise, flash_noise):
+    def unreliable_flash_mask(self, no_flash: torch.Tensor, flash: torch.Tensor, no_flash_noise: tuple[float, float],
+                              flash_noise: tuple[float, float]) -> torch.Tensor:
         """Soft (1, H, W) mask, 1 where the flash is in shadow or specular (Petschnigg Sec. 4.3).
 
         Args:
-            no_flash, flash: (3, H, W) noisy linear images.
-            no_flash_noise, flash_noise: their fitted (read_var, shot_var).
+            no_flash: (3, H, W) noisy linear no-flash image.
+            flash: (3, H, W) noisy linear flash image.
+            no_flash_noise: the no-flash image's fitted (read_var, shot_var).
+            flash_noise: the flash image's fitted (read_var, shot_var).
+
+        Returns:
+            The mask, values in [0, 1].
+
+        Shape:
+            - no_flash, flash: (3, H, W).
+            - output: (1, H, W).
+
+        Example:
+            >>> no_flash, flash = torch.full((3, 32, 32), 0.01), torch.full((3, 32, 32), 0.5)
+            >>> flash[:, :, :16] = 0.01  # the left half in flash shadow
+            >>> mask = JointBilateralFnF().unreliable_flash_mask(no_flash, flash, (1e-6, 1e-6), (1e-6, 1e-6))
+            >>> mask.shape, round(mask[0, 16, 0].item(), 3), round(mask[0, 16, 31].item(), 3)
+            (torch.Size([1, 32, 32]), 1.0, 0.0)
         """
         smoothing = MASK_SMOOTHING
         no_flash_lum = gaussian_blur(no_flash.mean(0, keepdim=True)[None], smoothing)[0]
@@ -186,7 +239,16 @@ class JointBilateralFnF(nn.Module):
             mask = F.max_pool2d(mask, 2 * self.mask_dilation + 1, 1, self.mask_dilation)
         return gaussian_blur(mask, self.mask_feather)[0]
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        """The main options, shown by ``print(net)``.
+
+        Returns:
+            ``'sigma_space=..., sigma_range=..., detail_transfer=..., flash_mask=...'``.
+
+        Example:
+            >>> JointBilateralFnF().extra_repr()
+            'sigma_space=auto, sigma_range=6.0, detail_transfer=True, flash_mask=True'
+        """
         sigma = 'auto' if self.sigma_space is None else self.sigma_space
         return (f'sigma_space={sigma}, sigma_range={self.sigma_range}, detail_transfer={self.detail_transfer}, '
                 f'flash_mask={self.flash_mask}')

@@ -1,4 +1,7 @@
 """KPN baseline: per-pixel kernels for each frame (Mildenhall et al. 2018), on our U-Net."""
+from __future__ import annotations
+
+import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from fnf_basicsr.archs.fnf_blocks import PaddedUNet, init_like_release
@@ -34,10 +37,15 @@ class KPN(PaddedUNet):
     Shape:
         forward(x): (B, in_channels, H, W) -> (B, 3, H, W), any H and W; ``forward(x, frame_means)``
         normalises by given whole-image means (tiled inference).
+
+    Example:
+        >>> net = KPN(width=0.0625, kernel_size=5)
+        >>> net(torch.rand(1, 12, 20, 30)).shape
+        torch.Size([1, 3, 20, 30])
     """
 
-    def __init__(self, in_channels=input_channels('flash_noflash'), kernel_size=15, width=1.0,
-                 input_normalization='none'):
+    def __init__(self, in_channels: int = input_channels('flash_noflash'), kernel_size: int = 15, width: float = 1.0,
+                 input_normalization: str = 'none'):
         if in_channels % CHANNELS_PER_FRAME or kernel_size % 2 == 0:
             raise ValueError(f'KPN: in_channels must be 6 per frame (frames then noise stds) and kernel_size odd, '
                              f'got in_channels={in_channels}, kernel_size={kernel_size}.')
@@ -47,7 +55,28 @@ class KPN(PaddedUNet):
                          input_normalization=input_normalization)
         init_like_release(self)
 
-    def forward(self, x, frame_means=None):
+    def forward(self, x: torch.Tensor, frame_means: torch.Tensor | None = None) -> torch.Tensor:
+        """Denoise ``x``: every frame filtered by its per-pixel kernels, the filtered frames summed.
+
+        Args:
+            x: network input (B, in_channels, H, W), any H and W.
+            frame_means: (B, frames) whole-image means for ``input_normalization: frame_mean`` when
+                ``x`` is a tile (default: those of ``x``).
+
+        Returns:
+            The estimate (B, 3, H, W).
+
+        Raises:
+            ValueError: ``x`` is not (B, in_channels, H, W).
+
+        Shape:
+            - x: (B, in_channels, H, W).
+            - output: (B, 3, H, W).
+
+        Example:
+            >>> KPN(in_channels=6, width=0.0625, kernel_size=3)(torch.rand(2, 6, 8, 8)).shape
+            torch.Size([2, 3, 8, 8])
+        """
         bottleneck, skips = self.encode(x, frame_means)
         kernels = self.decode(bottleneck, skips, x.shape[-2:])
         taps = self.kernel_size * self.kernel_size

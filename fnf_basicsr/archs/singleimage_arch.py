@@ -7,11 +7,11 @@ al. 2008) applied in the variance-stabilised domain of :mod:`classical_util`, wh
 unit std everywhere, with every parameter in units of that std.
 
 Why non-local means and not BM3D: the `bm3d` wheel (4.0.3, with `bm4d` 4.2.5) installs and runs
-here, but its licence allows non-commercial use only (this project is Apache-2.0), and it is slow
-on a CPU: on 448x448 colour images of our test scenes its reference profile was 0.1 to 1.6 dB
-better than this non-local means at 13 to 30 s per image, its fast profile -0.5 to +1.0 dB at 5
-to 11 s, against about 1 s here (2 shared cores; the task report has the measurements).
+here, but its licence allows non-commercial use only (this project is Apache-2.0), and it is much
+slower on a CPU for a modest gain (the comparison: docs/evaluation.md, "Moved from docstrings").
 """
+from __future__ import annotations
+
 import torch
 from skimage.restoration import denoise_nl_means
 from torch import nn
@@ -41,10 +41,7 @@ class NLMeansNoFlash(nn.Module):
             subtracts the expected noise distance first because the std is passed as ``sigma=1``.
 
     The defaults were chosen on two sets of test scenes (photo-textured, ray-cast) at dimming
-    factors 12.5 to 100, by mean PSNR: patch 5 lost 0.1 to 0.3 dB against 7 (photo); patch 9 with
-    radius 12 to 15 was within 0.2 dB of 7 with radius 10 (both sets) at up to twice the time;
-    h = 0.6 tied with 0.5 and beat 0.4 and 0.7 by 0.3 and 0.15 dB (photo), and beat 0.5 by 0.1 to
-    0.7 dB while 0.7 was within 0.3 dB of it (ray-cast).
+    factors 12.5 to 100, by mean PSNR (the scores: docs/evaluation.md, "Moved from docstrings").
 
     Shape:
         - Input: (B, 12, H, W) flash/no-flash or burst input, or (B, 6, H, W) no-flash-only input.
@@ -58,7 +55,7 @@ class NLMeansNoFlash(nn.Module):
 
     trainable = False
 
-    def __init__(self, patch_size=7, patch_distance=10, h=0.6):
+    def __init__(self, patch_size: int = 7, patch_distance: int = 10, h: float = 0.6):
         super().__init__()
         if patch_size < 1 or patch_distance < 1 or h <= 0:
             raise ValueError(f'NLMeansNoFlash needs patch_size >= 1, patch_distance >= 1 and h > 0, got '
@@ -68,7 +65,26 @@ class NLMeansNoFlash(nn.Module):
         self.h = float(h)
 
     @torch.no_grad()
-    def forward(self, lq):
+    def forward(self, lq: torch.Tensor) -> torch.Tensor:
+        """Denoise the no-flash image of every sample (on the CPU), returned on ``lq``'s device and dtype.
+
+        Args:
+            lq: flash/no-flash, burst or no-flash-only input.
+
+        Returns:
+            The linear estimate of the no-flash image at the input's scale.
+
+        Raises:
+            ValueError: ``lq`` has neither 12 nor 6 channels.
+
+        Shape:
+            - lq: (B, 12, H, W) or (B, 6, H, W).
+            - output: (B, 3, H, W).
+
+        Example:
+            >>> NLMeansNoFlash(patch_size=3, patch_distance=2)(torch.rand(1, 6, 16, 16) * 0.01).shape
+            torch.Size([1, 3, 16, 16])
+        """
         if lq.dim() != 4 or lq.shape[1] not in _NO_FLASH_AND_STD:
             raise ValueError(f'NLMeansNoFlash expects (B, 12, H, W) (no-flash 0:3, its std 6:9) or (B, 6, H, W) '
                              f'(no-flash 0:3, its std 3:6), got shape {tuple(lq.shape)}')
@@ -85,5 +101,14 @@ class NLMeansNoFlash(nn.Module):
         denoised = torch.from_numpy(denoised).permute(2, 0, 1).float()
         return unstabilize_variance(denoised, *noise_params)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        """The options, shown by ``print(net)``.
+
+        Returns:
+            ``'patch_size=..., patch_distance=..., h=...'``.
+
+        Example:
+            >>> NLMeansNoFlash().extra_repr()
+            'patch_size=7, patch_distance=10, h=0.6'
+        """
         return f'patch_size={self.patch_size}, patch_distance={self.patch_distance}, h={self.h}'
