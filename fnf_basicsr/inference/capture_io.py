@@ -25,12 +25,15 @@ photo is reported; exposure ratio and color matrix must be usable. Each refusal 
 Outputs are written to a temporary file beside the target and moved into place, so a reader
 never sees half a file; an existing file is only replaced when asked, and never an input.
 """
+from __future__ import annotations
+
 import io
 import math
 import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -76,7 +79,12 @@ GAMMA_PROFILES = (b'sRGB', b'Adobe RGB', b'Display P3', b'ProPhoto', b'Rec. 709'
 
 
 class CaptureError(DataError):
-    """An input file that cannot be used as it is; the message names the file and the fix (a ValueError)."""
+    """An input file that cannot be used as it is; the message names the file and the fix (a ValueError).
+
+    Example:
+        >>> issubclass(CaptureError, ValueError)
+        True
+    """
 
 
 @dataclass
@@ -94,17 +102,22 @@ class LinearImage:
         orientation: the EXIF orientation (1-8) that was applied; 1 when the file has none.
         clipped: share of pixels with a channel at the file's white level (saturated).
         notes: what was dropped or clipped while reading, for the user.
+
+    Example:
+        >>> image = LinearImage(np.zeros((2, 2, 3), np.float32), Path('a.png'), 'srgb', 8)
+        >>> image.orientation, image.color_matrix, image.notes
+        (1, None, [])
     """
     pixels: np.ndarray
     path: Path
     encoding: str
     bit_depth: int
-    color_matrix: np.ndarray = None
-    exposure: float = None
-    noise: tuple = None
+    color_matrix: np.ndarray | None = None
+    exposure: float | None = None
+    noise: tuple[float, float] | None = None
     orientation: int = 1
     clipped: float = 0.0
-    notes: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -119,21 +132,29 @@ class CapturePair:
         flash_shares_noise: the flash image is the flash photo as read, taken with the no-flash
             photo's exposure settings, so it has the same noise parameters (not after exposure
             scaling, nor a flash-only difference image).
+        noflash_path: the no-flash file.
+        flash_path: the flash file, or None.
         noise: (sig_read, sig_shot) of the no-flash photo from its metadata, or None.
         notes: what was assumed or read, for the user.
+
+    Example:
+        >>> pair = CapturePair(np.zeros((2, 2, 3), np.float32), None, np.eye(3, dtype=np.float32), Path('a.png'))
+        >>> pair.flash is None, pair.flash_shares_noise
+        (True, False)
     """
     noflash: np.ndarray
-    flash: np.ndarray
+    flash: np.ndarray | None
     color_matrix: np.ndarray
     noflash_path: Path
-    flash_path: Path = None
+    flash_path: Path | None = None
     flash_shares_noise: bool = False
-    noise: tuple = None
-    notes: list = field(default_factory=list)
+    noise: tuple[float, float] | None = None
+    notes: list[str] = field(default_factory=list)
 
 
-def read_capture_pair(noflash_path, flash_path=None, encoding='auto', flash_only=False, exposure_ratio=None,
-                      color_matrix=None):
+def read_capture_pair(noflash_path: str | Path, flash_path: str | Path | None = None, encoding: str = 'auto',
+                      flash_only: bool = False, exposure_ratio: float | None = None,
+                      color_matrix: Sequence[float] | np.ndarray | None = None) -> CapturePair:
     """Read a capture pair and bring the flash photo to the no-flash exposure.
 
     Args:
@@ -146,10 +167,23 @@ def read_capture_pair(noflash_path, flash_path=None, encoding='auto', flash_only
             multiplied by it. Default: from both files' EXIF, else 1.
         color_matrix: (3, 3) camera -> linear sRGB overriding the files' metadata.
 
+    Returns:
+        The pair, with notes on what was read and assumed.
+
     Raises:
         FileNotFoundError, CaptureError: see :func:`read_image`; the same file given twice, photos that
             differ in size, encoding or orientation, a black no-flash photo, a no-flash photo brighter
             than the flash photo (swapped), an unusable exposure ratio or color matrix.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     noflash, flash = Path(folder) / 'a_noflash.png', Path(folder) / 'a_flash.png'
+        ...     _ = cv2.imwrite(str(noflash), np.full((8, 8, 3), 40, np.uint8))
+        ...     _ = cv2.imwrite(str(flash), np.full((8, 8, 3), 200, np.uint8))
+        ...     pair = read_capture_pair(noflash, flash)
+        >>> pair.noflash.shape, pair.flash.dtype, pair.flash_shares_noise
+        ((8, 8, 3), dtype('float32'), True)
     """
     noflash = _clip_negative(read_image(noflash_path, encoding))
     notes = [f'no-flash: {noflash.path} ({noflash.bit_depth}-bit, {_ENCODING_NOTES[noflash.encoding]})',
@@ -181,13 +215,28 @@ def read_capture_pair(noflash_path, flash_path=None, encoding='auto', flash_only
 _ENCODING_NOTES = {'linear': 'linear', 'srgb': 'sRGB, linearised', 'raw': 'camera raw, demosaiced'}
 
 
-def read_image(path, encoding='auto'):
+def read_image(path: str | Path, encoding: str = 'auto') -> LinearImage:
     """Read one photo as linear RGB (see the module docstring for the formats).
+
+    Args:
+        path: the photo.
+        encoding: ``'auto'`` (8-bit: sRGB, 16-bit / float: linear), ``'linear'`` or ``'srgb'``.
+
+    Returns:
+        The photo with what its file says (bit depth, color matrix, exposure, orientation, clipping).
 
     Raises:
         FileNotFoundError: the file does not exist.
         CaptureError: unsupported extension, undecodable file, grayscale, a bit depth that
             contradicts ``encoding``, malformed color metadata, or DNG without rawpy.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = cv2.imwrite(str(Path(folder) / 'a.png'), np.full((4, 6, 3), 65535, np.uint16))
+        ...     image = read_image(Path(folder) / 'a.png')
+        >>> image.pixels.shape, image.encoding, image.bit_depth, image.clipped
+        ((4, 6, 3), 'linear', 16, 1.0)
     """
     path = Path(path)
     if encoding not in ENCODINGS:
@@ -231,8 +280,11 @@ def read_image(path, encoding='auto'):
                        notes)
 
 
-def find_pairs(folder):
+def find_pairs(folder: str | Path) -> list[tuple[str, Path, Path]]:
     """The capture pairs of a folder, sorted by name.
+
+    Args:
+        folder: the folder (not searched recursively).
 
     Returns:
         list of (name, noflash_path, flash_path).
@@ -241,6 +293,14 @@ def find_pairs(folder):
         FileNotFoundError: the folder does not exist.
         CaptureError: a name with two no-flash (or two flash) files, a photo without its partner,
             or no pair at all.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     for name in ('b_noflash.jpg', 'b_flash.jpg', 'a_ambient.png', 'a_flash.png', 'notes.txt'):
+        ...         _ = (Path(folder) / name).write_bytes(b'')
+        ...     [(name, noflash.name, flash.name) for name, noflash, flash in find_pairs(folder)]
+        [('a', 'a_ambient.png', 'a_flash.png'), ('b', 'b_noflash.jpg', 'b_flash.jpg')]
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -270,8 +330,26 @@ def find_pairs(folder):
     return [(name, roles['noflash'][name], roles['flash'][name]) for name in sorted(roles['noflash'])]
 
 
-def unpaired_entries(folder, pairs):
-    """Every entry of ``folder`` that :func:`find_pairs` did not put in ``pairs``, with why, sorted by name."""
+def unpaired_entries(folder: str | Path, pairs: Iterable[tuple[str, Path, Path]]) -> list[tuple[Path, str]]:
+    """Every entry of ``folder`` that :func:`find_pairs` did not put in ``pairs``, with why, sorted by name.
+
+    Args:
+        folder: the folder of pairs.
+        pairs: what :func:`find_pairs` returned.
+
+    Returns:
+        ``(path, reason)`` per entry left out.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     for name in ('a_noflash.png', 'a_flash.png', 'B_NoFlash.png', 'notes.txt'):
+        ...         _ = (Path(folder) / name).write_bytes(b'')
+        ...     for path, reason in unpaired_entries(folder, find_pairs(folder)):
+        ...         print(f'{path.name}: {reason.split(":")[0]}')
+        B_NoFlash.png: its name ends with '_NoFlash', but the markers are lower case
+        notes.txt: not a supported image type (.txt)
+    """
     used = {path.name for _, noflash, flash in pairs for path in (noflash, flash)}
     entries = [(path, _unpaired_reason(path)) for path in sorted(Path(folder).iterdir()) if path.name not in used]
     return [(path, reason) for path, reason in entries if reason]
@@ -301,13 +379,31 @@ def _unpaired_reason(path):
     return "its name ends with none of '_noflash', '_ambient', '_flash'"
 
 
-def check_output_paths(outputs, inputs, overwrite=False):
+def check_output_paths(outputs: Iterable[str | Path], inputs: Iterable[str | Path | None],
+                       overwrite: bool = False) -> None:
     """Refuse outputs that are an input (always), that exist (unless ``overwrite``), or whose folder
     cannot be written; create missing output folders and remove temporaries that killed runs left.
+
+    Args:
+        outputs: the files to write.
+        inputs: the files read (None entries are skipped).
+        overwrite: allow replacing existing outputs (never an input).
 
     Raises:
         CaptureError: an output names an input file, or exists and ``overwrite`` is False.
         OutputError: an output's folder is under a regular file, cannot be created, or is read-only.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     photo = Path(folder) / 'a_noflash.png'
+        ...     _ = photo.write_bytes(b'')
+        ...     check_output_paths([Path(folder) / 'out' / 'a.png'], [photo])
+        ...     try:
+        ...         check_output_paths([photo], [photo], overwrite=True)
+        ...     except CaptureError as error:
+        ...         print('is the input' in str(error))
+        True
     """
     inputs = [Path(path) for path in inputs if path is not None]
     for output in outputs:
@@ -326,8 +422,25 @@ def check_output_paths(outputs, inputs, overwrite=False):
                                'another path')
 
 
-def encode_srgb_png(srgb, bits=8):
-    """PNG bytes of an (H, W, 3) sRGB image in [0, 1] (clipped), 8 or 16 bits per sample."""
+def encode_srgb_png(srgb: np.ndarray, bits: int = 8) -> bytes:
+    """PNG bytes of an (H, W, 3) sRGB image in [0, 1] (clipped), 8 or 16 bits per sample.
+
+    Args:
+        srgb: (H, W, 3) RGB values, clipped to [0, 1].
+        bits: 8 or 16.
+
+    Returns:
+        The PNG file's bytes.
+
+    Raises:
+        ValueError: ``bits`` is neither 8 nor 16.
+
+    Example:
+        >>> data = encode_srgb_png(np.full((2, 3, 3), 2.0), bits=16)
+        >>> decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        >>> data[:4], decoded.shape, int(decoded.max())
+        (b'\\x89PNG', (2, 3, 3), 65535)
+    """
     if bits not in (8, 16):
         raise ValueError(f'bits must be 8 or 16, got {bits}')
     top = 255 if bits == 8 else 65535
@@ -335,8 +448,20 @@ def encode_srgb_png(srgb, bits=8):
     return _encode('.png', quantised)
 
 
-def encode_float_tiff(linear):
-    """TIFF bytes of an (H, W, 3) float32 image (RGB order, values kept as they are)."""
+def encode_float_tiff(linear: np.ndarray) -> bytes:
+    """TIFF bytes of an (H, W, 3) float32 image (RGB order, values kept as they are).
+
+    Args:
+        linear: (H, W, 3) values (converted to float32).
+
+    Returns:
+        The TIFF file's bytes.
+
+    Example:
+        >>> data = encode_float_tiff(np.full((2, 2, 3), 1.5))
+        >>> cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)[0, 0]
+        array([1.5, 1.5, 1.5], dtype=float32)
+    """
     return _encode('.tiff', np.asarray(linear, dtype=np.float32))
 
 
@@ -455,8 +580,22 @@ def _color_matrix(noflash, override):
                                          '(pass --color-matrix for camera RGB)')
 
 
-def number_problem(flag, value):
-    """Why ``value`` cannot be given to ``flag`` (one of :data:`NUMBER_LIMITS`), or None."""
+def number_problem(flag: str, value: float | None) -> str | None:
+    """Why ``value`` cannot be given to ``flag`` (one of :data:`NUMBER_LIMITS`), or None.
+
+    Args:
+        flag: a key of :data:`NUMBER_LIMITS`.
+        value: the number given, or None (not given).
+
+    Returns:
+        A message naming the flag and its range, or None for a usable (or absent) value.
+
+    Example:
+        >>> number_problem('--gain', 2.0) is None, number_problem('--gain', None) is None
+        (True, True)
+        >>> number_problem('--sig-read', float('nan'))
+        '--sig-read must be a finite number in [1e-06, 1], got nan'
+    """
     low, high = NUMBER_LIMITS[flag]
     if value is None or (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
         return None
@@ -712,15 +851,30 @@ MAX_GAIN_SAMPLES = 4_000_000  # the percentile is taken on at most this many pix
 LINEAR_SUFFIX = '_linear.tiff'  # fnf-denoise --save-linear: the network output as float32 linear RGB
 
 
-def auto_gain(linear, color_matrix, percentile=AUTO_GAIN_PERCENTILE, target=AUTO_GAIN_TARGET):
+def auto_gain(linear: torch.Tensor, color_matrix: np.ndarray | torch.Tensor, percentile: float = AUTO_GAIN_PERCENTILE,
+              target: float = AUTO_GAIN_TARGET) -> float:
     """The exposure gain that maps the ``percentile`` of rendered luminance to sRGB ``target``.
 
     Args:
         linear: (3, H, W) linear camera RGB.
         color_matrix: (3, 3) camera -> linear sRGB.
+        percentile: the luminance percentile to map.
+        target: the sRGB value it is mapped to.
+
+    Returns:
+        The gain, > 0.
 
     Raises:
         CaptureError: the image is black at that percentile (no gain can brighten it); pass a gain.
+
+    Shape:
+        - linear: (3, H, W).
+        - color_matrix: (3, 3).
+
+    Example:
+        >>> gain = auto_gain(torch.full((3, 4, 4), 0.01), np.eye(3))
+        >>> round(gain, 2)  # srgb_degamma(0.9) / 0.01
+        78.74
     """
     weights = torch.tensor(LUMINANCE_WEIGHTS) @ torch.as_tensor(color_matrix, dtype=torch.float32)
     luminance = torch.einsum('c,chw->hw', weights, linear.float()).flatten()

@@ -12,6 +12,8 @@ Which weights are used follows BasicSR's own rule (``BaseModel.load_network``, t
 checkpoint has no such entry, ``'params'``; a bare state dict is used as it is. So fnf-denoise,
 fnf-benchmark and ``basicsr test`` score the same weights of the same file.
 """
+from __future__ import annotations
+
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +40,21 @@ PARAM_KEY_HELP = ("checkpoint entry to load, as BasicSR's path.param_key_g: defa
 
 
 class CheckpointError(DataError):
-    """A checkpoint or option file that cannot be turned into the network it should hold."""
+    """A checkpoint or option file that cannot be turned into the network it should hold.
+
+    Example:
+        >>> issubclass(CheckpointError, ValueError)
+        True
+    """
 
 
 class NetworkMismatchError(CheckpointError):
-    """Readable weights of another network (other names or shapes) than the options build."""
+    """Readable weights of another network (other names or shapes) than the options build.
+
+    Example:
+        >>> issubclass(NetworkMismatchError, CheckpointError)
+        True
+    """
 
 
 @dataclass
@@ -56,6 +68,12 @@ class LoadedNetwork:
         checkpoint: the weights file.
         option_file: the option file ``network_g`` was read from.
         param_key: the entry the weights came from (``None`` for a bare state dict).
+
+    Example:
+        >>> loaded = LoadedNetwork(torch.nn.Identity(), {'type': 'KPN', 'kernel_size': 3}, 'flash_noflash',
+        ...                        Path('net_g_1.pth'), Path('train_kpn.yml'), 'params')
+        >>> loaded.describe()
+        'KPN(kernel_size=3) from net_g_1.pth[params], options train_kpn.yml'
     """
     net: torch.nn.Module
     network_opt: dict
@@ -64,13 +82,19 @@ class LoadedNetwork:
     option_file: Path
     param_key: str
 
-    def describe(self):
+    def describe(self) -> str:
+        """One line naming the network, its options, and the files it came from.
+
+        Returns:
+            ``'<type>(<options>) from <checkpoint>[<param_key>], options <option file>'``.
+        """
         options = ', '.join(f'{key}={value}' for key, value in self.network_opt.items() if key != 'type')
         key = f'[{self.param_key}]' if self.param_key else ''
         return f'{self.network_opt["type"]}({options}) from {self.checkpoint}{key}, options {self.option_file}'
 
 
-def load_network(checkpoint, option_file=None, param_key=DEFAULT_PARAM_KEY, device='cpu'):
+def load_network(checkpoint: str | Path, option_file: str | Path | None = None, param_key: str = DEFAULT_PARAM_KEY,
+                 device: str | torch.device = 'cpu') -> LoadedNetwork:
     """Build the network of a BasicSR checkpoint and load its weights.
 
     Args:
@@ -86,6 +110,17 @@ def load_network(checkpoint, option_file=None, param_key=DEFAULT_PARAM_KEY, devi
         MissingInputError: the checkpoint or option file does not exist (a FileNotFoundError).
         CheckpointError: no option file found, no ``network_g``, unknown network type, unreadable
             checkpoint, missing parameter key, or weights of another architecture or size.
+
+    Example:
+        >>> import tempfile, yaml
+        >>> from fnf_basicsr.archs.kpn_arch import KPN
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     network_g = {'type': 'KPN', 'kernel_size': 3, 'width': 0.0625}
+        ...     _ = (Path(folder) / 'train_kpn.yml').write_text(yaml.safe_dump({'network_g': network_g}))
+        ...     torch.save({'params': KPN(kernel_size=3, width=0.0625).state_dict()}, Path(folder) / 'net_g_1.pth')
+        ...     loaded = load_network(Path(folder) / 'net_g_1.pth')
+        ...     type(loaded.net).__name__, loaded.input_mode, loaded.option_file.name, loaded.param_key
+        ('KPN', 'flash_noflash', 'train_kpn.yml', 'params')
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
@@ -114,13 +149,24 @@ def load_network(checkpoint, option_file=None, param_key=DEFAULT_PARAM_KEY, devi
                          option_file, used_key)
 
 
-def experiment_folder(checkpoint):
-    """``experiments/<name>`` for ``experiments/<name>/models/<file>.pth``; otherwise the file's folder."""
+def experiment_folder(checkpoint: str | Path) -> Path:
+    """``experiments/<name>`` for ``experiments/<name>/models/<file>.pth``; otherwise the file's folder.
+
+    Args:
+        checkpoint: a checkpoint path.
+
+    Returns:
+        The resolved experiment folder.
+
+    Example:
+        >>> experiment_folder('/runs/experiments/train_fnf/models/net_g_latest.pth').as_posix()
+        '/runs/experiments/train_fnf'
+    """
     folder = Path(checkpoint).resolve().parent
     return folder.parent if folder.name == 'models' else folder
 
 
-def find_option_file(checkpoint):
+def find_option_file(checkpoint: str | Path) -> Path:
     """The option file of a checkpoint: ``<stem>.yml`` beside it, else the one BasicSR copied.
 
     ``<stem>.yml`` next to ``<stem>.pth`` (what scripts/model_conversion/convert_release_weights.py writes) wins
@@ -128,8 +174,22 @@ def find_option_file(checkpoint):
     holding a ``network_g`` entry: the only one, or the one whose stem is the folder's name (the
     experiment ``name``).
 
+    Args:
+        checkpoint: the checkpoint path.
+
+    Returns:
+        The option file.
+
     Raises:
         CheckpointError: none, or several and none named after the experiment.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     (Path(folder) / 'demo' / 'models').mkdir(parents=True)
+        ...     _ = (Path(folder) / 'demo' / 'demo.yml').write_text('network_g: {type: KPN}')
+        ...     find_option_file(Path(folder) / 'demo' / 'models' / 'net_g_5.pth').name
+        'demo.yml'
     """
     sidecar = sidecar_path(checkpoint)
     if sidecar.is_file() and _has_network(sidecar):
@@ -149,8 +209,28 @@ def find_option_file(checkpoint):
                           'choose one with --opt FILE')
 
 
-def read_option_file(path):
-    """The option mapping of a YAML file, checked to hold a ``network_g`` with a ``type``."""
+def read_option_file(path: str | Path) -> dict:
+    """The option mapping of a YAML file, checked to hold a ``network_g`` with a ``type``.
+
+    Args:
+        path: the option file.
+
+    Returns:
+        The options.
+
+    Raises:
+        MissingInputError: no such file.
+        ConfigError: not a YAML mapping.
+        CheckpointError: no ``network_g`` with a ``type``, or a BasicSR copy whose recorded command
+            overrode the network or its input (the file is not what was trained).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / 'a.yml').write_text('network_g: {type: DeepFnF, width: 0.5}')
+        ...     read_option_file(Path(folder) / 'a.yml')
+        {'network_g': {'type': 'DeepFnF', 'width': 0.5}}
+    """
     path = Path(path)
     opt = load_option_file(path, 'the YAML file the checkpoint was trained with (--opt), or leave --opt out to '
                                  'use the copy in its experiment folder', 'experiments/<name>/<name>.yml')
@@ -184,15 +264,31 @@ def _refuse_unrecorded_overrides(path, text):
                               'one trained; pass --opt with a copy of that file where these values are set')
 
 
-def read_state_dict(checkpoint, param_key=DEFAULT_PARAM_KEY):
+def read_state_dict(checkpoint: str | Path,
+                    param_key: str = DEFAULT_PARAM_KEY) -> tuple[dict[str, torch.Tensor], str | None]:
     """The state dict of a checkpoint and the key it was stored under, by BasicSR's rule.
 
     The entry ``param_key`` if the checkpoint has it; else ``'params'`` (BasicSR falls back the
     same way, e.g. from ``params_ema``); else, when every value is a tensor, the checkpoint is a
     bare state dict and is used as it is.
 
+    Args:
+        checkpoint: the weights file.
+        param_key: the entry to read.
+
     Returns:
         (dict name -> Tensor without any ``module.`` prefix, key or None for a bare state dict).
+
+    Raises:
+        CheckpointError: unreadable, not a dict of tensors, Python objects other than tensors, or
+            neither entry.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     torch.save({'params': {'module.conv.weight': torch.zeros(1)}}, Path(folder) / 'net.pth')
+        ...     read_state_dict(Path(folder) / 'net.pth', 'params_ema')
+        ({'conv.weight': tensor([0.])}, 'params')
     """
     try:
         saved = torch.load(checkpoint, map_location='cpu', weights_only=True)
@@ -218,11 +314,34 @@ def read_state_dict(checkpoint, param_key=DEFAULT_PARAM_KEY):
             for name, value in state_dict.items()}, key
 
 
-def check_checkpoint_fits(checkpoint, network_opt, param_key=DEFAULT_PARAM_KEY, strict=True):
+def check_checkpoint_fits(checkpoint: str | Path, network_opt: dict, param_key: str = DEFAULT_PARAM_KEY,
+                          strict: bool = True) -> None:
     """Raise CheckpointError (one line) unless the weights of ``checkpoint`` load into the network ``network_opt``
     builds, as BasicSR loads them (``strict``: the same names; always: the same shapes).
 
     The network is built on the meta device (no memory for its weights) where it can be.
+
+    Args:
+        checkpoint: the weights file.
+        network_opt: a ``network_g`` mapping (with ``type``).
+        param_key: the entry to read (:func:`read_state_dict`).
+        strict: also require the same parameter names.
+
+    Raises:
+        NetworkMismatchError: names (``strict``) or shapes differ.
+        CheckpointError: the checkpoint is unreadable or the network cannot be built.
+
+    Example:
+        >>> import tempfile
+        >>> from fnf_basicsr.archs.kpn_arch import KPN
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     torch.save({'params': KPN(kernel_size=3, width=0.0625).state_dict()}, Path(folder) / 'kpn.pth')
+        ...     check_checkpoint_fits(Path(folder) / 'kpn.pth', {'type': 'KPN', 'kernel_size': 3, 'width': 0.0625})
+        ...     try:
+        ...         check_checkpoint_fits(Path(folder) / 'kpn.pth', {'type': 'KPN', 'kernel_size': 5, 'width': 0.0625})
+        ...     except NetworkMismatchError as error:
+        ...         print('does not fit' in str(error))
+        True
     """
     state_dict, _ = read_state_dict(checkpoint, param_key)
     expected = {name: tuple(value.shape) for name, value in _skeleton(network_opt).state_dict().items()}
@@ -270,10 +389,27 @@ def _param_key(saved, param_key, checkpoint):
                           'net_g_<iter>.pth saved by BasicSR')
 
 
-def input_mode_of(opt, option_file, in_channels):
+def input_mode_of(opt: dict, option_file: str | Path, in_channels: int | None) -> str:
     """The ``lq`` layout the network was trained on: the datasets' ``input_mode``, checked.
 
     Falls back to the mode its input channels suggest (:func:`~fnf_basicsr.data.input_layout.input_mode_for_channels`).
+
+    Args:
+        opt: the training options.
+        option_file: where they were read (named in messages).
+        in_channels: the network's declared input channels, or None.
+
+    Returns:
+        One of :data:`~fnf_basicsr.data.input_layout.INPUT_MODES`.
+
+    Raises:
+        CheckpointError: the datasets disagree, the mode is unknown, or it does not give ``in_channels``.
+
+    Example:
+        >>> input_mode_of({'datasets': {'train': {'input_mode': 'noflash'}}}, 'a.yml', 6)
+        'noflash'
+        >>> input_mode_of({}, 'a.yml', 12)
+        'flash_noflash'
     """
     modes = {dataset.get('input_mode') for dataset in (opt.get('datasets') or {}).values()
              if isinstance(dataset, dict) and dataset.get('input_mode')}

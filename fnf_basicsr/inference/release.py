@@ -14,6 +14,8 @@ and, beside it, ``<stem>.yml`` with the ``network_g`` block, which
 
 Test set: :mod:`fnf_basicsr.data.release_testset` (re-exported here).
 """
+from __future__ import annotations
+
 import inspect
 import zipfile
 from pathlib import Path
@@ -66,13 +68,34 @@ def _conv_pairs():
 RELEASE_LAYERS = tuple(_conv_pairs())
 
 
-def release_array_names():
-    """Every array name of a release weights file, in net.py's order: ``inp_w``, ``inp_b``, ..."""
+def release_array_names() -> list[str]:
+    """Every array name of a release weights file, in net.py's order: ``inp_w``, ``inp_b``, ...
+
+    Returns:
+        ``<layer>_w`` and ``<layer>_b`` of every layer of :data:`RELEASE_LAYERS`.
+
+    Example:
+        >>> names = release_array_names()
+        >>> len(names), names[:3], names[-1]
+        (92, ['inp_w', 'inp_b', 'down1_1_w'], 'k_output_2_b')
+    """
     return [f'{layer}_{part}' for layer, _ in RELEASE_LAYERS for part in ('w', 'b')]
 
 
-def state_dict_to_release(state_dict):
-    """Our DeepFnF state dict in the release's npz layout (HWIO kernels), e.g. to write test files."""
+def state_dict_to_release(state_dict: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Our DeepFnF state dict in the release's npz layout (HWIO kernels), e.g. to write test files.
+
+    Args:
+        state_dict: a :class:`~fnf_basicsr.archs.deepfnf_arch.DeepFnF` state dict.
+
+    Returns:
+        Array name (:func:`release_array_names`) -> numpy array; kernels (height, width, in, out).
+
+    Example:
+        >>> arrays = state_dict_to_release(DeepFnF(width=0.0625, num_basis=2).state_dict())
+        >>> arrays['inp_w'].shape, arrays['inp_b'].shape
+        ((3, 3, 12, 4), (4,))
+    """
     arrays = {}
     for layer, module in RELEASE_LAYERS:
         arrays[f'{layer}_w'] = state_dict[f'{module}.weight'].detach().cpu().permute(2, 3, 1, 0).numpy().copy()
@@ -80,8 +103,21 @@ def state_dict_to_release(state_dict):
     return arrays
 
 
-def network_options(arrays):
-    """The ``network_g`` block for release-layout ``arrays``: the release's, with width and J from the shapes."""
+def network_options(arrays: dict[str, np.ndarray]) -> dict:
+    """The ``network_g`` block for release-layout ``arrays``: the release's, with width and J from the shapes.
+
+    Args:
+        arrays: release-layout arrays (:func:`read_release_weights`).
+
+    Returns:
+        :data:`RELEASE_NETWORK` with ``in_channels``, ``width`` and ``num_basis`` read from the shapes of
+        ``inp_w`` and ``output_b`` where they are there.
+
+    Example:
+        >>> options = network_options(state_dict_to_release(DeepFnF(width=0.0625, num_basis=2).state_dict()))
+        >>> options['width'], options['num_basis'], options['upsampling'], options['tent_padding']
+        (0.0625, 2, 'tf1', 'zeros')
+    """
     options = dict(RELEASE_NETWORK)
     first, output = arrays.get('inp_w'), arrays.get('output_b')
     if first is not None and first.ndim == 4:
@@ -92,12 +128,26 @@ def network_options(arrays):
     return options
 
 
-def release_to_state_dict(arrays, source='the weights file'):
+def release_to_state_dict(arrays: dict[str, np.ndarray],
+                          source: str = 'the weights file') -> tuple[dict[str, torch.Tensor], dict]:
     """Map release-layout arrays to (DeepFnF state dict, network_g options), checking every array.
+
+    Args:
+        arrays: release-layout arrays (:func:`read_release_weights`).
+        source: how messages name the file.
+
+    Returns:
+        ``(state_dict, network_g options)``: OIHW float32 tensors, and :func:`network_options`.
 
     Raises:
         DataError: names missing or unexpected, wrong shapes, non-float or non-finite values; the
             message names the first few and the file.
+
+    Example:
+        >>> net = DeepFnF(width=0.0625, num_basis=2)
+        >>> state_dict, options = release_to_state_dict(state_dict_to_release(net.state_dict()))
+        >>> all(torch.equal(state_dict[name], value) for name, value in net.state_dict().items())
+        True
     """
     from fnf_basicsr.archs.deepfnf_arch import DeepFnF
     options = network_options(arrays)
@@ -147,12 +197,25 @@ def _tensor(name, array, source, part):
     return tensor.permute(3, 2, 0, 1).contiguous() if part == 'w' else tensor  # HWIO -> OIHW
 
 
-def read_release_weights(path):
+def read_release_weights(path: str | Path) -> dict[str, np.ndarray]:
     """All arrays of a release weights file (a dict name -> numpy array).
+
+    Args:
+        path: the release's ``wts/model.npz``.
+
+    Returns:
+        Array name -> numpy array, every array of the file.
 
     Raises:
         MissingInputError: no such file.
         DataError: not an npz, truncated or unreadable.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     np.savez(Path(folder) / 'model.npz', inp_w=np.zeros((3, 3, 12, 64), np.float32))
+        ...     sorted(read_release_weights(Path(folder) / 'model.npz'))
+        ['inp_w']
     """
     path = Path(path)
     if not path.is_file():
@@ -166,12 +229,24 @@ def read_release_weights(path):
                         'is truncated or corrupt: download wts/model.npz again') from None
 
 
-def sidecar_path(checkpoint):
-    """``OUT.yml`` beside ``OUT.pth``: the option file holding the converted network's ``network_g``."""
+def sidecar_path(checkpoint: str | Path) -> Path:
+    """``OUT.yml`` beside ``OUT.pth``: the option file holding the converted network's ``network_g``.
+
+    Args:
+        checkpoint: the converted checkpoint.
+
+    Returns:
+        The path with the suffix :data:`SIDECAR_SUFFIX`.
+
+    Example:
+        >>> sidecar_path('weights/deepfnf_release.pth').as_posix()
+        'weights/deepfnf_release.yml'
+    """
     return Path(checkpoint).with_suffix(SIDECAR_SUFFIX)
 
 
-def convert_release_weights(npz_path, out_path, overwrite=False):
+def convert_release_weights(npz_path: str | Path, out_path: str | Path,
+                            overwrite: bool = False) -> tuple[Path, Path, dict]:
     """Convert the released ``model.npz`` to a BasicSR checkpoint plus its ``network_g`` option file.
 
     Args:
@@ -185,6 +260,16 @@ def convert_release_weights(npz_path, out_path, overwrite=False):
     Raises:
         OutputExistsError: an output exists and ``overwrite`` is False (checked before any work).
         DataError / MissingInputError: see :func:`read_release_weights`, :func:`release_to_state_dict`.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     arrays = state_dict_to_release(DeepFnF(width=0.0625, num_basis=2).state_dict())
+        ...     np.savez(Path(folder) / 'model.npz', **arrays)
+        ...     checkpoint, options_file, options = convert_release_weights(Path(folder) / 'model.npz',
+        ...                                                                 Path(folder) / 'release.pth')
+        ...     checkpoint.name, options_file.name, options['num_basis']
+        ('release.pth', 'release.yml', 2)
     """
     from fnf_basicsr.utils.files import prepare_output_folder, write_atomically
     out_path = Path(out_path)

@@ -23,14 +23,16 @@ and the coefficients, computed through five pooling levels with zero-padded conv
 disturbed over a range that grows with the level. Inside a 64 px overlap a pixel d px from one
 tile's edge gets weight sin^2(pi (d + 0.5) / 128) from that tile, at most 0.39 where its kernels
 read reflected content (d < 28), 0.04 at d = 8, and the rest from the other tile, which sees it
-63 - d px from its own edge. Measured against whole-image inference on 1024x1024
-(``tests/inference/test_tiling.py``, random DeepFnF): 104 dB with 384 px tiles and exactly 64 px of overlap.
-512 is a multiple of the 32 px pooling grid (no padding inside tiles); with it the whole command
-peaks at 2.67 GiB RSS on a 12-megapixel pair with the full-width DeepFnF on CPU
-(``scripts/profiling/benchmark_tiling.py``).
+63 - d px from its own edge. ``tests/inference/test_tiling.py`` compares tiled with whole-image
+inference (the figures: docs/denoising.md, "Moved from docstrings"). 512 is a multiple of the
+32 px pooling grid (no padding inside tiles); the memory the whole command needs with it is
+measured by ``scripts/profiling/profile_tiling.py`` (docs/speed.md, "Moved from docstrings").
 """
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -48,24 +50,44 @@ DEFAULT_OVERLAP = 64  # the least overlap; networks whose kernels reach further 
 
 @dataclass(frozen=True)
 class Tile:
-    """A tile's position in the image: rows ``top:top + height``, columns ``left:left + width``."""
+    """A tile's position in the image: rows ``top:top + height``, columns ``left:left + width``.
+
+    Attributes:
+        top: first row.
+        left: first column.
+        height: rows.
+        width: columns.
+
+    Example:
+        >>> tile = Tile(32, 64, 16, 8)
+        >>> tile.rows, tile.cols
+        (slice(32, 48, None), slice(64, 72, None))
+    """
     top: int
     left: int
     height: int
     width: int
 
     @property
-    def rows(self):
+    def rows(self) -> slice:
+        """The tile's rows, ``top:top + height``."""
         return slice(self.top, self.top + self.height)
 
     @property
-    def cols(self):
+    def cols(self) -> slice:
+        """The tile's columns, ``left:left + width``."""
         return slice(self.left, self.left + self.width)
 
 
-def kernel_reach(net):
+def kernel_reach(net: torch.nn.Module) -> int:
     """Pixels a network's kernels read beyond the pixel they filter: ``(K - 1) / 2``, times the dilation d
     of DeepFnF's low-pass kernels (28 px for K = 15, d = 4); 0 for a network without kernels.
+
+    Args:
+        net: the network; its ``kernel_size``, ``upsample`` and ``use_lowpass`` attributes are read.
+
+    Returns:
+        The reach in pixels.
 
     Example:
         >>> from fnf_basicsr.archs.deepfnf_arch import DeepFnF
@@ -79,9 +101,16 @@ def kernel_reach(net):
     return (size - 1) * dilation // 2
 
 
-def default_overlap(net, align=SIZE_MULTIPLE):
+def default_overlap(net: torch.nn.Module, align: int = SIZE_MULTIPLE) -> int:
     """The tile overlap for ``net``: twice its kernel reach on the pooling grid, at least :data:`DEFAULT_OVERLAP`
     (so both tiles of an overlap see each pixel's whole kernel support from one side at least).
+
+    Args:
+        net: the network (:func:`kernel_reach`).
+        align: the pooling grid the overlap is rounded up to.
+
+    Returns:
+        The overlap in pixels.
 
     Example:
         >>> from fnf_basicsr.archs.deepfnf_arch import DeepFnF
@@ -92,13 +121,26 @@ def default_overlap(net, align=SIZE_MULTIPLE):
     return max(DEFAULT_OVERLAP, math.ceil(2 * kernel_reach(net) / align) * align)
 
 
-def tile_spans(length, tile, overlap, align=SIZE_MULTIPLE):
+def tile_spans(length: int, tile: int, overlap: int, align: int = SIZE_MULTIPLE) -> list[tuple[int, int]]:
     """``(start, size)`` of the tiles covering ``[0, length)`` along one axis.
 
     Starts are multiples of ``align`` (the networks' pooling grid): a tile then pools exactly the
     pixel blocks the whole image pools, so away from its border it computes the same features.
     The last tile ends at the image border and is at most ``align - 1`` px shorter than ``tile``;
     the tiles between are spread evenly, as few as keep every overlap at least ``overlap``.
+
+    Args:
+        length: the image's size along the axis.
+        tile: the tile size.
+        overlap: the least overlap of neighbouring tiles.
+        align: tile starts are multiples of it.
+
+    Returns:
+        ``(start, size)`` per tile, in order; ``[(0, length)]`` when one tile covers the axis.
+
+    Example:
+        >>> tile_spans(1000, 512, 64), tile_spans(300, 512, 64)
+        ([(0, 512), (256, 512), (512, 488)], [(0, 300)])
     """
     if length <= tile:
         return [(0, length)]
@@ -115,11 +157,27 @@ def tile_spans(length, tile, overlap, align=SIZE_MULTIPLE):
     return spans(count)
 
 
-def axis_windows(length, tile, overlap, align=SIZE_MULTIPLE):
+def axis_windows(length: int, tile: int, overlap: int,
+                 align: int = SIZE_MULTIPLE) -> list[tuple[int, torch.Tensor]]:
     """Spans and normalised 1-D blending windows of the tiles along one axis.
 
+    Args:
+        length: the image's size along the axis.
+        tile: the tile size.
+        overlap: the least overlap of neighbouring tiles.
+        align: tile starts are multiples of it.
+
     Returns:
-        list of (start, Tensor (size,) float64): the windows of all tiles sum to 1 at every position.
+        ``(start, window)`` per tile, the window a (size,) float64 tensor; the windows of all tiles sum
+        to 1 at every position.
+
+    Example:
+        >>> windows = axis_windows(96, 64, 32)
+        >>> total = torch.zeros(96, dtype=torch.float64)
+        >>> for start, window in windows:
+        ...     total[start:start + len(window)] += window
+        >>> [start for start, _ in windows], bool(torch.allclose(total, torch.ones(96, dtype=torch.float64)))
+        ([0, 32], True)
     """
     spans = tile_spans(length, tile, overlap, align)
     windows = []
@@ -144,11 +202,26 @@ def _raised_cosine(length):
     return torch.sin(position * math.pi / 2) ** 2
 
 
-def plan_tiles(height, width, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, align=SIZE_MULTIPLE):
+def plan_tiles(height: int, width: int, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
+               align: int = SIZE_MULTIPLE) -> list[tuple[Tile, torch.Tensor, torch.Tensor]]:
     """The tiles of an image and their normalised separable windows.
 
+    Args:
+        height: image height.
+        width: image width.
+        tile: tile side, a multiple of ``align``.
+        overlap: the least overlap of neighbouring tiles, ``0 .. tile - align``.
+        align: tile starts are multiples of it.
+
     Returns:
-        list of (Tile, row_window (h,), col_window (w,)) in row-major order.
+        ``(Tile, row_window (h,), col_window (w,))`` in row-major order.
+
+    Raises:
+        ValueError: see :func:`check_tiling`.
+
+    Example:
+        >>> [tile for tile, _, _ in plan_tiles(600, 400)]
+        [Tile(top=0, left=0, height=512, width=400), Tile(top=96, left=0, height=504, width=400)]
     """
     check_tiling(tile, overlap, align)
     rows, cols = axis_windows(height, tile, overlap, align), axis_windows(width, tile, overlap, align)
@@ -156,35 +229,80 @@ def plan_tiles(height, width, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, align=
             for top, row_window in rows for left, col_window in cols]
 
 
-def check_tiling(tile, overlap, align=SIZE_MULTIPLE):
-    """Raise ValueError unless ``tile`` is a multiple of ``align`` and ``0 <= overlap <= tile - align``."""
+def check_tiling(tile: int, overlap: int, align: int = SIZE_MULTIPLE) -> None:
+    """Raise ValueError unless ``tile`` is a multiple of ``align`` and ``0 <= overlap <= tile - align``.
+
+    Args:
+        tile: tile side in pixels.
+        overlap: the least overlap of neighbouring tiles in pixels.
+        align: the networks' pooling grid.
+
+    Raises:
+        ValueError: the sizes cannot tile, with an example of good ones.
+
+    Example:
+        >>> check_tiling(512, 64)
+        >>> try:
+        ...     check_tiling(500, 64)
+        ... except ValueError as error:
+        ...     print(str(error)[:36])
+        tiles must be a multiple of 32 px (t
+    """
     if tile < align or tile % align or not 0 <= overlap <= tile - align:
         raise ValueError(f'tiles must be a multiple of {align} px (the networks pool 5 times) and overlap by '
                          f'0 .. tile - {align} px, got tile={tile}, overlap={overlap}; '
                          f'e.g. --tile {DEFAULT_TILE} --overlap {DEFAULT_OVERLAP}')
 
 
-def crop_reader(lq):
-    """``read_tile`` for :func:`denoise_tiled` from a full (1, C, H, W) input tensor."""
+def crop_reader(lq: torch.Tensor) -> Callable[[Tile], torch.Tensor]:
+    """``read_tile`` for :func:`denoise_tiled` from a full (1, C, H, W) input tensor.
+
+    Args:
+        lq: the whole network input.
+
+    Returns:
+        A function ``Tile -> (1, C, h, w)`` view of ``lq``.
+
+    Example:
+        >>> crop_reader(torch.zeros(1, 12, 100, 80))(Tile(32, 0, 64, 48)).shape
+        torch.Size([1, 12, 64, 48])
+    """
     return lambda tile: lq[..., tile.rows, tile.cols]
 
 
 @torch.inference_mode()
-def denoise_tiled(net, read_tile, height, width, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, device='cpu',
-                  progress=True):
+def denoise_tiled(net: torch.nn.Module, read_tile: Callable[[Tile], torch.Tensor], height: int, width: int,
+                  tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, device: str | torch.device = 'cpu',
+                  progress: bool = True) -> torch.Tensor:
     """Run ``net`` over an image tile by tile and blend the outputs.
 
     Args:
         net: the network (in eval mode), already on ``device``.
         read_tile: callable ``Tile -> Tensor (1, C, h, w)``, the network input of that tile (so
             the full-size input never has to exist), e.g. :func:`crop_reader`.
-        height, width: image size.
-        tile, overlap: tile side and minimum overlap between neighbouring tiles, in pixels.
+        height: image height.
+        width: image width.
+        tile: tile side in pixels.
+        overlap: minimum overlap between neighbouring tiles, in pixels.
         device: where the network runs; outputs are gathered on the CPU.
         progress: show tqdm progress bars.
 
     Returns:
-        Tensor (3, height, width) float32 on the CPU.
+        The blended estimate, float32 on the CPU.
+
+    Raises:
+        ValueError: see :func:`check_tiling`.
+
+    Shape:
+        - read_tile(tile): (1, C, h, w).
+        - output: (3, height, width).
+
+    Example:
+        >>> from fnf_basicsr.archs.deepfnf_arch import DeepFnF
+        >>> net, lq = DeepFnF(width=0.0625, num_basis=4, kernel_size=5, upsample=2).eval(), torch.rand(1, 12, 96, 64)
+        >>> tiled = denoise_tiled(net, crop_reader(lq), 96, 64, tile=64, overlap=32, progress=False)
+        >>> tiled.shape, torch.allclose(tiled, denoise_whole(net, lq), atol=1e-3)
+        (torch.Size([3, 96, 64]), True)
     """
     plan = plan_tiles(height, width, tile, overlap)
     device = torch.device(device)
@@ -230,8 +348,8 @@ def _global_basis(net, read_tile, plan, device, progress, normalization):
     Every feature map of a tile is weighted by the tile's blending window, average-pooled to the
     map's resolution, so that each image position counts once in total and mostly through the
     tile that sees it far from a tile border (plain per-tile averages let the border-affected
-    features of every tile in: 4% error on the basis of a random DeepFnF on a 1024 px image
-    with 512 px tiles, against < 0.01% with the windows).
+    features of every tile in, with a much larger error on the basis: docs/denoising.md, "Moved
+    from docstrings").
     """
     sums = weights = None
     for region, row_window, col_window in tqdm(plan, desc='image statistics', unit='tile', disable=not progress):
@@ -264,13 +382,24 @@ def _windowed_feature_sums(net, lq, window, normalization):
 
 
 @torch.inference_mode()
-def denoise_whole(net, lq, device='cpu'):
+def denoise_whole(net: torch.nn.Module, lq: torch.Tensor, device: str | torch.device = 'cpu') -> torch.Tensor:
     """Reference whole-image inference: ``net(lq)`` in one call (memory grows with the image).
 
     Args:
+        net: the network (in eval mode), already on ``device``.
         lq: (1, C, H, W) network input.
+        device: where the network runs.
 
     Returns:
-        Tensor (3, H, W) float32 on the CPU.
+        The estimate, float32 on the CPU.
+
+    Shape:
+        - lq: (1, C, H, W).
+        - output: (3, H, W).
+
+    Example:
+        >>> from fnf_basicsr.archs.kpn_arch import KPN
+        >>> denoise_whole(KPN(width=0.0625, kernel_size=3).eval(), torch.rand(1, 12, 40, 30)).shape
+        torch.Size([3, 40, 30])
     """
     return estimate_from_output(net(lq.to(torch.device(device))))[0].float().cpu()
