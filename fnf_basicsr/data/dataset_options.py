@@ -3,7 +3,10 @@
 A leaf module (it imports no dataset code), so the dataset, the frozen-set format (which records a set's
 options with these defaults) and the command-line tools read one schema.
 """
+from __future__ import annotations
+
 import difflib
+from typing import Any, Collection, Mapping
 
 from fnf_basicsr.data.homography import (DEFAULT_FOV_DEG, DEFAULT_ROTATION_DEG, DEFAULT_SCALE_RANGE,
                                          DEFAULT_TRANSLATION_PX)
@@ -51,13 +54,47 @@ BASICSR_DATASET_KEYS = {'name', 'type', 'scale', 'num_worker_per_gpu', 'batch_si
                         'use_shuffle', 'prefetch_mode', 'pin_memory', 'persistent_workers', 'num_prefetch_queue'}
 
 
-def check_choice(label, value, choices):
+def check_choice(label: str, value: Any, choices: Collection) -> None:
+    """Refuse ``value`` unless it is one of ``choices``.
+
+    Args:
+        label: the option's name, quoted in the message.
+        value: the value given.
+        choices: the allowed values.
+
+    Raises:
+        ConfigError: ``value`` is not in ``choices``; the message lists them.
+
+    Example:
+        >>> check_choice('reference', 'flash', ('noflash', 'flash'))
+        >>> try:
+        ...     check_choice('reference', 'both', ('noflash', 'flash'))
+        ... except ConfigError as error:
+        ...     print(error)
+        reference must be one of ['noflash', 'flash'], got 'both'
+    """
     if value not in choices:
         raise ConfigError(f'{label} must be one of {list(choices)}, got {value!r}')
 
 
-def check_keys(label, options, allowed):
-    """Refuse option keys outside ``allowed``, suggesting the nearest allowed key for each (typos)."""
+def check_keys(label: str, options: Mapping, allowed: Collection[str]) -> None:
+    """Refuse option keys outside ``allowed``, suggesting the nearest allowed key for each (typos).
+
+    Args:
+        label: what holds the options (e.g. ``noise``), quoted in the message.
+        options: the options given.
+        allowed: the keys accepted.
+
+    Raises:
+        ConfigError: unknown keys, each with its nearest allowed key when there is one.
+
+    Example:
+        >>> try:
+        ...     check_keys('noise', {'sig_reed': 0.01}, NOISE_KEYS)
+        ... except ConfigError as error:
+        ...     print(str(error).split(';')[0])
+        noise: unknown option(s) ['sig_reed'] ('sig_reed': did you mean 'sig_read'?)
+    """
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         hints = [(key, difflib.get_close_matches(key, sorted(allowed), n=1)) for key in unknown]

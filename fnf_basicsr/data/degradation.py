@@ -15,6 +15,10 @@ both back to the ambient exposure for rendering.
 :func:`make_sample` is called by the training/validation dataset, by the frozen test-set
 writer and by the tests; :func:`assemble_input` is also called by the real-capture denoiser.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
@@ -23,14 +27,19 @@ from fnf_basicsr.data.homography import mean_displacement, required_margin, warp
 from fnf_basicsr.data.input_layout import INPUT_MODES
 from fnf_basicsr.data.noise import add_noise, noise_std
 
+if TYPE_CHECKING:
+    from fnf_basicsr.data.isp import IspDegradation
+
 REFERENCE_FRAMES = ('noflash', 'flash')  # the image whose geometry is the target's
 FLASH_GAIN = 2.0  # the paper doubles the flash-only exposure
 AWGN_UNIT = 255.0  # the srgb_awgn protocol states sigma on the 8-bit scale
-# Reported displacements are evaluated on 4x4-pixel blocks: within 0.001 px of the all-pixel mean.
+# Reported displacements are evaluated on 4x4-pixel blocks (their accuracy against the all-pixel mean:
+# docs/speed.md, "Moved from docstrings", sub-sampled mean displacement).
 DISPLACEMENT_STEP = 4
 
 
-def assemble_input(noflash, second, sig_read, sig_shot, mode, second_noise=None):
+def assemble_input(noflash: torch.Tensor, second: torch.Tensor | None, sig_read: float, sig_shot: float, mode: str,
+                   second_noise: tuple[float, float] | None = None) -> torch.Tensor:
     """Stack noisy images and their noise-std maps into the network input ``lq``.
 
     Channel order (:mod:`fnf_basicsr.data.input_layout`): ``noflash`` (0:3), ``second`` (3:6), std
@@ -41,13 +50,27 @@ def assemble_input(noflash, second, sig_read, sig_shot, mode, second_noise=None)
         noflash: (3, H, W) noisy no-flash image (the frame whose geometry the network outputs).
         second: (3, H, W) noisy flash image (``flash_noflash``), second no-flash frame
             (``noflash_burst``), or None (``noflash``).
-        sig_read, sig_shot: noise parameters of ``noflash`` (and of ``second`` unless ``second_noise``).
+        sig_read: read-noise std of ``noflash`` (and of ``second`` unless ``second_noise``).
+        sig_shot: shot-noise scale of ``noflash`` (and of ``second`` unless ``second_noise``).
         mode: one of ``INPUT_MODES``.
         second_noise: ``(sig_read, sig_shot)`` of ``second`` where it differs (the clean flash of the
             ``srgb_awgn`` protocol: ``(0, 0)``).
 
     Returns:
         (C, H, W) float32 tensor, C from :func:`~fnf_basicsr.data.input_layout.input_channels`.
+
+    Raises:
+        ConfigError: unknown ``mode``.
+        ValueError: ``second`` missing, given in ``noflash`` mode, or of another shape.
+
+    Shape:
+        - noflash, second: (3, H, W).
+        - output: (12, H, W), or (6, H, W) in ``noflash`` mode.
+
+    Example:
+        >>> lq = assemble_input(torch.full((3, 2, 2), 0.04), torch.ones(3, 2, 2), 0.01, 0.1, 'flash_noflash')
+        >>> lq.shape, round(lq[6, 0, 0].item(), 4), round(lq[9, 0, 0].item(), 4)
+        (torch.Size([12, 2, 2]), 0.0224, 0.1005)
     """
     check_choice('input mode', mode, INPUT_MODES)
     if mode == 'noflash':
@@ -66,8 +89,9 @@ def assemble_input(noflash, second, sig_read, sig_shot, mode, second_noise=None)
     return torch.cat(frames + stds, dim=0).float()
 
 
-def make_sample(ambient, flash_only, *, alpha, sig_read, sig_shot, homography, crop_size,
-                reference='noflash', mode='flash_noflash', generator=None, isp=None):
+def make_sample(ambient: np.ndarray, flash_only: np.ndarray, *, alpha: float, sig_read: float, sig_shot: float,
+                homography: np.ndarray, crop_size: int, reference: str = 'noflash', mode: str = 'flash_noflash',
+                generator: torch.Generator | None = None, isp: IspDegradation | None = None) -> dict:
     """Simulate one noisy, misaligned low-light capture and its target.
 
     The crop is the central ``crop_size`` square of the given window; the window's extra border
@@ -78,7 +102,8 @@ def make_sample(ambient, flash_only, *, alpha, sig_read, sig_shot, homography, c
         ambient: (h, w, 3) float32 well-exposed ambient window, linear camera RGB.
         flash_only: (h, w, 3) float32 flash-only window, same size.
         alpha: dimming (exposure) factor of the ambient light, ``gain = 1 / alpha``.
-        sig_read, sig_shot: noise parameters (std of read noise; shot-noise scale).
+        sig_read: std of the read noise.
+        sig_shot: shot-noise scale.
         homography: 3x3 warp (crop coordinates) from the reference to the other image.
         crop_size: side of the output crop.
         reference: ``'noflash'`` (the flash is warped) or ``'flash'`` (the no-flash is warped).
@@ -97,6 +122,17 @@ def make_sample(ambient, flash_only, *, alpha, sig_read, sig_shot, homography, c
     Raises:
         ValueError: unknown mode or reference, windows of different sizes, or a window too small
             for the crop plus the margin the homography needs.
+
+    Shape:
+        - ambient, flash_only: (h, w, 3).
+        - lq: (C, S, S); gt: (3, S, S).
+
+    Example:
+        >>> window = np.full((40, 40, 3), 0.5, np.float32)
+        >>> sample = make_sample(window, window, alpha=0.1, sig_read=0.01, sig_shot=0.05, homography=np.eye(3),
+        ...                      crop_size=32, generator=torch.Generator().manual_seed(0))
+        >>> sample['lq'].shape, round(sample['gt'].mean().item(), 3), sample['gain'], sample['displacement']
+        (torch.Size([12, 32, 32]), 0.05, 10.0, 0.0)
     """
     check_choice('reference', reference, REFERENCE_FRAMES)
     check_choice('input mode', mode, INPUT_MODES)
@@ -142,17 +178,23 @@ def make_sample(ambient, flash_only, *, alpha, sig_read, sig_shot, homography, c
     }
 
 
-def sample_dict(lq, gt, color_matrix, gain, sig_read, sig_shot, displacement, dimming, key, awgn_sigma=0.0,
-                encoded=False):
+def sample_dict(lq: torch.Tensor, gt: torch.Tensor, color_matrix: np.ndarray | torch.Tensor, gain: float,
+                sig_read: float, sig_shot: float, displacement: float, dimming: float, key: str,
+                awgn_sigma: float = 0.0, encoded: bool = False) -> dict:
     """A sample in the layout every sample source gives (the dataset's output, BasicSR's ``data``).
 
     Args:
-        lq: (C, H, W) network input; gt: (3, H, W) target at the input's scale.
+        lq: (C, H, W) network input.
+        gt: (3, H, W) target at the input's scale.
         color_matrix: (3, 3) camera -> linear sRGB matrix (identity for encoded samples).
-        gain: brightness gain of rendering (1 / alpha); sig_read, sig_shot: the no-flash frame's noise.
-        displacement: mean misalignment in pixels (NaN where unknown); dimming: 1 / alpha.
+        gain: brightness gain of rendering (1 / alpha).
+        sig_read: the no-flash frame's read-noise std.
+        sig_shot: the no-flash frame's shot-noise scale.
+        displacement: mean misalignment in pixels (NaN where unknown).
+        dimming: 1 / alpha.
         key: the sample's unique name (also ``lq_path``, after which BasicSR names saved images).
-        awgn_sigma: the srgb_awgn noise level (0 in the paper's protocol); encoded: ``lq``/``gt`` are sRGB.
+        awgn_sigma: the srgb_awgn noise level (0 in the paper's protocol).
+        encoded: ``lq``/``gt`` are sRGB.
 
     Returns:
         dict of tensors (0-dim float32 scalars, a 0-dim bool ``encoded``) and the strings ``key``, ``lq_path``.
@@ -173,7 +215,8 @@ def sample_dict(lq, gt, color_matrix, gain, sig_read, sig_shot, displacement, di
     }
 
 
-def make_awgn_sample(noflash_srgb, flash_srgb, *, sigma, mode='flash_noflash', generator=None, clip=False):
+def make_awgn_sample(noflash_srgb: torch.Tensor, flash_srgb: torch.Tensor, *, sigma: float, mode: str = 'flash_noflash',
+                     generator: torch.Generator | None = None, clip: bool = False) -> dict:
     """One sample of the later literature's protocol (``degradation: srgb_awgn``).
 
     CU-Net, RIDFnF, LGCNet and RFFNet add white Gaussian noise of std ``sigma / 255`` to the 8-bit sRGB

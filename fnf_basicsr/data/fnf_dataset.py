@@ -7,8 +7,11 @@ Storage layouts read here (and written by ``scripts/data_preparation/create_lmdb
 * LMDB of crops (:mod:`fnf_basicsr.data.lmdb_store`).
 * Frozen set: ``manifest.json`` plus one ``.npz`` per sample (:mod:`fnf_basicsr.data.frozen_set`).
 """
+from __future__ import annotations
+
 import hashlib
 import math
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -36,10 +39,22 @@ from fnf_basicsr.utils.rendering import srgb_8bit
 
 
 
-def sample_key(name, dimming, displacement_bin=None):
+def sample_key(name: str, dimming: float, displacement_bin: Sequence[float] | None = None) -> str:
     """Unique, extension-free name of a validation sample, e.g. ``Toys_242_dim12p5``.
 
     Dots are spelled ``p`` because BasicSR strips what follows the last dot of ``lq_path``.
+
+    Args:
+        name: the scene (or LMDB crop) name.
+        dimming: the dimming factor.
+        displacement_bin: ``(low, high)`` edges of the sample's displacement bin, or None.
+
+    Returns:
+        ``<name>[_disp<low>-<high>]_dim<dimming>`` with dots spelled ``p``.
+
+    Example:
+        >>> sample_key('Toys_242', 12.5), sample_key('Toys_242', 50.0, (0.0, 2.5))
+        ('Toys_242_dim12p5', 'Toys_242_disp0-2p5_dim50')
     """
     parts = [name]
     if displacement_bin is not None:
@@ -132,9 +147,28 @@ class FlashNoFlashDataset(data.Dataset):
     ``displacement`` (mean Manhattan pixels), ``dimming``, ``awgn_sigma`` (0 in the paper's protocol);
     0-dim bool ``encoded`` (true for ``srgb_awgn``: ``lq``/``gt`` are sRGB already); strings ``key`` and
     ``lq_path`` (the key; BasicSR names saved validation images after it).
+
+    Args:
+        opt: the dataset's options (the YAML keys above).
+
+    Raises:
+        ConfigError: unknown keys, bad values or a combination the protocol does not allow.
+        DataError: the data cannot be read, or images are smaller than the crops.
+
+    Example:
+        >>> import tempfile
+        >>> from fnf_basicsr.data.faid import ColorMetadata, write_faid_pair
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     image = np.full((64, 64, 3), 0.5, np.float32)
+        ...     write_faid_pair(folder, 'Demo_1', image, image, ColorMetadata(np.eye(3), 21))
+        ...     dataset = FlashNoFlashDataset({'dataroot': folder, 'phase': 'val', 'crop_size': 32,
+        ...                                    'dimming_factors': [50, 25]})
+        ...     sample = dataset[1]
+        >>> len(dataset), sample['key'], sample['lq'].shape, float(sample['gain'])
+        (2, 'Demo_1_dim25', torch.Size([12, 32, 32]), 25.0)
     """
 
-    def __init__(self, opt):
+    def __init__(self, opt: dict):
         super().__init__()
         self.opt = opt
         check_keys(f'dataset {opt.get("name", "")!r}', opt, DATASET_KEYS | BASICSR_DATASET_KEYS)
@@ -318,7 +352,8 @@ class FlashNoFlashDataset(data.Dataset):
 
     # ----------------------------------------------------------------------------- indexing
 
-    def __len__(self):
+    def __len__(self) -> int:
+        """Images (or frozen samples) in training; images x displacement bins x levels in val/test."""
         if self.frozen is not None or self.is_train:
             return len(self.entries)
         return len(self.entries) * self._num_bins() * len(self.levels)
@@ -334,7 +369,15 @@ class FlashNoFlashDataset(data.Dataset):
         image_index, bin_index = divmod(rest, self._num_bins())
         return image_index, bin_index, factor_index
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """Sample ``index``: drawn at random in training, deterministic in val/test (see the class docstring).
+
+        Args:
+            index: ``0 .. len - 1``.
+
+        Returns:
+            The sample dict of the class docstring.
+        """
         if self.frozen is not None:
             return self._frozen_item(index)
         if self.is_train:
@@ -363,11 +406,32 @@ class FlashNoFlashDataset(data.Dataset):
         return self._degrade(pair, top, left, homography, dimming, sig_read, sig_shot, generator, entry,
                              self.input_mode)
 
-    def simulate(self, index, input_mode=None):
+    def simulate(self, index: int, input_mode: str | None = None) -> dict[str, Any]:
         """The deterministic val/test sample ``index`` (as ``__getitem__``), in any input mode.
 
         The noise of the no-flash frame does not depend on the input mode, so the frames of
         the three modes can be stored together (scripts/data_preparation/freeze_testset.py).
+
+        Args:
+            index: ``0 .. len - 1`` (images vary slowest, then displacement bins, then levels).
+            input_mode: the input mode (default: the dataset's).
+
+        Returns:
+            The sample dict of the class docstring.
+
+        Raises:
+            IndexError: ``index`` out of range.
+
+        Example:
+            >>> import tempfile
+            >>> from fnf_basicsr.data.faid import ColorMetadata, write_faid_pair
+            >>> with tempfile.TemporaryDirectory() as folder:
+            ...     image = np.full((64, 64, 3), 0.5, np.float32)
+            ...     write_faid_pair(folder, 'Demo_1', image, image, ColorMetadata(np.eye(3), 21))
+            ...     dataset = FlashNoFlashDataset({'dataroot': folder, 'phase': 'test', 'crop_size': 32})
+            ...     pair, alone = dataset.simulate(0), dataset.simulate(0, 'noflash')
+            >>> pair['lq'].shape, alone['lq'].shape, torch.equal(pair['lq'][:3], alone['lq'][:3])
+            (torch.Size([12, 32, 32]), torch.Size([6, 32, 32]), True)
         """
         image_index, bin_index, factor_index = self._split_index(index)
         entry = self.entries[image_index]
@@ -488,8 +552,20 @@ def _window(image_u16, top, left, size):
     return inside.astype(np.float32) / faid.UINT16_MAX
 
 
-def awgn_sample_key(name, sigma):
-    """Unique, extension-free name of an ``srgb_awgn`` val/test sample, e.g. ``Toys_242_sigma25``."""
+def awgn_sample_key(name: str, sigma: float) -> str:
+    """Unique, extension-free name of an ``srgb_awgn`` val/test sample, e.g. ``Toys_242_sigma25``.
+
+    Args:
+        name: the scene name.
+        sigma: the noise level in 8-bit units.
+
+    Returns:
+        ``<name>_sigma<sigma>`` with dots spelled ``p``.
+
+    Example:
+        >>> awgn_sample_key('Toys_242', 25.0), awgn_sample_key('Toys_242', 12.5)
+        ('Toys_242_sigma25', 'Toys_242_sigma12p5')
+    """
     return f'{name}_sigma{sigma:g}'.replace('.', 'p')
 
 

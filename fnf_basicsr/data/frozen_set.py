@@ -14,9 +14,12 @@ bit-identical inputs whatever the library versions. Layout of the folder:
 Samples are exactly ``FlashNoFlashDataset``'s val/test samples with the same options (the writer
 calls its ``simulate``). Writing is resumable and never deletes what it did not write.
 """
+from __future__ import annotations
+
 import io
 import json
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -32,7 +35,7 @@ FROZEN_FORMAT = 'fnf-basicsr frozen test set'
 SOURCE_KEYS = ('dataroot', 'io_backend', 'input_modes')
 
 
-def degradation_options(dataset_opt):
+def degradation_options(dataset_opt: Mapping[str, Any]) -> dict[str, Any]:
     """The options that fix a frozen set's samples, with the dataset's defaults filled in.
 
     Args:
@@ -43,6 +46,11 @@ def degradation_options(dataset_opt):
         reference, input_modes, dimming_factors, sig_read, sig_shot, seed, displacement_bins,
         scale_pivot, misalign, rotation_deg, scale_range, translation_px, fov_deg, max_images, isp,
         degradation, awgn_sigmas, awgn_clip, split.
+
+    Example:
+        >>> options = degradation_options({'dataroot': 'datasets/synthetic', 'noise': {'sig_read': 0.01}})
+        >>> options['sig_read'], options['crop_size'], options['dimming_factors'], options['input_modes']
+        (0.01, 448, [100.0, 50.0, 25.0, 12.5], ['flash_noflash', 'noflash', 'noflash_burst'])
     """
     opt = {**DEFAULTS, **dataset_opt}
     noise = {**NOISE_DEFAULTS, **(dataset_opt.get('noise') or {})}
@@ -77,11 +85,23 @@ def degradation_options(dataset_opt):
     }
 
 
-def differing_options(stored, wanted):
+def differing_options(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
     """Names of the degradation options on which a stored set and the wanted options disagree.
 
     Options missing from ``stored`` (manifests written before they were recorded) count as their
     defaults.
+
+    Args:
+        stored: a manifest's ``options``.
+        wanted: :func:`degradation_options` of the dataset.
+
+    Returns:
+        The sorted names; the source keys (:data:`SOURCE_KEYS`) are never compared.
+
+    Example:
+        >>> stored = degradation_options({'dataroot': 'a'})
+        >>> differing_options(stored, degradation_options({'dataroot': 'b', 'seed': 3}))
+        ['seed']
     """
     defaults = degradation_options({})
     return sorted(key for key in wanted if key not in SOURCE_KEYS
@@ -92,8 +112,28 @@ def _normalised(value):
     return json.loads(json.dumps(value))  # tuples -> lists, as the manifest stores them
 
 
-def read_frozen_manifest(root):
-    """The manifest of a frozen set, checked for format; raises with the fix when absent or unreadable."""
+def read_frozen_manifest(root: str | Path) -> dict:
+    """The manifest of a frozen set, checked for format; raises with the fix when absent or unreadable.
+
+    Args:
+        root: the frozen set's folder.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        MissingInputError: no manifest.
+        DataError: an LMDB instead, unreadable JSON, another format, or sample entries naming files
+            outside the folder.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     manifest = {'format': FROZEN_FORMAT, 'samples': [{'file': '00000_a.npz', 'key': 'a'}]}
+        ...     _ = (Path(folder) / FROZEN_MANIFEST).write_text(json.dumps(manifest))
+        ...     read_frozen_manifest(folder)['samples']
+        [{'file': '00000_a.npz', 'key': 'a'}]
+    """
     path = Path(root) / FROZEN_MANIFEST
     if not path.is_file():
         if (Path(root) / 'data.mdb').is_file():
@@ -129,8 +169,31 @@ def _check_sample_files(path, samples):
                             'damaged or crafted: delete the folder and freeze the set again')
 
 
-def load_frozen_sample(root, entry, verify=True):
-    """Arrays of one frozen sample (dict name -> numpy array), checked for checksum and finiteness."""
+def load_frozen_sample(root: str | Path, entry: Mapping[str, Any], verify: bool = True) -> dict[str, np.ndarray]:
+    """Arrays of one frozen sample (dict name -> numpy array), checked for checksum and finiteness.
+
+    Args:
+        root: the frozen set's folder.
+        entry: the sample's manifest entry (``file``, ``sha256``).
+        verify: compare the file's SHA-256 with the entry's.
+
+    Returns:
+        Array name -> numpy array.
+
+    Raises:
+        MissingInputError: the file is missing.
+        DataError: its checksum differs, or an array holds NaN or Inf.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     buffer = io.BytesIO()
+        ...     np.savez(buffer, gain=np.float32(50))
+        ...     _ = (Path(folder) / 'a.npz').write_bytes(buffer.getvalue())
+        ...     entry = {'file': 'a.npz', 'sha256': bytes_sha256(buffer.getvalue())}
+        ...     load_frozen_sample(folder, entry)
+        {'gain': array(50., dtype=float32)}
+    """
     path = Path(root) / entry['file']
     if not path.is_file():
         raise MissingInputError(f'{path} is listed in {Path(root) / FROZEN_MANIFEST} but missing; resume '
@@ -148,14 +211,51 @@ def load_frozen_sample(root, entry, verify=True):
     return sample
 
 
-def check_complete(root, manifest):
+def check_complete(root: str | Path, manifest: Mapping[str, Any]) -> None:
+    """Refuse a frozen set whose writing did not finish.
+
+    Args:
+        root: the frozen set's folder (named in the message).
+        manifest: its manifest.
+
+    Raises:
+        DataError: ``complete`` is not set.
+
+    Example:
+        >>> check_complete('frozen', {'complete': True})
+        >>> try:
+        ...     check_complete('frozen', {'complete': False})
+        ... except DataError as error:
+        ...     print(str(error).split(';')[0])
+        frozen/manifest.json: the frozen set is incomplete (interrupted run)
+    """
     if not manifest.get('complete'):
         raise DataError(f'{Path(root) / FROZEN_MANIFEST}: the frozen set is incomplete (interrupted run); run '
                         f'scripts/data_preparation/freeze_testset.py again with the same options to finish it')
 
 
-def check_matches(root, manifest, dataset_opt, option_file=None):
-    """Refuse a frozen set made with other degradation options than those ``dataset_opt`` describes."""
+def check_matches(root: str | Path, manifest: Mapping[str, Any], dataset_opt: Mapping[str, Any],
+                  option_file: str | Path | None = None) -> None:
+    """Refuse a frozen set made with other degradation options than those ``dataset_opt`` describes.
+
+    Args:
+        root: the frozen set's folder (named in the message).
+        manifest: its manifest.
+        dataset_opt: the dataset's options.
+        option_file: the option file they come from, named in the fix.
+
+    Raises:
+        ConfigError: the options differ (the first few are named, frozen and wanted).
+
+    Example:
+        >>> manifest = {'options': degradation_options({'dataroot': 'a'})}
+        >>> check_matches('frozen', manifest, {'dataroot': 'a'})
+        >>> try:
+        ...     check_matches('frozen', manifest, {'dataroot': 'a', 'seed': 1})
+        ... except ConfigError as error:
+        ...     print(str(error).split(';')[0])
+        frozen was frozen with other options than the dataset asks for (seed: frozen 0, options 1)
+    """
     changed = differing_options(manifest.get('options', {}), degradation_options(dataset_opt))
     if changed:
         stored = manifest.get('options', {})

@@ -4,10 +4,13 @@ The format and its reader are :mod:`fnf_basicsr.data.frozen_set`; the writer mak
 ``FlashNoFlashDataset.simulate`` (so a frozen sample is exactly the dataset's), which is why it
 lives apart from the reader the dataset itself imports.
 """
+from __future__ import annotations
+
 import io
 import json
 import math
 from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -33,8 +36,28 @@ _NESTED_OVERRIDES = {'sig_read': ('noise', 'sig_read'), 'sig_shot': ('noise', 's
                      'scale_pivot': ('misalignment', 'scale_pivot'), 'io_backend': ('io_backend', 'type')}
 
 
-def read_option_file_dataset(option_file, dataset_name=None):
-    """``(dataset options, name)`` of one dataset of a BasicSR option file (default: the one named test*)."""
+def read_option_file_dataset(option_file: str | Path, dataset_name: str | None = None) -> tuple[dict, str]:
+    """``(dataset options, name)`` of one dataset of a BasicSR option file (default: the one named test*).
+
+    Args:
+        option_file: a BasicSR option file with a ``datasets`` section.
+        dataset_name: which dataset; default: the only one whose name starts with ``test`` (or the only one).
+
+    Returns:
+        A copy of the dataset's options, and its name.
+
+    Raises:
+        MissingInputError: no such file.
+        ConfigError: no datasets, no such dataset, or several test datasets and no name.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     text = 'datasets: {train: {crop_size: 448}, test_1: {crop_size: 256}}'
+        ...     _ = (Path(folder) / 'test.yml').write_text(text)
+        ...     read_option_file_dataset(Path(folder) / 'test.yml')
+        ({'crop_size': 256}, 'test_1')
+    """
     path = Path(option_file)
     opt = load_option_file(path, 'a test option file', 'options/test_fnf.yml')
     datasets = opt.get('datasets')
@@ -50,7 +73,8 @@ def read_option_file_dataset(option_file, dataset_name=None):
     return dict(datasets[dataset_name]), dataset_name
 
 
-def freeze_request(option_file=None, dataset_name=None, output=None, **overrides):
+def freeze_request(option_file: str | Path | None = None, dataset_name: str | None = None,
+                   output: str | Path | None = None, **overrides: Any) -> tuple[dict, Path]:
     """The dataset options to freeze and the output folder, from an option file and/or overrides.
 
     Args:
@@ -64,6 +88,15 @@ def freeze_request(option_file=None, dataset_name=None, output=None, **overrides
 
     Returns:
         ``(dataset_opt, output)``.
+
+    Raises:
+        ConfigError: no dataroot or output folder, bad dimming factors or seed, or a bad option file.
+
+    Example:
+        >>> dataset_opt, output = freeze_request(dataroot='datasets/faid', subset='test', output='frozen',
+        ...                                      displacement_bins=[0, 4, 8])
+        >>> dataset_opt['subset'], dataset_opt['dimming_factors'], dataset_opt['max_images'], output.name
+        ('test', [50.0], 64, 'frozen')
     """
     dataset_opt = read_option_file_dataset(option_file, dataset_name)[0] if option_file else {}
     overrides = {key: value for key, value in overrides.items() if value is not None}
@@ -113,8 +146,33 @@ def _auto_subset(dataset_opt):
 # ------------------------------------------------------------------------------------------ writing
 
 
-def sample_arrays(dataset, index, options):
-    """Everything stored for sample ``index``: the frames of each mode, target and scalars."""
+def sample_arrays(dataset: FlashNoFlashDataset, index: int, options: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Everything stored for sample ``index``: the frames of each mode, target and scalars.
+
+    Args:
+        dataset: a val/test dataset.
+        index: the sample.
+        options: :func:`~fnf_basicsr.data.frozen_set.degradation_options` of the dataset.
+
+    Returns:
+        Array name -> numpy array: the noisy frames (``noflash``, ``flash``, ``noflash2``), ``gt``,
+        ``gain``, ``color_matrix``, ``displacement``, ``dimming``, ``sig_read``, ``sig_shot``, ``key``
+        (and ``awgn_sigma``, ``encoded``, ``flash_noise`` for ``srgb_awgn``).
+
+    Raises:
+        RuntimeError: a frame differs between the input modes (it never should).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     image = np.full((48, 48, 3), 0.5, np.float32)
+        ...     faid.write_faid_pair(folder, 'Demo_1', image, image, faid.ColorMetadata(np.eye(3), 21))
+        ...     dataset_opt = {'dataroot': folder, 'crop_size': 16, 'dimming_factors': [50]}
+        ...     dataset = FlashNoFlashDataset({**dataset_opt, 'phase': 'test'})
+        ...     arrays = sample_arrays(dataset, 0, degradation_options(dataset_opt))
+        >>> sorted(arrays)[:6], arrays['noflash'].shape, str(arrays['key'])
+        (['color_matrix', 'dimming', 'displacement', 'flash', 'gain', 'gt'], (3, 16, 16), 'Demo_1_dim50')
+    """
     arrays = {}
     for mode in options['input_modes']:
         sample = dataset.simulate(index, mode)
@@ -137,35 +195,111 @@ def sample_arrays(dataset, index, options):
     return arrays
 
 
-def encode_npz(arrays):
+def encode_npz(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """The bytes of a compressed ``.npz`` file holding ``arrays``.
+
+    Args:
+        arrays: array name -> array.
+
+    Returns:
+        What ``np.savez_compressed`` writes.
+
+    Example:
+        >>> with np.load(io.BytesIO(encode_npz({'gain': np.float32(50)}))) as loaded:
+        ...     float(loaded['gain'])
+        50.0
+    """
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
 
 
-def write_manifest(output, manifest):
+def write_manifest(output: str | Path, manifest: Mapping[str, Any]) -> None:
+    """Write ``manifest.json`` into the set's folder, atomically (replacing the previous one).
+
+    Args:
+        output: the frozen set's folder.
+        manifest: the manifest.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_manifest(folder, {'format': FROZEN_FORMAT, 'samples': []})
+        ...     json.loads((Path(folder) / FROZEN_MANIFEST).read_text())['samples']
+        []
+    """
     write_atomically(Path(output) / FROZEN_MANIFEST, json.dumps(manifest, indent=1).encode(), overwrite=True)
 
 
-def check_output_location(output, inputs):
-    """Refuse an output that is, contains or lies inside an input; make sure the folder can be written, first."""
+def check_output_location(output: str | Path, inputs: Iterable[str | Path | None]) -> None:
+    """Refuse an output that is, contains or lies inside an input; make sure the folder can be written, first.
+
+    Args:
+        output: the frozen set's folder (created if missing).
+        inputs: the folders read (None entries are skipped).
+
+    Raises:
+        ConfigError: ``output`` is, contains or lies inside an input.
+        OutputError: the folder cannot be created or written.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     check_output_location(Path(folder) / 'frozen', [Path(folder) / 'scenes'])
+        ...     (Path(folder) / 'frozen').is_dir()
+        True
+    """
     check_separate(output, inputs, '--output', 'write the frozen set to another folder')
     prepare_output_folder(output, 'frozen set')
 
 
-def remove_written_files(output, manifest):
+def remove_written_files(output: str | Path, manifest: Mapping[str, Any]) -> None:
     """Delete what a previous run of the writer left: its listed samples, temporaries and manifest (only those,
-    checked on resolved paths before any is deleted)."""
+    checked on resolved paths before any is deleted).
+
+    Args:
+        output: the frozen set's folder.
+        manifest: its manifest (``samples`` list the files).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     for name in ('00000_a.npz', FROZEN_MANIFEST, 'notes.txt'):
+        ...         _ = (Path(folder) / name).write_bytes(b'')
+        ...     remove_written_files(folder, {'samples': [{'file': '00000_a.npz'}]})
+        ...     sorted(path.name for path in Path(folder).iterdir())
+        ['notes.txt']
+    """
     names = [entry['file'] for entry in manifest.get('samples', [])]
     remove_owned(output, [*names, FROZEN_MANIFEST])
     remove_stale_temporaries(output, any_name=True)
 
 
-def prepare_output(output, options, overwrite, software):
+def prepare_output(output: str | Path, options: Mapping[str, Any], overwrite: bool,
+                   software: Mapping[str, str]) -> dict:
     """The manifest to continue: the existing one when written with the same options, else a fresh one.
 
     ``overwrite`` replaces only a frozen set written by this module (the files its manifest lists);
     a folder holding anything else is never emptied.
+
+    Args:
+        output: the frozen set's folder (existing).
+        options: :func:`~fnf_basicsr.data.frozen_set.degradation_options` of the set to write.
+        overwrite: replace a set written with other options.
+        software: versions recorded in a fresh manifest.
+
+    Returns:
+        The manifest (``complete`` false for a fresh one).
+
+    Raises:
+        OutputExistsError: a set of other options without ``overwrite``, or files that are no frozen set.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     manifest = prepare_output(folder, degradation_options({}), False, {'numpy': np.__version__})
+        >>> manifest['complete'], manifest['samples']
+        (False, [])
     """
     output = Path(output)
     manifest_path = output / FROZEN_MANIFEST
@@ -185,19 +319,58 @@ def prepare_output(output, options, overwrite, software):
     return {'format': FROZEN_FORMAT, 'options': options, 'complete': False, 'samples': [], 'software': software}
 
 
-def is_written(output, entry):
+def is_written(output: str | Path, entry: Mapping[str, Any]) -> bool:
+    """Whether a manifest entry's file exists with its recorded checksum.
+
+    Args:
+        output: the frozen set's folder.
+        entry: the sample's manifest entry (``file``, ``sha256``).
+
+    Returns:
+        True when the file is there and its SHA-256 is the entry's.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / 'a.npz').write_bytes(b'data')
+        ...     is_written(folder, {'file': 'a.npz', 'sha256': bytes_sha256(b'data')}), is_written(
+        ...         folder, {'file': 'a.npz', 'sha256': None})
+        (True, False)
+    """
     path = Path(output) / entry['file']
     return entry.get('sha256') is not None and path.is_file() and file_sha256(path) == entry['sha256']
 
 
-def freeze(dataset_opt, output, overwrite=False, progress=True):
+def freeze(dataset_opt: Mapping[str, Any], output: str | Path, overwrite: bool = False,
+           progress: bool = True) -> tuple[int, int]:
     """Write (or complete) the frozen set of the val/test dataset ``dataset_opt`` in ``output``.
 
     The options are checked and the first sample is made before the output folder is created or
     touched, so a set that cannot be made (bad options, crops larger than the images) leaves nothing.
 
+    Args:
+        dataset_opt: ``FlashNoFlashDataset`` options; ``input_modes`` picks the modes stored.
+        output: the frozen set's folder.
+        overwrite: replace a set written with other options (never other files).
+        progress: show a tqdm progress bar.
+
     Returns:
         ``(written, skipped)`` sample counts.
+
+    Raises:
+        ConfigError, DataError: bad options, unreadable scenes, crops larger than the images.
+        OutputExistsError: see :func:`prepare_output`.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     image = np.full((48, 48, 3), 0.5, np.float32)
+        ...     faid.write_faid_pair(Path(folder) / 'scenes', 'Demo_1', image, image, faid.ColorMetadata(np.eye(3), 21))
+        ...     dataset_opt = {'dataroot': str(Path(folder) / 'scenes'), 'crop_size': 16, 'dimming_factors': [50, 25]}
+        ...     freeze(dataset_opt, Path(folder) / 'frozen', progress=False)
+        ...     sorted(path.name for path in (Path(folder) / 'frozen').iterdir())
+        (2, 0)
+        ['00000_Demo_1_dim50.npz', '00001_Demo_1_dim25.npz', 'manifest.json']
     """
     import torch
     from tqdm import tqdm

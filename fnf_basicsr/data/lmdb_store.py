@@ -11,9 +11,9 @@ Two record encodings (:data:`ENCODINGS`), told apart by their first bytes, so re
 
 * ``raw`` (the default): :data:`RAW_MAGIC`, a little-endian u32 header length, a JSON header
   ``{"shape": [h, w, 3], "text": {...}}`` (the color metadata as the PNG text chunks hold it), then
-  the pixels, little-endian uint16 RGB in row-major (h, w, 3) order. Reading is a memory copy:
-  decoding 16-bit PNGs was about 40 % of a training sample's time at 448 px, and PNG saves only
-  ~30 % of the bytes on noisy 16-bit images.
+  the pixels, little-endian uint16 RGB in row-major (h, w, 3) order. Reading is a memory copy,
+  where decoding 16-bit PNGs was a large share of a training sample's time, and PNG saves few of
+  the bytes of noisy 16-bit images (the figures: docs/speed.md, "Moved from docstrings").
 * ``png``: lossless 16-bit PNG bytes with the metadata in text chunks (BasicSR's choice, smaller).
 
 :func:`create_lmdb` builds an LMDB in a temporary folder and gives it its final name only once it
@@ -27,12 +27,15 @@ is complete and verified. Readers call :func:`check_lmdb` before opening one, wh
 :func:`lmdb_errors` turns py-lmdb's errors (``MDB_CORRUPTED``, ``MDB_PAGE_NOTFOUND``, ...) into
 :class:`~fnf_basicsr.errors.DataError` naming the LMDB.
 """
+from __future__ import annotations
+
 import contextlib
 import json
 import os
 import re
 import struct
 from pathlib import Path
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -65,11 +68,27 @@ _PAGE_HEADER = 16
 _META = struct.Struct('<IIQQ48s48sQQ')
 
 
-def expected_data_size(data_path):
+def expected_data_size(data_path: str | Path) -> int | None:
     """The smallest size ``data.mdb`` can have according to its own meta pages, or None if unknown.
+
+    Args:
+        data_path: an LMDB's ``data.mdb``.
+
+    Returns:
+        ``(last page + 1) * page size`` of the newest meta page, or None for another LMDB format version.
 
     Raises:
         DataError: the file is too short for its header, or is not an LMDB.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / DATA_FILE).write_bytes(b'\\0' * 8)
+        ...     try:
+        ...         expected_data_size(Path(folder) / DATA_FILE)
+        ...     except DataError as error:
+        ...         print(str(error).split('(')[1].split(')')[0])
+        8 bytes, shorter than an LMDB header
     """
     data_path = Path(data_path)
     with open(data_path, 'rb') as file:
@@ -92,8 +111,11 @@ def expected_data_size(data_path):
     return (newest[6] + 1) * page_size
 
 
-def check_lmdb(lmdb_path):
+def check_lmdb(lmdb_path: str | Path) -> dict:
     """Refuse an LMDB folder that is unfinished, truncated or not an LMDB (see the module docstring).
+
+    Args:
+        lmdb_path: the LMDB folder.
 
     Returns:
         The completion record (dict) written by ``scripts/data_preparation/create_lmdb.py``.
@@ -101,6 +123,16 @@ def check_lmdb(lmdb_path):
     Raises:
         MissingInputError: the folder does not exist.
         DataError: the folder is unfinished, truncated or not an LMDB.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     image = np.full((32, 32, 3), 0.5, np.float32)
+        ...     faid.write_faid_pair(Path(folder) / 'scenes', 'Demo_1', image, image, faid.ColorMetadata(np.eye(3), 21))
+        ...     _ = create_lmdb(Path(folder) / 'scenes', Path(folder) / 'crops.lmdb', crop_size=32, progress=False)
+        ...     record = check_lmdb(Path(folder) / 'crops.lmdb')
+        >>> record['crops'], record['encoding']
+        (1, 'raw')
     """
     lmdb_path = Path(lmdb_path)
     if not lmdb_path.is_dir():
@@ -127,8 +159,24 @@ def check_lmdb(lmdb_path):
 
 
 @contextlib.contextmanager
-def lmdb_errors(lmdb_path):
-    """Re-raise py-lmdb's errors inside the block as DataError naming ``lmdb_path``."""
+def lmdb_errors(lmdb_path: str | Path) -> Iterator[None]:
+    """Re-raise py-lmdb's errors inside the block as DataError naming ``lmdb_path``.
+
+    Args:
+        lmdb_path: the LMDB, named in the message.
+
+    Raises:
+        DataError: py-lmdb raised inside the block.
+
+    Example:
+        >>> import lmdb
+        >>> try:
+        ...     with lmdb_errors('crops.lmdb'):
+        ...         raise lmdb.CorruptedError('MDB_CORRUPTED')
+        ... except DataError as error:
+        ...     print(str(error).split(';')[0])
+        LMDB crops.lmdb is damaged (CorruptedError: MDB_CORRUPTED)
+    """
     import lmdb
     try:
         yield
@@ -136,24 +184,68 @@ def lmdb_errors(lmdb_path):
         raise DataError(f'LMDB {lmdb_path} is damaged ({type(error).__name__}: {error}); {REBUILD}') from None
 
 
-def crop_key(name, top, left):
-    """LMDB key of the crop of image ``name`` whose top-left pixel is at (``top``, ``left``)."""
+def crop_key(name: str, top: int, left: int) -> str:
+    """LMDB key of the crop of image ``name`` whose top-left pixel is at (``top``, ``left``).
+
+    Args:
+        name: the scene name.
+        top: the crop's first row in the image.
+        left: the crop's first column in the image.
+
+    Returns:
+        ``<name>_y<top:05d>_x<left:05d>``.
+
+    Example:
+        >>> crop_key('Toys_242', 256, 0)
+        'Toys_242_y00256_x00000'
+    """
     return f'{name}_y{int(top):05d}_x{int(left):05d}'
 
 
-def parse_crop_key(key):
-    """``(name, top, left)`` of an LMDB crop key; a key without a position is a whole image at (0, 0)."""
+def parse_crop_key(key: str) -> tuple[str, int, int]:
+    """``(name, top, left)`` of an LMDB crop key; a key without a position is a whole image at (0, 0).
+
+    Args:
+        key: a crop key (:func:`crop_key`) or a scene name.
+
+    Returns:
+        ``(name, top, left)``.
+
+    Example:
+        >>> parse_crop_key('Toys_242_y00256_x00000'), parse_crop_key('Toys_242')
+        (('Toys_242', 256, 0), ('Toys_242', 0, 0))
+    """
     match = _CROP_KEY.match(key)
     if match is None:
         return key, 0, 0
     return match['name'], int(match['top']), int(match['left'])
 
 
-def lmdb_crop_keys(lmdb_path, require_complete=True):
+def lmdb_crop_keys(lmdb_path: str | Path, require_complete: bool = True) -> list[str]:
     """Sorted crop keys listed in an LMDB's ``meta_info.txt`` (records ``<crop>_ambient.png``).
 
     With ``require_complete`` (readers), an unfinished, truncated or foreign LMDB is refused first
     (:func:`check_lmdb`): opening a truncated one could end in SIGBUS.
+
+    Args:
+        lmdb_path: the LMDB folder.
+        require_complete: check the folder with :func:`check_lmdb` first.
+
+    Returns:
+        The crop keys (:func:`crop_key`), sorted.
+
+    Raises:
+        FileNotFoundError: no ``meta_info.txt``.
+        ValueError: it lists no ambient records.
+        MissingInputError, DataError: see :func:`check_lmdb`.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / LMDB_META_INFO).write_text('A_y00000_x00000_ambient.raw (8,8,3) 0\\n'
+        ...                                                     'A_y00000_x00000_flash.raw (8,8,3) 0\\n')
+        ...     lmdb_crop_keys(folder, require_complete=False)
+        ['A_y00000_x00000']
     """
     if require_complete:
         check_lmdb(lmdb_path)
@@ -172,8 +264,22 @@ def lmdb_crop_keys(lmdb_path, require_complete=True):
     return keys
 
 
-def encode_record(image_u16, text, encoding=DEFAULT_ENCODING):
-    """One LMDB record: an (h, w, 3) uint16 RGB crop and its metadata text in ``encoding``."""
+def encode_record(image_u16: np.ndarray, text: dict[str, str] | None, encoding: str = DEFAULT_ENCODING) -> bytes:
+    """One LMDB record: an (h, w, 3) uint16 RGB crop and its metadata text in ``encoding``.
+
+    Args:
+        image_u16: (h, w, 3) uint16 RGB pixels.
+        text: the color metadata as PNG text chunks (``ColorMetadata.to_text``).
+        encoding: ``'raw'`` or ``'png'`` (:data:`ENCODINGS`).
+
+    Returns:
+        The record's bytes.
+
+    Example:
+        >>> record = encode_record(np.zeros((2, 2, 3), np.uint16), {'Description': '21'})
+        >>> record[:8], is_raw_record(record)
+        (b'FNFRAW16', True)
+    """
     if encoding == 'png':
         return faid.encode_png16(image_u16, text)
     image_u16 = np.ascontiguousarray(image_u16, dtype='<u2')
@@ -181,11 +287,23 @@ def encode_record(image_u16, text, encoding=DEFAULT_ENCODING):
     return RAW_MAGIC + _RAW_HEADER_LENGTH.pack(len(header)) + header + image_u16.tobytes()
 
 
-def decode_raw_record(data, source):
+def decode_raw_record(data: bytes | memoryview, source: str) -> tuple[np.ndarray, dict[str, str]]:
     """``(image_u16, text)`` of a ``raw`` record (read-only array over ``data``).
+
+    Args:
+        data: the record's bytes.
+        source: how messages name the record.
+
+    Returns:
+        The (h, w, 3) uint16 pixels and the metadata text.
 
     Raises:
         DataError: a truncated or malformed record, named by ``source``.
+
+    Example:
+        >>> image, text = decode_raw_record(encode_record(np.full((2, 3, 3), 7, np.uint16), {'Description': '21'}), 'r')
+        >>> image.shape, int(image.max()), text
+        ((2, 3, 3), 7, {'Description': '21'})
     """
     data = memoryview(data)
     start = len(RAW_MAGIC) + _RAW_HEADER_LENGTH.size
@@ -203,13 +321,45 @@ def decode_raw_record(data, source):
     return np.frombuffer(pixels, dtype='<u2').reshape(shape), text
 
 
-def is_raw_record(data):
-    """Whether LMDB record bytes are in the ``raw`` encoding (else PNG)."""
+def is_raw_record(data: bytes | memoryview) -> bool:
+    """Whether LMDB record bytes are in the ``raw`` encoding (else PNG).
+
+    Args:
+        data: a record's bytes.
+
+    Returns:
+        True when they start with :data:`RAW_MAGIC`.
+
+    Example:
+        >>> is_raw_record(RAW_MAGIC + b'...'), is_raw_record(faid.PNG_SIGNATURE)
+        (True, False)
+    """
     return bytes(data[:len(RAW_MAGIC)]) == RAW_MAGIC
 
 
-def decode_record_pair(ambient_bytes, flash_bytes, ambient_source, flash_source):
-    """``(ambient, flash_only, metadata)`` of a crop's two records, whichever encoding wrote them."""
+def decode_record_pair(ambient_bytes: bytes, flash_bytes: bytes, ambient_source: str,
+                       flash_source: str) -> tuple[np.ndarray, np.ndarray, faid.ColorMetadata]:
+    """``(ambient, flash_only, metadata)`` of a crop's two records, whichever encoding wrote them.
+
+    Args:
+        ambient_bytes: the ``<crop>_ambient`` record.
+        flash_bytes: the ``<crop>_flash`` record.
+        ambient_source: how messages name the first.
+        flash_source: how messages name the second.
+
+    Returns:
+        The two (h, w, 3) uint16 images and the pair's color metadata.
+
+    Raises:
+        DataError: mixed encodings, different sizes, or a damaged record.
+
+    Example:
+        >>> text = faid.ColorMetadata(np.eye(3), 21).to_text()
+        >>> records = [encode_record(np.zeros((2, 2, 3), np.uint16), text) for _ in range(2)]
+        >>> ambient, flash_only, metadata = decode_record_pair(*records, 'a', 'f')
+        >>> ambient.shape, metadata.illuminant
+        ((2, 2, 3), 21)
+    """
     if not is_raw_record(ambient_bytes):
         return faid.decode_pair(ambient_bytes, flash_bytes, ambient_source, flash_source)
     ambient, text = decode_raw_record(ambient_bytes, ambient_source)
@@ -228,8 +378,21 @@ MAP_SIZE_SLACK = 1.25  # LMDB map size over the raw 16-bit bytes (PNG can exceed
 COMMIT_EVERY = 2500  # crops per LMDB transaction (BasicSR's LmdbMaker: 5000 records)
 
 
-def crop_positions(length, crop_size, stride):
-    """Start offsets of crops along one axis covering ``[0, length)``; ``[0]`` if the axis is shorter."""
+def crop_positions(length: int, crop_size: int, stride: int) -> list[int]:
+    """Start offsets of crops along one axis covering ``[0, length)``; ``[0]`` if the axis is shorter.
+
+    Args:
+        length: the image's size along the axis.
+        crop_size: the crop side.
+        stride: the step between crops; the last crop ends at the border.
+
+    Returns:
+        The start offsets.
+
+    Example:
+        >>> crop_positions(1080, 512, 256), crop_positions(300, 512, 256)
+        ([0, 256, 512, 568], [0])
+    """
     if length <= crop_size:
         return [0]
     starts = list(range(0, length - crop_size + 1, stride))
@@ -238,8 +401,26 @@ def crop_positions(length, crop_size, stride):
     return starts
 
 
-def png_size(path):
-    """(height, width) from a PNG header, without decoding pixels."""
+def png_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) from a PNG header, without decoding pixels.
+
+    Args:
+        path: a PNG file.
+
+    Returns:
+        ``(height, width)``.
+
+    Raises:
+        DataError: the file cannot be read.
+        FaidFormatError: empty, not a PNG, or a zero size.
+
+    Example:
+        >>> import tempfile, cv2
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = cv2.imwrite(str(Path(folder) / 'a.png'), np.zeros((5, 7, 3), np.uint16))
+        ...     png_size(Path(folder) / 'a.png')
+        (5, 7)
+    """
     try:
         with open(path, 'rb') as file:
             header = file.read(24)
@@ -256,8 +437,27 @@ def png_size(path):
     return height, width
 
 
-def plan_crops(input_dir, names, crop_size, stride):
-    """``[(name, top, left, height, width)]`` of every crop, in name order."""
+def plan_crops(input_dir: str | Path, names: Iterable[str], crop_size: int,
+               stride: int) -> list[tuple[str, int, int, int, int]]:
+    """``[(name, top, left, height, width)]`` of every crop, in name order.
+
+    Args:
+        input_dir: FAID-format folder.
+        names: the scenes to crop.
+        crop_size: the crop side (smaller images give one crop of their size).
+        stride: the step between crops.
+
+    Returns:
+        One tuple per crop.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     image = np.full((48, 32, 3), 0.5, np.float32)
+        ...     faid.write_faid_pair(folder, 'Demo_1', image, image, faid.ColorMetadata(np.eye(3), 21))
+        ...     plan_crops(folder, ['Demo_1'], 32, 16)
+        [('Demo_1', 0, 0, 32, 32), ('Demo_1', 16, 0, 32, 32)]
+    """
     plan = []
     for name in names:
         height, width = png_size(Path(input_dir) / f'{name}{faid.AMBIENT_SUFFIX}')
@@ -268,14 +468,49 @@ def plan_crops(input_dir, names, crop_size, stride):
     return plan
 
 
-def read_pair_u16(input_dir, name):
-    """``(ambient_u16, flash_u16, metadata)`` of one scene of a FAID folder."""
+def read_pair_u16(input_dir: str | Path, name: str) -> tuple[np.ndarray, np.ndarray, faid.ColorMetadata]:
+    """``(ambient_u16, flash_u16, metadata)`` of one scene of a FAID folder.
+
+    Args:
+        input_dir: FAID-format folder.
+        name: the scene.
+
+    Returns:
+        The two (H, W, 3) uint16 images and their color metadata.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     image = np.full((4, 6, 3), 0.5, np.float32)
+        ...     faid.write_faid_pair(folder, 'Demo_1', image, image, faid.ColorMetadata(np.eye(3), 21))
+        ...     ambient, flash_only, metadata = read_pair_u16(folder, 'Demo_1')
+        >>> ambient.shape, ambient.dtype, metadata.illuminant
+        ((4, 6, 3), dtype('uint16'), 21)
+    """
     paths = [Path(input_dir) / f'{name}{suffix}' for suffix in (faid.AMBIENT_SUFFIX, faid.FLASH_SUFFIX)]
     return faid.decode_pair(*(faid.read_file_bytes(path) for path in paths), str(paths[0]), str(paths[1]))
 
 
-def iter_crops(input_dir, plan):
-    """Yield ``(key, ambient_crop, flash_crop, metadata)`` following ``plan``; each image is read once."""
+def iter_crops(input_dir: str | Path, plan: Sequence[tuple[str, int, int, int, int]]
+               ) -> Iterator[tuple[str, np.ndarray, np.ndarray, faid.ColorMetadata]]:
+    """Yield ``(key, ambient_crop, flash_crop, metadata)`` following ``plan``; each image is read once.
+
+    Args:
+        input_dir: FAID-format folder.
+        plan: :func:`plan_crops`, in name order.
+
+    Yields:
+        The crop's key (:func:`crop_key`), its two uint16 crops and the pair's metadata.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     image = np.full((48, 32, 3), 0.5, np.float32)
+        ...     faid.write_faid_pair(folder, 'Demo_1', image, image, faid.ColorMetadata(np.eye(3), 21))
+        ...     plan = plan_crops(folder, ['Demo_1'], 32, 16)
+        ...     [(key, ambient.shape) for key, ambient, _, _ in iter_crops(folder, plan)]
+        [('Demo_1_y00000_x00000', (32, 32, 3)), ('Demo_1_y00016_x00000', (32, 32, 3))]
+    """
     loaded_name, pair = None, None
     for name, top, left, height, width in plan:
         if name != loaded_name:
@@ -285,17 +520,36 @@ def iter_crops(input_dir, plan):
         yield crop_key(name, top, left), ambient[window], flash_only[window], metadata
 
 
-def check_numbers(crop_size, stride, num_val, max_images):
-    """Refuse crop sizes, strides and counts that cannot make a dataset (before any work)."""
+def check_numbers(crop_size: int, stride: int, num_val: int, max_images: int | None) -> None:
+    """Refuse crop sizes, strides and counts that cannot make a dataset (before any work).
+
+    Args:
+        crop_size: crop side, an integer >= 1.
+        stride: crop step, an integer >= 1.
+        num_val: validation scenes, an integer >= 0.
+        max_images: None, or an integer >= 1.
+
+    Raises:
+        ConfigError: the first value that breaks its rule, named by its command-line flag.
+
+    Example:
+        >>> check_numbers(512, 256, 128, None)
+        >>> try:
+        ...     check_numbers(512, 0, 128, None)
+        ... except ConfigError as error:
+        ...     print(error)
+        --stride must be an integer >= 1, got 0
+    """
     for label, value, low in (('--crop-size', crop_size, 1), ('--stride', stride, 1), ('--num-val', num_val, 0),
                               ('--max-images', max_images, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise ConfigError(f'{label} must be an integer >= {low}, got {value!r}')
 
 
-def create_lmdb(input_dir, lmdb_path, split='all', crop_size=DEFAULT_CROP_SIZE, stride=DEFAULT_STRIDE,
-                num_val=128, val_names=None, max_images=None, overwrite=False, progress=True,
-                encoding=DEFAULT_ENCODING, faid_split='paper'):
+def create_lmdb(input_dir: str | Path, lmdb_path: str | Path, split: str = 'all', crop_size: int = DEFAULT_CROP_SIZE,
+                stride: int = DEFAULT_STRIDE, num_val: int = 128, val_names: Iterable[str] | None = None,
+                max_images: int | None = None, overwrite: bool = False, progress: bool = True,
+                encoding: str = DEFAULT_ENCODING, faid_split: str = 'paper') -> dict[str, int]:
     """Write the LMDB in a temporary sibling folder, verify it, then give it its final name.
 
     A killed or failed run therefore never leaves anything under ``lmdb_path``; the next run
@@ -306,8 +560,10 @@ def create_lmdb(input_dir, lmdb_path, split='all', crop_size=DEFAULT_CROP_SIZE, 
         input_dir: FAID-format folder.
         lmdb_path: output folder, must end with ``.lmdb`` (BasicSR's convention); parents are created.
         split: ``all``, ``train``, ``val`` or ``test`` (see the module docstring).
-        crop_size, stride: crop side and step in pixels.
-        num_val, val_names: validation selection (see ``select_names``).
+        crop_size: crop side in pixels.
+        stride: crop step in pixels.
+        num_val: size of the validation selection (see ``select_names``).
+        val_names: explicit validation scene names (see ``select_names``).
         max_images: keep only the first N selected scenes (quick tests).
         overwrite: replace an existing ``lmdb_path`` (only once the new one is complete).
         progress: show tqdm progress bars.
@@ -323,6 +579,17 @@ def create_lmdb(input_dir, lmdb_path, split='all', crop_size=DEFAULT_CROP_SIZE, 
         OutputExistsError: ``lmdb_path`` exists and ``overwrite`` is False.
         OutputError: the output folder cannot be created or written (also a full disk).
         DataError: an input is damaged, or a record read back differs from its source.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     image = np.full((48, 40, 3), 0.5, np.float32)
+        ...     faid.write_faid_pair(Path(folder) / 'scenes', 'Demo_1', image, image, faid.ColorMetadata(np.eye(3), 21))
+        ...     summary = create_lmdb(Path(folder) / 'scenes', Path(folder) / 'crops.lmdb', crop_size=32, stride=16,
+        ...                           progress=False)
+        ...     keys = lmdb_crop_keys(Path(folder) / 'crops.lmdb')
+        >>> summary['crops'], summary['verified'], keys[1]
+        (4, 8, 'Demo_1_y00000_x00008')
     """
     check_numbers(crop_size, stride, num_val, max_images)
     if encoding not in ENCODINGS:
@@ -360,14 +627,33 @@ def create_lmdb(input_dir, lmdb_path, split='all', crop_size=DEFAULT_CROP_SIZE, 
             'verified': verified}
 
 
-def write_records(input_dir, lmdb_path, plan, progress=True, label=None, encoding=DEFAULT_ENCODING):
+def write_records(input_dir: str | Path, lmdb_path: str | Path, plan: Sequence[tuple[str, int, int, int, int]],
+                  progress: bool = True, label: str | None = None, encoding: str = DEFAULT_ENCODING) -> int:
     """Write every crop of ``plan`` into a new LMDB at ``lmdb_path``, then ``meta_info.txt``.
+
+    Args:
+        input_dir: FAID-format folder.
+        lmdb_path: the (temporary) LMDB folder to create.
+        plan: :func:`plan_crops`.
+        progress: show a tqdm progress bar.
+        label: how the progress bar names the LMDB (default: ``lmdb_path``).
+        encoding: record encoding (:data:`ENCODINGS`).
 
     Returns:
         The number of record bytes stored.
 
     Raises:
         OutputError: LMDB or the disk refused a write (full disk, map full, ...).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     image = np.full((32, 32, 3), 0.5, np.float32)
+        ...     faid.write_faid_pair(Path(folder) / 'scenes', 'Demo_1', image, image, faid.ColorMetadata(np.eye(3), 21))
+        ...     plan = plan_crops(Path(folder) / 'scenes', ['Demo_1'], 32, 32)
+        ...     stored = write_records(Path(folder) / 'scenes', Path(folder) / 'crops.lmdb', plan, progress=False)
+        ...     verify_lmdb(Path(folder) / 'scenes', Path(folder) / 'crops.lmdb', plan, progress=False)
+        2
     """
     import lmdb
     raw_bytes = sum(2 * height * width * 3 * 2 for *_, height, width in plan)
@@ -401,8 +687,26 @@ def write_records(input_dir, lmdb_path, plan, progress=True, label=None, encodin
     return stored
 
 
-def check_replaceable(lmdb_path):
-    """Refuse to replace anything but an LMDB folder holding only the files an LMDB of ours holds."""
+def check_replaceable(lmdb_path: Path) -> None:
+    """Refuse to replace anything but an LMDB folder holding only the files an LMDB of ours holds.
+
+    Args:
+        lmdb_path: the existing output.
+
+    Raises:
+        OutputExistsError: a file, a link, or a folder holding files other than :data:`LMDB_FILES`.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     (Path(folder) / 'crops.lmdb').mkdir()
+        ...     _ = (Path(folder) / 'crops.lmdb' / 'notes.txt').write_text('mine')
+        ...     try:
+        ...         check_replaceable(Path(folder) / 'crops.lmdb')
+        ...     except OutputExistsError as error:
+        ...         print('is not an LMDB this command wrote' in str(error))
+        True
+    """
     try:
         owned_entries(lmdb_path.parent, [lmdb_path.name], LMDB_FILES)
     except DataError:
@@ -411,8 +715,26 @@ def check_replaceable(lmdb_path):
                                 '(nothing in it is deleted, not even with --overwrite)') from None
 
 
-def publish(tmp, lmdb_path, overwrite):
-    """Rename the finished LMDB ``tmp`` to ``lmdb_path``; an old one is moved aside first, then deleted."""
+def publish(tmp: Path, lmdb_path: Path, overwrite: bool) -> None:
+    """Rename the finished LMDB ``tmp`` to ``lmdb_path``; an old one is moved aside first, then deleted.
+
+    Args:
+        tmp: the finished LMDB folder.
+        lmdb_path: its final name.
+        overwrite: replace an existing LMDB of ours there.
+
+    Raises:
+        OutputExistsError: ``lmdb_path`` exists and ``overwrite`` is False, or it is not an LMDB of ours.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     (Path(folder) / 'new').mkdir()
+        ...     _ = (Path(folder) / 'new' / DATA_FILE).write_bytes(b'')
+        ...     publish(Path(folder) / 'new', Path(folder) / 'crops.lmdb', overwrite=False)
+        ...     sorted(path.name for path in Path(folder).iterdir())
+        ['crops.lmdb']
+    """
     if not overwrite:
         try:
             os.rename(tmp, lmdb_path)  # fails if lmdb_path appeared meanwhile (a non-empty folder)
@@ -429,11 +751,31 @@ def publish(tmp, lmdb_path, overwrite):
         remove_owned(old.parent, [old.name], LMDB_FILES)
 
 
-def verify_lmdb(input_dir, lmdb_path, plan, progress=True):
+def verify_lmdb(input_dir: str | Path, lmdb_path: str | Path, plan: Sequence[tuple[str, int, int, int, int]],
+                progress: bool = True) -> int:
     """Read every record back and compare pixels (bit-exact) and metadata with the source.
 
+    Args:
+        input_dir: FAID-format folder the records were made from.
+        lmdb_path: the LMDB folder (complete or not).
+        plan: :func:`plan_crops` it was written from.
+        progress: show a tqdm progress bar.
+
     Returns:
-        The number of records verified; raises DataError listing the first mismatches.
+        The number of records verified.
+
+    Raises:
+        DataError: ``meta_info.txt`` lists other crops, or records are missing or differ (the first few named).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     image = np.full((32, 64, 3), 0.5, np.float32)
+        ...     faid.write_faid_pair(Path(folder) / 'scenes', 'Demo_1', image, image, faid.ColorMetadata(np.eye(3), 21))
+        ...     plan = plan_crops(Path(folder) / 'scenes', ['Demo_1'], 32, 32)
+        ...     _ = write_records(Path(folder) / 'scenes', Path(folder) / 'crops.lmdb', plan, progress=False)
+        ...     verify_lmdb(Path(folder) / 'scenes', Path(folder) / 'crops.lmdb', plan, progress=False)
+        4
     """
     import lmdb
     lmdb_path = str(lmdb_path)

@@ -1,5 +1,8 @@
 """Which scenes of a FAID-format collection a dataset, an LMDB or a frozen set uses (``subset``, ``split``)."""
+from __future__ import annotations
+
 from pathlib import Path
+from typing import Collection, Iterable
 
 import numpy as np
 from basicsr.utils import get_root_logger
@@ -9,8 +12,9 @@ from fnf_basicsr.data.dataset_options import DEFAULT_NUM_VAL, SUBSETS
 from fnf_basicsr.errors import ConfigError
 
 
-def select_names(names, subset='all', exclude_test_split=True, num_val=DEFAULT_NUM_VAL, val_names=None,
-                 split='paper'):
+def select_names(names: Iterable[str], subset: str = 'all', exclude_test_split: bool = True,
+                 num_val: int = DEFAULT_NUM_VAL, val_names: Iterable[str] | None = None,
+                 split: str = 'paper') -> list[str]:
     """The scene names of a subset of a FAID-format collection.
 
     Args:
@@ -27,6 +31,14 @@ def select_names(names, subset='all', exclude_test_split=True, num_val=DEFAULT_N
 
     Returns:
         Sorted list of names.
+
+    Raises:
+        ConfigError: ``subset`` is not one of :data:`~fnf_basicsr.data.dataset_options.SUBSETS`.
+
+    Example:
+        >>> names = [f'Synth_{i}' for i in range(6)]
+        >>> select_names(names, 'val', num_val=2), len(select_names(names, 'train', num_val=2))
+        (['Synth_2', 'Synth_3'], 4)
     """
     if subset not in SUBSETS:
         raise ConfigError(f'subset must be one of {list(SUBSETS)}, got {subset!r}')
@@ -46,9 +58,27 @@ def select_names(names, subset='all', exclude_test_split=True, num_val=DEFAULT_N
     return [name for name in pool if (name in validation) == (subset == 'val')]
 
 
-def read_val_names(path, scenes):
+def read_val_names(path: str | Path, scenes: Collection[str]) -> list[str]:
     """The scene names of a ``val_names_file``; refused when none of them is a scene of the dataset, and the
-    names it lists that are not there are logged (a typo or another dataset's list would otherwise pass)."""
+    names it lists that are not there are logged (a typo or another dataset's list would otherwise pass).
+
+    Args:
+        path: the text file, one scene name per line.
+        scenes: the dataset's scene names.
+
+    Returns:
+        The listed names that are scenes of the dataset, in the file's order.
+
+    Raises:
+        ConfigError: the file cannot be read, or none of its names is a scene.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / 'val.txt').write_text('Toys_1\\nToys_2\\n')
+        ...     read_val_names(Path(folder) / 'val.txt', {'Toys_2', 'Toys_3'})
+        ['Toys_2']
+    """
     try:
         names = Path(path).read_text(encoding='utf-8').split()
     except OSError as error:
