@@ -2,6 +2,8 @@
 
 Textures are linear sRGB float32 (h, w, 3), mapped by surface coordinates in metres.
 """
+from __future__ import annotations
+
 import functools
 from dataclasses import dataclass
 
@@ -21,7 +23,18 @@ GRAY_TEXTURES = ('brick', 'grass', 'gravel')
 
 @dataclass
 class Material:
-    """Albedo texture (linear sRGB, (h, w, 3)), its size on the surface, and specular terms."""
+    """Albedo texture (linear sRGB, (h, w, 3)), its size on the surface, and specular terms.
+
+    Attributes:
+        albedo: (h, w, 3) float32 linear sRGB albedo.
+        texel_m: metres per texel on the surface.
+        specular: weight of the Blinn-Phong lobe.
+        shininess: its exponent.
+
+    Example:
+        >>> Material(flat_albedo(0.5), 1.0).shininess
+        32.0
+    """
     albedo: np.ndarray
     texel_m: float
     specular: float = 0.0
@@ -29,14 +42,34 @@ class Material:
 
 
 @functools.lru_cache(maxsize=None)
-def srgb8_to_linear():
-    """Lookup table: 8-bit sRGB code -> linear value (float32, 256 entries)."""
+def srgb8_to_linear() -> np.ndarray:
+    """Lookup table: 8-bit sRGB code -> linear value (float32, 256 entries).
+
+    Returns:
+        (256,) float32 array (cached; do not modify it).
+
+    Example:
+        >>> table = srgb8_to_linear()
+        >>> table.shape, float(table[0]), float(table[255])
+        ((256,), 0.0, 1.0)
+    """
     return srgb_degamma(np.arange(256) / 255.0).numpy().astype(np.float32)
 
 
 @functools.lru_cache(maxsize=None)
-def load_photo(name):
-    """A scikit-image sample photograph as linear sRGB float32 (h, w, 3); gray ones are replicated."""
+def load_photo(name: str) -> np.ndarray:
+    """A scikit-image sample photograph as linear sRGB float32 (h, w, 3); gray ones are replicated.
+
+    Args:
+        name: a function of ``skimage.data`` returning an image (e.g. one of :data:`COLOR_PHOTOS`).
+
+    Returns:
+        (h, w, 3) float32 (cached; do not modify it).
+
+    Example:
+        >>> load_photo('camera').shape, load_photo('camera').dtype
+        ((512, 512, 3), dtype('float32'))
+    """
     image = np.asarray(getattr(skimage.data, name)(), dtype=np.uint8)
     image = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
     return srgb8_to_linear()[image]
@@ -48,7 +81,19 @@ def _random_color(rng, saturation=(0.05, 0.6), value=(0.25, 0.9)):
     return srgb8_to_linear()[cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0]]
 
 
-def flat_albedo(level):
+def flat_albedo(level: float) -> np.ndarray:
+    """A one-texel gray albedo texture.
+
+    Args:
+        level: the albedo, linear.
+
+    Returns:
+        (1, 1, 3) float32.
+
+    Example:
+        >>> flat_albedo(0.5).ravel()
+        array([0.5, 0.5, 0.5], dtype=float32)
+    """
     return np.full((1, 1, 3), level, np.float32)
 
 
@@ -88,12 +133,39 @@ def _tinted_photo(rng, names):
     return np.clip(image, 0.02, 0.9)
 
 
-def material_spanning(albedo, width_m, specular=0.0, shininess=32.0):
-    """A Material whose texture spans ``width_m`` metres on the surface before it repeats."""
+def material_spanning(albedo: np.ndarray, width_m: float, specular: float = 0.0, shininess: float = 32.0) -> Material:
+    """A Material whose texture spans ``width_m`` metres on the surface before it repeats.
+
+    Args:
+        albedo: (h, w, 3) texture.
+        width_m: the width the texture covers, metres.
+        specular: weight of the Blinn-Phong lobe.
+        shininess: its exponent.
+
+    Returns:
+        The material, ``texel_m = width_m / w``.
+
+    Example:
+        >>> material_spanning(np.zeros((4, 8, 3), np.float32), 2.0).texel_m
+        0.25
+    """
     return Material(albedo, width_m / albedo.shape[1], specular, shininess)
 
 
-def random_wall_material(rng):
+def random_wall_material(rng: np.random.Generator) -> Material:
+    """A wall: pale paint, wallpaper (a procedural pattern) or a tinted stationary texture.
+
+    Args:
+        rng: the scene's generator.
+
+    Returns:
+        The material.
+
+    Example:
+        >>> material = random_wall_material(np.random.default_rng(0))
+        >>> material.albedo.ndim, material.specular
+        (3, 0.0)
+    """
     choice = rng.random()
     if choice < 0.4:  # paint: a pale color with faint blotches
         paint = _random_color(rng, saturation=(0.0, 0.35), value=(0.55, 0.95))
@@ -103,13 +175,39 @@ def random_wall_material(rng):
     return material_spanning(_tinted_photo(rng, GRAY_TEXTURES), rng.uniform(1.0, 2.5))
 
 
-def random_floor_material(rng):
+def random_floor_material(rng: np.random.Generator) -> Material:
+    """A floor: a procedural pattern or a tinted stationary texture, slightly specular.
+
+    Args:
+        rng: the scene's generator.
+
+    Returns:
+        The material.
+
+    Example:
+        >>> material = random_floor_material(np.random.default_rng(0))
+        >>> material.albedo.shape[2], 0 <= material.specular <= 0.15
+        (3, True)
+    """
     if rng.random() < 0.6:
         return material_spanning(_procedural(rng), rng.uniform(0.8, 2.5), rng.uniform(0, 0.15), rng.uniform(8, 64))
     return material_spanning(_tinted_photo(rng, GRAY_TEXTURES), rng.uniform(1.0, 3.0), rng.uniform(0, 0.1))
 
 
-def random_object_material(rng):
+def random_object_material(rng: np.random.Generator) -> Material:
+    """An object's surface: a color photograph, a procedural pattern, a tinted gray photo or a flat color.
+
+    Args:
+        rng: the scene's generator.
+
+    Returns:
+        The material, with specular weight in [0, 0.4] and shininess in [8, 120].
+
+    Example:
+        >>> material = random_object_material(np.random.default_rng(0))
+        >>> 0 <= material.specular <= 0.4, 8 <= material.shininess <= 120
+        (True, True)
+    """
     specular, shininess = rng.uniform(0, 0.4), float(np.exp(rng.uniform(np.log(8), np.log(120))))
     choice = rng.random()
     if choice < 0.4:
@@ -123,16 +221,24 @@ def random_object_material(rng):
     return material_spanning(flat_albedo(1.0) * _random_color(rng, saturation=(0.2, 0.9)), 1.0, specular, shininess)
 
 
-def sample_texture(texture, texel_m, footprint_m, u, v):
+def sample_texture(texture: np.ndarray, texel_m: float, footprint_m: float, u: np.ndarray,
+                   v: np.ndarray) -> np.ndarray:
     """Bilinear lookup with mirrored repetition.
 
     Args:
-        texture: (h, w, 3) albedo; ``texel_m`` metres per texel.
+        texture: (h, w, 3) albedo.
+        texel_m: metres per texel.
         footprint_m: size of a pixel on the surface; coarser than a texel, the texture is averaged.
-        u, v: (M,) surface coordinates in metres.
+        u: (M,) horizontal surface coordinates in metres.
+        v: (M,) vertical surface coordinates in metres.
 
     Returns:
         (M, 3) albedo.
+
+    Example:
+        >>> texture = np.array([[[0.0] * 3, [1.0] * 3]], np.float32)  # 1 x 2 texels
+        >>> sample_texture(texture, 1.0, 0.01, np.array([0.5, 1.0, 2.5, 3.5]), np.full(4, 0.5))[:, 0]  # mirrored
+        array([0. , 0.5, 1. , 0. ])
     """
     if texture.shape[0] > 1 and footprint_m > texel_m:  # minified: average texels (a 1-level mip map)
         scale = texel_m / footprint_m

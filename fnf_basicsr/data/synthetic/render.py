@@ -1,4 +1,6 @@
 """Rendering a scene under its ambient lamp and under its flash, to exposed camera RGB."""
+from __future__ import annotations
+
 from dataclasses import dataclass
 
 import cv2
@@ -6,7 +8,7 @@ import numpy as np
 
 from fnf_basicsr.data.synthetic.geometry import Sphere, camera_rays, column, dot, first_hits, rays_near, unit
 from fnf_basicsr.data.synthetic.materials import sample_texture
-from fnf_basicsr.data.synthetic.scenes import sample_scene
+from fnf_basicsr.data.synthetic.scenes import Scene, sample_scene
 
 SHADOW_EPS = 1e-3  # metres: start shadow rays off the surface to avoid self-hits
 LENS_BLUR_SIGMA = 0.6  # pixels; also softens the aliased geometric edges of the ray caster
@@ -15,7 +17,13 @@ EXPOSURE_PERCENTILE = 99.0
 
 @dataclass
 class RenderResult:
-    """Camera-RGB images in [0, 1] plus the buffers tests and figures inspect."""
+    """Camera-RGB images in [0, 1] plus the buffers tests and figures inspect.
+
+    Example:
+        >>> result = render(sample_scene(0, 32))
+        >>> result.ambient.shape, result.depth.shape, result.flash_visibility.dtype
+        ((32, 32, 3), (32, 32), dtype('bool'))
+    """
     ambient: np.ndarray  # (H, W, 3) float32
     flash_only: np.ndarray  # (H, W, 3) float32
     depth: np.ndarray  # (H, W) float32, metres along the optical axis
@@ -23,7 +31,7 @@ class RenderResult:
     lamp_visibility: np.ndarray  # (H, W) float32, fraction of the lamp in view (soft shadows)
 
 
-def render_scene(seed, size=512, return_depth=False):
+def render_scene(seed: int, size: int = 512, return_depth: bool = False) -> tuple:
     """Render one synthetic scene.
 
     Args:
@@ -32,8 +40,13 @@ def render_scene(seed, size=512, return_depth=False):
         return_depth: also return the (H, W) depth map in metres.
 
     Returns:
-        ``(ambient, flash_only, metadata)`` with (H, W, 3) float32 linear camera RGB in [0, 1],
-        and ``depth`` last when ``return_depth`` is set.
+        ``(ambient, flash_only, metadata)`` with (H, W, 3) float32 linear camera RGB in [0, 1] and the
+        scene's :class:`~fnf_basicsr.data.faid.ColorMetadata`, and ``depth`` last when ``return_depth`` is set.
+
+    Example:
+        >>> ambient, flash_only, metadata, depth = render_scene(0, 32, return_depth=True)
+        >>> ambient.shape, flash_only.dtype, depth.shape, bool(ambient.max() <= 1)
+        ((32, 32, 3), dtype('float32'), (32, 32), True)
     """
     scene = sample_scene(seed, size)
     result = render(scene)
@@ -42,13 +55,22 @@ def render_scene(seed, size=512, return_depth=False):
     return result.ambient, result.flash_only, scene.metadata
 
 
-def render(scene):
+def render(scene: Scene) -> RenderResult:
     """Ray-cast a scene under its ambient lamp and under its flash.
 
     Vectors are (3, N) float32 columns, one per pixel, so every operation runs on whole rows.
 
+    Args:
+        scene: from :func:`~fnf_basicsr.data.synthetic.scenes.sample_scene` (or edited).
+
     Returns:
         RenderResult with camera-RGB images exposed, lens-blurred and clipped to [0, 1].
+
+    Example:
+        >>> scene = sample_scene(0, 32)
+        >>> scene.flash_rgb = scene.flash_rgb * 0  # no flash light at all
+        >>> float(render(scene).flash_only.max())
+        0.0
     """
     dirs = camera_rays(scene.size, scene.focal_px, scene.camera_rotation)
     depth, surface_index = first_hits(scene.surfaces, dirs)
@@ -86,11 +108,25 @@ def render(scene):
     )
 
 
-def point_light_irradiance(points, normals, light_position):
+def point_light_irradiance(points: np.ndarray, normals: np.ndarray, light_position: np.ndarray) -> np.ndarray:
     """Irradiance from a unit point light: max(0, cos(incidence)) / distance^2 (no occlusion).
+
+    Args:
+        points: surface points.
+        normals: their unit normals.
+        light_position: the light.
+
+    Returns:
+        The irradiance at every point.
 
     Shape:
         points, normals: (3, N); light_position: (3,); output: (N,).
+
+    Example:
+        >>> points = np.zeros((3, 2), np.float32)
+        >>> normals = np.array([[0.0, 0.0], [-1.0, 1.0], [0.0, 0.0]], np.float32)  # facing the light, away
+        >>> point_light_irradiance(points, normals, np.array([0.0, -2.0, 0.0]))
+        array([0.25, 0.  ], dtype=float32)
     """
     to_light = column(light_position) - points
     distance2 = dot(to_light, to_light)
@@ -98,17 +134,44 @@ def point_light_irradiance(points, normals, light_position):
     return np.clip(cosine, 0, None) / distance2
 
 
-def lamp_emission(points, lamp_point):
-    """Relative intensity a downward-facing Lambertian lamp emits toward each point (3, N) -> (N,)."""
+def lamp_emission(points: np.ndarray, lamp_point: np.ndarray) -> np.ndarray:
+    """Relative intensity a downward-facing Lambertian lamp emits toward each point (3, N) -> (N,).
+
+    Args:
+        points: (3, N) points lit.
+        lamp_point: (3,) a point of the lamp.
+
+    Returns:
+        (N,) cosine of the angle below the lamp, 0 above it (y points down).
+
+    Example:
+        >>> lamp_emission(np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]], np.float32), np.zeros(3))
+        array([1., 0.], dtype=float32)
+    """
     from_lamp = points - column(lamp_point)
     return np.clip(from_lamp[1] / np.sqrt(dot(from_lamp, from_lamp)), 0, 1)  # y points down
 
 
-def blinn_phong(normals, to_light, to_camera, shininess):
+def blinn_phong(normals: np.ndarray, to_light: np.ndarray, to_camera: np.ndarray,
+                shininess: float | np.ndarray) -> np.ndarray:
     """Energy-normalised Blinn-Phong lobe ``(s + 8) / (8 pi) * max(0, n.h)^s`` per unit irradiance.
+
+    Args:
+        normals: unit surface normals.
+        to_light: unit vectors toward the light.
+        to_camera: unit vectors toward the camera.
+        shininess: the exponent s.
+
+    Returns:
+        The lobe's value per point.
 
     Shape:
         normals, to_light, to_camera: (3, N) unit vectors; shininess: scalar or (N,); output: (N,).
+
+    Example:
+        >>> up = np.array([[0.0], [-1.0], [0.0]], np.float32)
+        >>> round(float(blinn_phong(up, up, up, 8.0)[0]), 4)  # the mirror direction: (8 + 8) / (8 pi)
+        0.6366
     """
     n_dot_h = np.clip(dot(normals, unit(to_light + to_camera)), 0, 1)
     return (shininess + 8) / np.float32(8 * np.pi) * n_dot_h ** shininess

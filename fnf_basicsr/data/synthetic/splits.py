@@ -1,4 +1,6 @@
 """Splits on disk: rendering numbered scenes into a FAID folder, resumably, and the cached dataset folder."""
+from __future__ import annotations
+
 import contextlib
 import functools
 import hashlib
@@ -7,6 +9,7 @@ import multiprocessing
 import os
 import signal
 from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 import cv2
 from tqdm import tqdm
@@ -23,13 +26,25 @@ SPLIT_SEED_OFFSETS = {'train': 0, 'val': 1_000_000, 'test': 2_000_000}
 MANIFEST = 'synthetic_{split}.json'
 
 
-def scene_name(split, index):
-    """FAID-style name of a synthetic scene, e.g. ``Synth_train_000042``."""
+def scene_name(split: str, index: int) -> str:
+    """FAID-style name of a synthetic scene, e.g. ``Synth_train_000042``.
+
+    Args:
+        split: ``train``, ``val`` or ``test``.
+        index: the scene's index in its split.
+
+    Returns:
+        ``Synth_<split>_<index:06d>``.
+
+    Example:
+        >>> scene_name('train', 42)
+        'Synth_train_000042'
+    """
     return f'Synth_{split}_{index:06d}'
 
 
-def generate_split(root, split, num_scenes, size=512, workers=2, overwrite=False, progress=True,
-                   resume_command=None):
+def generate_split(root: str | Path, split: str, num_scenes: int, size: int = 512, workers: int = 2,
+                   overwrite: bool = False, progress: bool = True, resume_command: str | None = None) -> list[str]:
     """Render ``num_scenes`` scenes of a split into the FAID folder ``root``; an interrupted run resumes.
 
     Each file is written atomically; until the last scene is written the folder carries the mark
@@ -57,6 +72,13 @@ def generate_split(root, split, num_scenes, size=512, workers=2, overwrite=False
         ConfigError: bad split, count or size.
         OutputExistsError: scenes exist already (and the folder is no interrupted run of these parameters).
         OutputError: ``root`` cannot be created or written.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     names = generate_split(folder, 'val', 2, size=16, workers=1, progress=False)
+        ...     names, sorted(path.name for path in Path(folder).iterdir())[-1]
+        (['Synth_val_000000', 'Synth_val_000001'], 'synthetic_val.json')
     """
     if split not in SPLIT_SEED_OFFSETS:
         raise ConfigError(f'split must be one of {sorted(SPLIT_SEED_OFFSETS)}, got {split!r}')
@@ -131,8 +153,24 @@ def _scene_written(root, name):
     return all((root / f'{name}{suffix}').is_file() for suffix in (AMBIENT_SUFFIX, FLASH_SUFFIX))
 
 
-def write_manifest(root, parameters, names):
-    """Write ``synthetic_<split>.json``: the parameters and every file's byte count and SHA-256."""
+def write_manifest(root: str | Path, parameters: Mapping[str, Any], names: Iterable[str]) -> None:
+    """Write ``synthetic_<split>.json``: the parameters and every file's byte count and SHA-256.
+
+    Args:
+        root: the split's folder.
+        parameters: ``split``, ``num_scenes``, ``size``.
+        names: the scenes, whose two files are hashed.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     for suffix in (AMBIENT_SUFFIX, FLASH_SUFFIX):
+        ...         _ = (Path(folder) / f'Synth_val_000000{suffix}').write_bytes(b'png')
+        ...     write_manifest(folder, {'split': 'val', 'num_scenes': 1, 'size': 16}, ['Synth_val_000000'])
+        ...     manifest = json.loads((Path(folder) / 'synthetic_val.json').read_text())
+        >>> manifest['num_scenes'], manifest['files']['Synth_val_000000_flash.png']['bytes']
+        (1, 3)
+    """
     files = {}
     for name in names:
         for suffix in (AMBIENT_SUFFIX, FLASH_SUFFIX):
@@ -143,7 +181,8 @@ def write_manifest(root, parameters, names):
                      json.dumps(manifest, indent=1, sort_keys=True).encode(), overwrite=True)
 
 
-def ensure_synthetic_dataset(root, split, num_scenes, size=512, workers=2, progress=True):
+def ensure_synthetic_dataset(root: str | Path, split: str, num_scenes: int, size: int = 512, workers: int = 2,
+                             progress: bool = True) -> str:
     """The folder of a synthetic split, rendered once on first use however many processes ask for it.
 
     The folder is ``<root>/<split>_<num_scenes>x<size>``; an existing one is used as it is (after
@@ -157,13 +196,23 @@ def ensure_synthetic_dataset(root, split, num_scenes, size=512, workers=2, progr
 
     Args:
         root: parent folder of the generated splits (created if missing).
-        split, num_scenes, size, workers, progress: as for :func:`generate_split`.
+        split: as for :func:`generate_split`.
+        num_scenes: as for :func:`generate_split`.
+        size: as for :func:`generate_split`.
+        workers: as for :func:`generate_split`.
+        progress: as for :func:`generate_split`.
 
     Returns:
         The folder, as a string.
 
     Raises:
         DataError: the folder exists but holds other scenes than the expected ones.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     Path(ensure_synthetic_dataset(folder, 'test', 1, size=16, workers=1, progress=False)).name
+        'test_1x16'
     """
     root = Path(root)
     folder = root / f'{split}_{num_scenes}x{size}'
@@ -195,8 +244,20 @@ def _render_into_place(folder, split, num_scenes, size, workers, progress):
         remove_owned(partial.parent, [partial.name], split_files(split, num_scenes))  # only what it rendered
 
 
-def split_files(split, num_scenes):
-    """Every file :func:`generate_split` writes into a folder for this split and count."""
+def split_files(split: str, num_scenes: int) -> list[str]:
+    """Every file :func:`generate_split` writes into a folder for this split and count.
+
+    Args:
+        split: ``train``, ``val`` or ``test``.
+        num_scenes: the number of scenes.
+
+    Returns:
+        The scenes' files, the manifest and the incomplete-mark file.
+
+    Example:
+        >>> split_files('val', 1)
+        ['Synth_val_000000_ambient.png', 'Synth_val_000000_flash.png', 'synthetic_val.json', '.fnf_incomplete.json']
+    """
     scenes = [f'{scene_name(split, index)}{suffix}' for index in range(num_scenes)
               for suffix in (AMBIENT_SUFFIX, FLASH_SUFFIX)]
     return [*scenes, MANIFEST.format(split=split), INCOMPLETE_MARKER]
