@@ -4,8 +4,12 @@ Everything the loss and the metrics see is rendered to sRGB first, with the per-
 color transform of the batch (paper Sec. 3.3): the network works on linear camera RGB, people
 look at rendered pictures.
 """
+from __future__ import annotations
+
 import os
 from collections import OrderedDict
+from contextlib import AbstractContextManager
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,10 +56,31 @@ class FnFModel(SRModel):
             validation whose format differs from training's; the optimizer keeps the same parameters.
         train.loss_balance: ``none`` (default, the paper) or ``log_per_sample`` (:meth:`total_loss`).
         val.tb_images: how many rendered validation images to send to TensorBoard (default 2).
+
+    Args:
+        opt: BasicSR's parsed options.
+
+    Example:
+        >>> opt = {'is_train': False, 'num_gpu': 0, 'dist': False, 'path': {}, 'val': {},
+        ...        'network_g': {'type': 'KPN', 'kernel_size': 3, 'width': 0.0625}}
+        >>> model = FnFModel(opt)
+        >>> model.feed_data({'lq': torch.rand(1, 12, 16, 16), 'gain': torch.tensor([2.0]),
+        ...                  'color_matrix': torch.eye(3)[None], 'gt': torch.rand(1, 3, 16, 16)})
+        >>> model.test()
+        >>> {name: tuple(image.shape) for name, image in model.get_current_visuals().items()}
+        {'lq': (1, 3, 16, 16), 'result': (1, 3, 16, 16), 'gt': (1, 3, 16, 16)}
     """
 
-    def runtime(self, phase):
-        """The resolved precision and memory format of ``phase`` ('train' or 'val'), logged once each."""
+    def runtime(self, phase: str) -> tuple[hardware.Choice, hardware.Choice]:
+        """The resolved precision and memory format of ``phase`` ('train' or 'val'), logged once each.
+
+        Args:
+            phase: ``'train'`` or ``'val'``.
+
+        Returns:
+            ``(precision, channels_last)`` choices (:mod:`fnf_basicsr.utils.hardware`), each with its
+            ``value`` and the reason for it.
+        """
         resolved = self.__dict__.setdefault('_runtime', {})  # model_to_device asks before __init__ returns
         if phase not in resolved:
             options = self.opt.get(phase) or {}
@@ -68,19 +93,42 @@ class FnFModel(SRModel):
             log(f'{phase}: {precision.describe("precision")}, {layout.describe("channels_last")}')
         return resolved[phase]
 
-    def channels_last(self, phase):
-        """Whether ``phase`` ('train' or 'val') runs the network in channels_last memory format."""
+    def channels_last(self, phase: str) -> bool:
+        """Whether ``phase`` ('train' or 'val') runs the network in channels_last memory format.
+
+        Args:
+            phase: ``'train'`` or ``'val'``.
+
+        Returns:
+            The resolved ``channels_last`` option of the phase.
+        """
         return self.runtime(phase)[1].value
 
     def _phase(self):
         return 'train' if self.opt['is_train'] else 'val'
 
-    def model_to_device(self, net):
+    def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
+        """Check ``net`` against the network contract, set its memory format, and let BasicSR place (and wrap) it.
+
+        Args:
+            net: the network BasicSR built.
+
+        Returns:
+            The network on the model's device (wrapped in DDP when distributed).
+
+        Raises:
+            ConfigError: the network does not meet the contract of what it declares.
+        """
         check_network(net)  # every network BasicSR builds for this model passes here first (train and test)
         # Before BasicSR's (DDP) wrapper: DDP's gradient buckets follow the parameters' layout.
         return super().model_to_device(set_channels_last(net, self.channels_last(self._phase())))
 
-    def init_training_settings(self):
+    def init_training_settings(self) -> None:
+        """Build the EMA copy, the losses, the gradient scaler, the optimizer and the schedulers.
+
+        Raises:
+            ValueError: the network has nothing to train (``trainable = False``).
+        """
         if not capability(self.get_bare_model(self.net_g), 'trainable'):
             raise ValueError(f"network_g {self.opt['network_g']['type']} has no trainable parameters; "
                              'use it with `basicsr test` or fnf-benchmark, not `basicsr train`.')
@@ -113,10 +161,23 @@ class FnFModel(SRModel):
             self.model_ema(0)
         self.net_g_ema.eval()
 
-    def autocast(self, phase):
+    def autocast(self, phase: str) -> AbstractContextManager:
+        """The autocast context of ``phase``'s precision (a no-op in float32).
+
+        Args:
+            phase: ``'train'`` or ``'val'``.
+
+        Returns:
+            A context manager.
+        """
         return hardware.autocast(self.runtime(phase)[0].value, self.device)
 
-    def feed_data(self, data):
+    def feed_data(self, data: dict[str, Any]) -> None:
+        """Keep a batch on the model's device: ``lq``, ``gain``, ``color_matrix``, and ``encoded``, ``gt`` if given.
+
+        Args:
+            data: a batch of ``FlashNoFlashDataset`` samples.
+        """
         self.lq = data['lq'].to(self.device)
         self.gain = data['gain'].to(self.device)
         self.color_matrix = data['color_matrix'].to(self.device)
@@ -124,10 +185,27 @@ class FnFModel(SRModel):
         if 'gt' in data:
             self.gt = data['gt'].to(self.device)
 
-    def render(self, linear):
+    def render(self, linear: torch.Tensor) -> torch.Tensor:
+        """Render linear images of the current batch to sRGB with its gains and color matrices (not clipped).
+
+        Args:
+            linear: (B, 3, H, W) linear camera RGB.
+
+        Returns:
+            (B, 3, H, W) sRGB.
+        """
         return render_srgb(linear, self.gain, self.color_matrix, self.encoded)
 
-    def compute_losses(self, output_srgb, gt_srgb):
+    def compute_losses(self, output_srgb: torch.Tensor, gt_srgb: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        """The configured loss terms on rendered images.
+
+        Args:
+            output_srgb: (B, 3, H, W) rendered output.
+            gt_srgb: (B, 3, H, W) rendered target.
+
+        Returns:
+            ``l_pix``, and ``l_grad``, ``l_percep``, ``l_style`` where configured.
+        """
         losses = OrderedDict(l_pix=self.cri_pix(output_srgb, gt_srgb))
         if self.cri_grad:
             losses['l_grad'] = self.cri_grad(output_srgb, gt_srgb)
@@ -136,12 +214,33 @@ class FnFModel(SRModel):
             losses.update({k: v for k, v in (('l_percep', l_percep), ('l_style', l_style)) if v is not None})
         return losses
 
-    def total_loss(self, output_srgb, gt_srgb):
+    def total_loss(self, output_srgb: torch.Tensor,
+                   gt_srgb: torch.Tensor) -> tuple[OrderedDict[str, torch.Tensor], torch.Tensor]:
         """The batch's loss terms (for the log) and the total to minimise, as ``train.loss_balance`` says.
 
         ``none`` (default, the paper): the sum of the terms over the whole batch. ``log_per_sample``: the
         batch mean of each sample's log total, so every sample's relative error counts alike (as a mean PSNR
         does) instead of the noisiest samples' absolute errors dominating the gradient.
+
+        Args:
+            output_srgb: (B, 3, H, W) rendered output.
+            gt_srgb: (B, 3, H, W) rendered target.
+
+        Returns:
+            ``(terms, total)``: the terms of :meth:`compute_losses` (batch means) and the scalar to minimise.
+
+        Raises:
+            ConfigError: an unknown ``train.loss_balance``.
+
+        Example:
+            >>> opt = {'is_train': True, 'num_gpu': 0, 'dist': False, 'path': {}, 'val': {},
+            ...        'network_g': {'type': 'KPN', 'kernel_size': 3, 'width': 0.0625},
+            ...        'train': {'optim_g': {'type': 'Adam', 'lr': 1e-4},
+            ...                  'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5}}}
+            >>> model = FnFModel(opt)
+            >>> terms, total = model.total_loss(torch.zeros(2, 3, 4, 4), torch.full((2, 3, 4, 4), 0.5))
+            >>> dict(terms), total
+            ({'l_pix': tensor(0.2500)}, tensor(0.2500))
         """
         balance = self.opt['train'].get('loss_balance', 'none')
         if balance == 'none':
@@ -153,7 +252,12 @@ class FnFModel(SRModel):
         losses = OrderedDict((key, torch.stack([terms[key] for terms in per_sample]).mean()) for key in per_sample[0])
         return losses, torch.stack([torch.log(sum(terms.values())) for terms in per_sample]).mean()
 
-    def optimize_parameters(self, current_iter):
+    def optimize_parameters(self, current_iter: int) -> None:
+        """One training step on the fed batch (timed by the step watch): forward, rendered losses, backward, update.
+
+        Args:
+            current_iter: BasicSR's iteration counter.
+        """
         with self.step_watch:
             self._optimize(current_iter)
 
@@ -169,7 +273,8 @@ class FnFModel(SRModel):
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
-    def test(self):
+    def test(self) -> None:
+        """Run the network (the EMA copy if there is one) on the fed ``lq``; the estimate goes to ``self.output``."""
         # The bare network, never the DDP wrapper: BasicSR validates on rank 0 only, and a DDP forward
         # broadcasts buffers to ranks that are training (or gone) meanwhile.
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
@@ -182,18 +287,28 @@ class FnFModel(SRModel):
         set_channels_last(net, self.channels_last(self._phase()))  # back to the training layout (a no-op if equal)
         net.train(was_training)
 
-    def get_current_visuals(self):
-        """Rendered, clipped sRGB: the denoised result, the noisy no-flash input, the target."""
+    def get_current_visuals(self) -> OrderedDict[str, torch.Tensor]:
+        """Rendered, clipped sRGB: the denoised result, the noisy no-flash input, the target.
+
+        Returns:
+            ``lq``, ``result`` and (when fed) ``gt``, each (B, 3, H, W) on the CPU.
+        """
         visuals = OrderedDict(lq=self.render(self.lq[:, image_channels(NOFLASH_FRAME)]).clamp(0, 1).cpu(),
                               result=self.render(self.output).clamp(0, 1).cpu())
         if hasattr(self, 'gt'):
             visuals['gt'] = self.render(self.gt).clamp(0, 1).cpu()
         return visuals
 
-    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+    def nondist_validation(self, dataloader: Any, current_iter: int, tb_logger: Any, save_img: bool) -> None:
         """Float PSNR/SSIM on rendered, clipped images; also those of the noisy input for reference.
 
         Per-image values are kept in ``self.image_metrics`` (list of dicts) for reports.
+
+        Args:
+            dataloader: the validation DataLoader (batch size 1).
+            current_iter: BasicSR's iteration counter (names saved images and logged values).
+            tb_logger: a TensorBoard ``SummaryWriter``, or None.
+            save_img: write the rendered results to the visualization folder.
         """
         dataset_name = dataloader.dataset.opt['name']
         metric_opts = self.opt['val'].get('metrics') or {}
