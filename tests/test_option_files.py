@@ -25,7 +25,7 @@ BASICSR_RESTORERS = ['swinir', 'rrdbnet']
 # The later literature's protocol (options/srgb_awgn/), for these networks.
 AWGN_EXPERIMENTS = ['fnf', 'kpn', 'bpn', 'direct', 'swinir', 'rrdbnet']
 # CPU recipes with no FAID counterpart.
-CPU_ONLY = {'train_fnf_long.yml'}
+CPU_ONLY = {'train_fnf_long.yml', 'train_fnf_long_captures.yml'}
 TINY_FOREIGN = {'SwinIR': {'img_size': 64, 'embed_dim': 12, 'depths': [1], 'num_heads': [2]},
                 'RRDBNet': {'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4}}
 

@@ -26,7 +26,7 @@ DEGRADATIONS = ('paper', 'srgb_awgn')
 DEFAULT_AWGN_SIGMAS = (25.0, 50.0, 75.0)
 FULL_IMAGE = 'full'  # crop_size of srgb_awgn val/test sets scored on whole images, as the literature does
 # Options of the paper's simulation that srgb_awgn has no use for: refused there rather than ignored.
-PAPER_ONLY_KEYS = ('dimming_range', 'dimming_factors', 'noise', 'isp', 'displacement_bins')
+PAPER_ONLY_KEYS = ('dimming_range', 'dimming_factors', 'noise', 'isp', 'displacement_bins', 'clip_input')
 # The default of each option that selects or degrades the samples, by YAML key (top level, noise:,
 # misalignment:). The dataset reads its options with these, and a frozen set records its options
 # with them (frozen_set.degradation_options), so what a set says it was made with is what was made.
@@ -34,7 +34,7 @@ DEFAULTS = {'io_backend': {'type': 'disk'}, 'subset': 'all', 'num_val': DEFAULT_
             'crop_size': DEFAULT_CROP_SIZE, 'margin': DEFAULT_MARGIN, 'input_mode': 'flash_noflash',
             'reference': 'noflash', 'seed': 0, 'dimming_range': DEFAULT_DIMMING_RANGE,
             'dimming_factors': DEFAULT_DIMMING_FACTORS, 'displacement_bins': None, 'degradation': 'paper',
-            'awgn_sigmas': DEFAULT_AWGN_SIGMAS, 'awgn_clip': False, 'split': 'paper'}
+            'awgn_sigmas': DEFAULT_AWGN_SIGMAS, 'awgn_clip': False, 'split': 'paper', 'clip_input': False}
 NOISE_DEFAULTS = {'log_read_range': LOG_READ_RANGE, 'log_shot_range': LOG_SHOT_RANGE, 'sig_read': TEST_SIG_READ,
                   'sig_shot': TEST_SIG_SHOT}
 MISALIGNMENT_DEFAULTS = {'enabled': True, 'rotation_deg': DEFAULT_ROTATION_DEG, 'scale_range': DEFAULT_SCALE_RANGE,
@@ -48,7 +48,8 @@ SYNTHETIC_KEYS = {'split', 'num_scenes', 'size', 'workers'}
 DATASET_KEYS = {'dataroot', 'io_backend', 'phase', 'crop_size', 'margin', 'input_mode', 'reference', 'dimming_range',
                 'dimming_factors', 'noise', 'misalignment', 'subset', 'num_val', 'val_names_file',
                 'exclude_test_split', 'seed', 'displacement_bins', 'frozen_root', 'synthetic', 'max_images',
-                'decoded_cache_mb', 'isp', 'degradation', 'awgn_sigmas', 'awgn_clip', 'split'}
+                'decoded_cache_mb', 'isp', 'degradation', 'awgn_sigmas', 'awgn_clip', 'split',
+                'clip_input'}
 # Keys BasicSR itself reads from a dataset's options (build_dataloader, train_pipeline, parse_options).
 BASICSR_DATASET_KEYS = {'name', 'type', 'scale', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
                         'use_shuffle', 'prefetch_mode', 'pin_memory', 'persistent_workers', 'num_prefetch_queue'}

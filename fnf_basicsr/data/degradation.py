@@ -91,7 +91,8 @@ def assemble_input(noflash: torch.Tensor, second: torch.Tensor | None, sig_read:
 
 def make_sample(ambient: np.ndarray, flash_only: np.ndarray, *, alpha: float, sig_read: float, sig_shot: float,
                 homography: np.ndarray, crop_size: int, reference: str = 'noflash', mode: str = 'flash_noflash',
-                generator: torch.Generator | None = None, isp: IspDegradation | None = None) -> dict:
+                generator: torch.Generator | None = None, isp: IspDegradation | None = None,
+                clip: bool = False) -> dict:
     """Simulate one noisy, misaligned low-light capture and its target.
 
     The crop is the central ``crop_size`` square of the given window; the window's extra border
@@ -110,6 +111,9 @@ def make_sample(ambient: np.ndarray, flash_only: np.ndarray, *, alpha: float, si
         mode: ``'flash_noflash'``, ``'noflash'`` or ``'noflash_burst'`` (the second no-flash
             frame is warped as the flash would be and has independent noise).
         generator: ``torch.Generator`` for the noise.
+        clip: clip the noisy frames to [0, 1] as a sensor and every image file do (a 16-bit PNG or TIFF
+            holds no negative value). Off by default: the released code and its test set keep the
+            negative noise; a model meant for files and raw captures should see what they hold.
         isp: optional :class:`~fnf_basicsr.data.isp.IspDegradation` applied to the noisy frames
             after the noise (demosaicking, 8-bit JPEG); the std maps are computed from the
             processed frames with the unchanged ``sig_read``, ``sig_shot`` (the noise before the
@@ -164,6 +168,8 @@ def make_sample(ambient: np.ndarray, flash_only: np.ndarray, *, alpha: float, si
     else:
         clean_flash = FLASH_GAIN * at_flash(flash_only) + alpha * at_flash(ambient)
         second = add_noise(clean_flash, sig_read, sig_shot, generator)
+    if clip:
+        noflash, second = noflash.clamp(0, 1), None if second is None else second.clamp(0, 1)
     if isp is not None:
         noflash, *rest = isp([noflash] + ([second] if second is not None else []), generator)
         second = rest[0] if rest else None

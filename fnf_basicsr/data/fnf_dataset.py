@@ -118,6 +118,10 @@ class FlashNoFlashDataset(data.Dataset):
         decoded_cache_mb (float): keep up to this many MiB of decoded images per process, least
             recently used out first (default 0: only the last image); pair it with
             ``persistent_workers: true`` (:mod:`fnf_basicsr.data.decoded_cache`).
+        clip_input (bool): clip the noisy frames to [0, 1] as a sensor and every image file do
+            (:func:`~fnf_basicsr.data.degradation.make_sample`); default false, the released code's.
+            Train with it for ``fnf-denoise`` on files and raw captures: a model that never saw
+            clipped noise reads the positive bias of clipped dark pixels as colour (docs/denoising.md).
         isp (dict): off by default. Puts both noisy frames, after the noise, through a phone-like
             ISP (:class:`fnf_basicsr.data.isp.IspDegradation`), for models meant for 8-bit/JPEG
             pictures: ``demosaic`` (default true: RGGB mosaic, bilinear demosaicking),
@@ -196,6 +200,9 @@ class FlashNoFlashDataset(data.Dataset):
                              f'{self.dimming_factors}')
         self._read_noise_options(opt.get('noise') or {})
         self.isp = IspDegradation.from_options(opt.get('isp'))
+        self.clip_input = opt.get('clip_input', DEFAULTS['clip_input'])
+        if not isinstance(self.clip_input, bool):
+            raise ConfigError(f'clip_input must be true or false, got {self.clip_input!r}')
         self._read_misalignment_options(opt.get('misalignment') or {})
         self._read_degradation_options(opt)
         bins = opt.get('displacement_bins', DEFAULTS['displacement_bins'])
@@ -472,7 +479,7 @@ class FlashNoFlashDataset(data.Dataset):
                   for image in (ambient, flash_only)]
         sample = make_sample(*window, alpha=1.0 / dimming, sig_read=sig_read, sig_shot=sig_shot,
                              homography=homography, crop_size=self.crop_size, reference=self.reference,
-                             mode=input_mode, generator=generator, isp=self.isp)
+                             mode=input_mode, generator=generator, isp=self.isp, clip=self.clip_input)
         return sample_dict(sample['lq'], sample['gt'], color_matrix, sample['gain'], sig_read, sig_shot,
                             sample['displacement'], dimming, key)
 

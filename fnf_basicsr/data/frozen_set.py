@@ -45,7 +45,7 @@ def degradation_options(dataset_opt: Mapping[str, Any]) -> dict[str, Any]:
         A flat dict (the manifest's ``options``): dataroot, io_backend, subset, crop_size, margin,
         reference, input_modes, dimming_factors, sig_read, sig_shot, seed, displacement_bins,
         scale_pivot, misalign, rotation_deg, scale_range, translation_px, fov_deg, max_images, isp,
-        degradation, awgn_sigmas, awgn_clip, split.
+        degradation, awgn_sigmas, awgn_clip, split, clip_input.
 
     Example:
         >>> options = degradation_options({'dataroot': 'datasets/synthetic', 'noise': {'sig_read': 0.01}})
@@ -78,6 +78,7 @@ def degradation_options(dataset_opt: Mapping[str, Any]) -> dict[str, Any]:
         'max_images': None if max_images is None else int(max_images),
         # The simulated ISP changes every frame: a set frozen with it must not score as one without.
         'isp': dict(dataset_opt['isp']) if dataset_opt.get('isp') else None,
+        'clip_input': bool(opt['clip_input']),
         'degradation': opt['degradation'],
         'awgn_sigmas': [float(v) for v in opt['awgn_sigmas']],
         'awgn_clip': bool(opt['awgn_clip']),

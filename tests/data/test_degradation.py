@@ -122,3 +122,15 @@ def test_assemble_input_channel_order():
     torch.testing.assert_close(lq[6:9], torch.full((3, 4, 4), (0.01 ** 2 + 0.1 ** 2 * 0.1) ** 0.5))
     torch.testing.assert_close(lq[9:12], torch.full((3, 4, 4), (0.01 ** 2 + 0.1 ** 2 * 0.4) ** 0.5))
     assert assemble_input(noflash, None, 0.01, 0.1, 'noflash').shape == (6, 4, 4)
+
+
+def test_clip_keeps_the_noisy_frames_in_the_range_a_file_can_hold():
+    """A sensor and every image file clip: a dark frame loses its negative noise, the std maps follow."""
+    rng = np.random.default_rng(2)
+    ambient, flash_only = rng.random((40, 40, 3), dtype=np.float32), rng.random((40, 40, 3), dtype=np.float32)
+    common = dict(alpha=0.01, sig_read=0.01, sig_shot=0.05, homography=np.eye(3), crop_size=32)
+    plain = make_sample(ambient, flash_only, generator=torch.Generator().manual_seed(0), **common)
+    clipped = make_sample(ambient, flash_only, generator=torch.Generator().manual_seed(0), clip=True, **common)
+    assert plain['lq'][:6].min() < 0 and clipped['lq'][:6].min() >= 0 and clipped['lq'][:6].max() <= 1
+    torch.testing.assert_close(clipped['lq'][:6], plain['lq'][:6].clamp(0, 1), rtol=0, atol=0)
+    assert torch.equal(clipped['gt'], plain['gt'])
