@@ -5,9 +5,12 @@ raw with the ``raw`` extra), estimates the sensor noise from the no-flash photo 
 denoises it at full resolution tile by tile (:mod:`fnf_basicsr.inference.tiling`) and writes an
 sRGB PNG brightened by an exposure gain. ``python -m fnf_basicsr.denoise`` is the same command.
 """
+from __future__ import annotations
+
 import argparse
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -16,9 +19,9 @@ from fnf_basicsr.data.faid import FaidFormatError
 from fnf_basicsr.data.noise_estimation import NoiseEstimationError, estimate_noise
 from fnf_basicsr.errors import ConfigError, FnFError, report_errors
 from fnf_basicsr.inference.capture_io import (AUTO_GAIN_PERCENTILE, AUTO_GAIN_TARGET, ENCODINGS, LINEAR_SUFFIX,
-                                              CaptureError, auto_gain, check_output_paths, encode_float_tiff,
-                                              encode_srgb_png, find_pairs, number_problem, read_capture_pair,
-                                              unpaired_entries, write_atomically)
+                                              CaptureError, CapturePair, auto_gain, check_output_paths,
+                                              encode_float_tiff, encode_srgb_png, find_pairs, number_problem,
+                                              read_capture_pair, unpaired_entries, write_atomically)
 from fnf_basicsr.inference.checkpoint import CheckpointError, load_network
 from fnf_basicsr.inference.tiling import (DEFAULT_OVERLAP, DEFAULT_TILE, check_tiling, default_overlap, denoise_tiled,
                                           denoise_whole)
@@ -56,7 +59,18 @@ examples:
 """
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``fnf-denoise``.
+
+    Returns:
+        The parser.
+
+    Example:
+        >>> args = build_parser().parse_args(['--noflash', 'a_noflash.png', '--flash', 'a_flash.png',
+        ...                                   '--out', 'a.png', '--weights', 'net_g_latest.pth'])
+        >>> args.tile, args.overlap, args.bits, args.encoding
+        (512, None, 8, 'auto')
+    """
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0], epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     single = parser.add_argument_group('one pair')
@@ -113,8 +127,18 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    """Run the command; returns 0, or exits 2 with one line naming the problem and the fix (130 on Ctrl-C)."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns 0, or exits 2 with one line naming the problem and the fix (130 on Ctrl-C).
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        0 on success.
+
+    Raises:
+        SystemExit: bad arguments or a user error (2), or Ctrl-C (130).
+    """
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     _check_arguments(parser, args)
@@ -124,7 +148,15 @@ def main(argv=None):
     return 0
 
 
-def run(args):
+def run(args: argparse.Namespace) -> None:
+    """Load the checkpoint, then read, denoise, render and write every pair, printing what it reads and assumes.
+
+    Args:
+        args: parsed by :func:`build_parser` and checked.
+
+    Raises:
+        CheckpointError, CaptureError, NoiseEstimationError, FnFError: see :data:`USER_ERRORS`.
+    """
     device = _device(args.device)
     loaded = load_network(args.weights, args.opt, args.param_key, device)
     print(f'network: {loaded.describe()} on {device}')
@@ -155,8 +187,37 @@ def run(args):
             print(f'  wrote {_linear_path(out)} (float32 linear camera RGB)')
 
 
-def denoise_capture(net, pair, input_mode, args, device):
-    """The network's (3, H, W) linear estimate of the no-flash photo, tiled as the options say."""
+def denoise_capture(net: torch.nn.Module, pair: CapturePair, input_mode: str, args: argparse.Namespace,
+                    device: torch.device) -> torch.Tensor:
+    """The network's (3, H, W) linear estimate of the no-flash photo, tiled as the options say.
+
+    Args:
+        net: the network, in eval mode, on ``device``.
+        pair: the capture.
+        input_mode: the network's ``lq`` layout.
+        args: the command's options (``sig_read``, ``sig_shot``, ``tile``, ``overlap``, ``no_progress``) and
+            ``runtime``, the resolved ``(precision, channels_last)``.
+        device: where the network runs.
+
+    Returns:
+        The estimate, float32 on the CPU.
+
+    Shape:
+        - pair.noflash, pair.flash: (H, W, 3).
+        - output: (3, H, W).
+
+    Example:
+        >>> import numpy as np
+        >>> from fnf_basicsr.archs.kpn_arch import KPN
+        >>> photo = np.full((40, 48, 3), 0.05, np.float32)
+        >>> pair = CapturePair(photo, photo * 4, np.eye(3, dtype=np.float32), Path('a_noflash.png'))
+        >>> args = argparse.Namespace(sig_read=0.01, sig_shot=0.02, tile=32, overlap=0, no_progress=True,
+        ...                           runtime=('fp32', False))
+        >>> net = KPN(kernel_size=3, width=0.0625).eval()
+        >>> denoise_capture(net, pair, 'flash_noflash', args, torch.device('cpu')).shape
+          noise: sig_read=0.01 sig_shot=0.02 (given)
+        torch.Size([3, 40, 48])
+    """
     sig_read, sig_shot = noise_parameters(pair, args.sig_read, args.sig_shot)
     noflash = torch.from_numpy(pair.noflash).permute(2, 0, 1)
     flash = torch.from_numpy(pair.flash).permute(2, 0, 1) if pair.flash is not None else None
@@ -180,11 +241,34 @@ def denoise_capture(net, pair, input_mode, args, device):
                              progress=not args.no_progress)
 
 
-def noise_parameters(pair, sig_read=None, sig_shot=None):
+def noise_parameters(pair: CapturePair, sig_read: float | None = None,
+                     sig_shot: float | None = None) -> tuple[float, float]:
     """The given noise parameters, else the file's (DNG NoiseProfile), else estimated (printed).
 
     The estimate uses the no-flash photo, and the flash photo too when it was taken with the same
     exposure settings: its bright regions show the shot noise that a dark no-flash photo hides.
+
+    Args:
+        pair: the capture.
+        sig_read: the read-noise std given, or None.
+        sig_shot: the shot-noise scale given, or None.
+
+    Returns:
+        ``(sig_read, sig_shot)``.
+
+    Raises:
+        NoiseEstimationError: they must be estimated and the photos hold too few flat blocks.
+
+    Example:
+        >>> import numpy as np
+        >>> photo = np.zeros((8, 8, 3), np.float32)
+        >>> pair = CapturePair(photo, None, np.eye(3), Path('a.dng'), noise=(0.002, 0.01))
+        >>> noise_parameters(pair, 0.01, 0.03)
+          noise: sig_read=0.01 sig_shot=0.03 (given)
+        (0.01, 0.03)
+        >>> noise_parameters(pair)
+          noise: sig_read=0.002 sig_shot=0.01 (DNG NoiseProfile of a.dng)
+        (0.002, 0.01)
     """
     if sig_read is not None and sig_shot is not None:
         print(f'  noise: sig_read={sig_read:.4g} sig_shot={sig_shot:.4g} (given)')
