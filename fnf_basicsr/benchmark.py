@@ -867,8 +867,8 @@ def write_table(methods: Sequence[Method], results: dict[str, list[dict]], out_d
         ...     table = write_table([method], {method.label: rows}, Path(folder))
         ...     sorted(path.name for path in Path(folder).iterdir())
         ['table.csv', 'table.md']
-        >>> print(table.splitlines()[3])
-        | noisy input | 20.00 dB / 0.500 / 0.600 |
+        >>> print(table.splitlines()[0])
+        | method | 50x dimmed (PSNR / SSIM BasicSR / SSIM release) |
     """
     all_rows = [row for rows in results.values() for row in rows]
     awgn = any('awgn_sigma' in row for row in all_rows)
