@@ -57,5 +57,5 @@ def test_every_script_prints_its_help_from_another_folder(tmp_path):
     results = json.loads(proc.stdout)
     failed = {path: (code, text[:200]) for path, (code, text) in results.items()
               if code != 0 or not text.startswith(f'usage: {Path(path).name} ')}
-    assert len(results) == 11, 'scripts/ should hold the eleven command shells'
+    assert len(results) == 12, 'scripts/ should hold the twelve command shells'
     assert not failed, failed
