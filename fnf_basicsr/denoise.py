@@ -160,6 +160,10 @@ def run(args: argparse.Namespace) -> None:
     device = _device(args.device)
     loaded = load_network(args.weights, args.opt, args.param_key, device)
     print(f'network: {loaded.describe()} on {device}')
+    if not trained_on_clipped_inputs(loaded.option_file):
+        print(f'note: {loaded.option_file} trains without clip_input: true, so the network never saw the clipped '
+              'noise that image files and sensors hold; dark captures may come out with a magenta cast '
+              '(docs/denoising.md; options/synthetic/train_fnf_long_captures.yml fine-tunes for files)')
     args.runtime = tuple(choice.value for choice in hardware.resolve_inference(args, device))
     if loaded.input_mode == 'noflash_burst':
         raise CheckpointError(f'{args.weights} was trained on 2-frame no-flash bursts (input_mode noflash_burst); '
@@ -239,6 +243,17 @@ def denoise_capture(net: torch.nn.Module, pair: CapturePair, input_mode: str, ar
         check_tiling(args.tile, overlap)
         return denoise_tiled(net, read_tile, height, width, args.tile, overlap, device,
                              progress=not args.no_progress)
+
+
+def trained_on_clipped_inputs(option_file) -> bool:
+    """Whether the training set of an option file clipped its noisy inputs (``clip_input: true``), as files are;
+    the authors' converted model and any file without a train set count as not (their noise was not clipped)."""
+    from fnf_basicsr.utils.options import load_option_file
+    try:
+        train = ((load_option_file(option_file).get('datasets') or {}).get('train') or {})
+    except FnFError:
+        return False
+    return bool(train.get('clip_input')) or bool(train.get('isp'))  # the ISP's 8-bit images clip too
 
 
 def noise_parameters(pair: CapturePair, sig_read: float | None = None,

@@ -445,3 +445,16 @@ def test_folder_mode_reports_every_file_it_did_not_pair(workspace, tmp_path, cap
                          ('D_Flash.png', 'rename it to D_flash.png'), ('readme.txt', 'not a supported image type')):
         assert f'not paired, skipped: {name} (' in printed and reason in printed
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['B_denoised.png']
+
+
+def test_a_model_trained_on_unclipped_noise_is_noted(tmp_path):
+    from fnf_basicsr.denoise import trained_on_clipped_inputs
+    for name, train, expected in (('plain', {'type': 'FlashNoFlashDataset'}, False),
+                                  ('clipped', {'clip_input': True}, True),
+                                  ('isp', {'isp': {'jpeg_quality': 90}}, True)):
+        (tmp_path / f'{name}.yml').write_text(yaml.safe_dump({'network_g': {'type': 'DeepFnF'},
+                                                              'datasets': {'train': train}}))
+        assert trained_on_clipped_inputs(tmp_path / f'{name}.yml') is expected
+    (tmp_path / 'release.yml').write_text(yaml.safe_dump({'network_g': {'type': 'DeepFnF'}}))
+    assert trained_on_clipped_inputs(tmp_path / 'release.yml') is False
+    assert trained_on_clipped_inputs(tmp_path / 'absent.yml') is False
