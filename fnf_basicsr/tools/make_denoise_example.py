@@ -35,8 +35,7 @@ from fnf_basicsr.data.homography import required_margin, sample_homography
 from fnf_basicsr.data.input_layout import FLASH_FRAME, NOFLASH_FRAME, image_channels
 from fnf_basicsr.data.noise import TEST_SIG_READ, TEST_SIG_SHOT
 from fnf_basicsr.data.synthetic import SPLIT_SEED_OFFSETS, render_scene, scene_name
-from fnf_basicsr.inference.capture_io import LINEAR_SUFFIX, auto_gain
-from fnf_basicsr.inference.capture_io import read_image, write_atomically
+from fnf_basicsr.inference.capture_io import LINEAR_SUFFIX, auto_gain, read_image, write_atomically
 from fnf_basicsr.utils.rendering import render_srgb
 from fnf_basicsr.utils.files import remove_owned
 
