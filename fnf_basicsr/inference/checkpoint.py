@@ -471,20 +471,22 @@ def _guess_architecture(state_dict, checkpoint, option_file):
         own = None
     if own is not None and own.resolve() != Path(option_file).resolve():
         return f'network_g {read_option_file(own)["network_g"]} (from {own}, next to it); {shape}'
-    scores = {}
+    scores, skipped = {}, []
     for name, arch in _own_architectures():
         try:
             with torch.device('meta'):
                 layout = arch().state_dict()
-        except Exception:  # an architecture without defaults for every argument: skip it
+        except Exception:  # an architecture without defaults for every argument cannot be compared
+            skipped.append(name)
             continue
         scores[name] = _layout_similarity(state_dict, layout)
+    unchecked = f'; not compared: {", ".join(skipped)} (no default for every argument)' if skipped else ''
     best = max(scores.values(), default=(0.0, 0))
     if best[0] < 0.5:
-        return f'an unknown network ({len(state_dict)} tensors, {shape})'
+        return f'an unknown network ({len(state_dict)} tensors, {shape}{unchecked})'
     names = sorted(name for name, score in scores.items() if score == best)
     which = names[0] if len(names) == 1 else f'one of {", ".join(names)}'
-    return f'{which} ({best[0]:.0%} of parameter names match the default layout; {shape})'
+    return f'{which} ({best[0]:.0%} of parameter names match the default layout; {shape}{unchecked})'
 
 
 def _layout_similarity(state_dict, layout):

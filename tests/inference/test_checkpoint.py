@@ -85,3 +85,18 @@ def test_input_mode_is_the_datasets_one_or_follows_the_channel_count():
         input_mode_of(two, 'run.yml', 12)
     with pytest.raises(CheckpointError, match='gives 6 input channels but network_g takes in_channels=12'):
         input_mode_of({'datasets': {'val': {'input_mode': 'noflash'}}}, 'run.yml', 12)
+
+
+def test_the_architecture_guess_names_the_networks_it_could_not_compare(tmp_path, monkeypatch):
+    from fnf_basicsr.inference import checkpoint
+
+    class NeedsArguments(torch.nn.Module):
+        def __init__(self, channels):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(channels, 3, 1)
+
+    own = checkpoint._own_architectures()
+    monkeypatch.setattr(checkpoint, '_own_architectures', lambda: own + [('NeedsArguments', NeedsArguments)])
+    state_dict = DirectUNet(width=0.0625).state_dict()
+    guess = checkpoint._guess_architecture(state_dict, tmp_path / 'net.pth', tmp_path / 'o.yml')
+    assert guess.startswith('DirectUNet') and 'not compared: NeedsArguments (no default for every argument)' in guess
