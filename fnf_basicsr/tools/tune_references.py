@@ -47,14 +47,9 @@ PARAMS_FILE = 'tuned_references.json'
 REPORT_FILE = 'report.md'
 LABELS = {'JointBilateralFnF': 'joint bilateral (flash-guided)', 'NLMeansNoFlash': 'non-local means (no-flash)'}
 # Coarse grids on the parameters that matter (each class's docstring says what they do), shaped by
-# two earlier runs on the synthetic validation split (docs/references.md). The joint bilateral
-# filter's automatic spatial sigma is clamped at 1/32 of the image side, which binds at 50x and 100x
-# (6 px on 192 px crops) and differs between crop sizes, so fixed sigmas in pixels are candidates
-# too; a first grid's edge values (range sigma 12, detail eps 0.15, spatial sigma 12 px) were
-# widened; then spatial sigma 4 px and flat_noise_target 0.12 scored 0.15 dB or more below the
-# best at every level but one, and the detail eps moved the score by 0.17 dB at most. Non-local
-# means: a search radius of 14 beat 7 by 0.8 to 1.5 dB at every level (the first grid's 10 was its
-# edge), h 1.05 lost 0.2 dB or more, and 7 px patches won at high noise, 5 px at low noise.
+# two earlier runs on the synthetic validation split (docs/references.md, "How the grids were chosen"). The
+# joint bilateral filter's automatic spatial sigma is clamped at 1/32 of the image side, which binds at 50x
+# and 100x and differs between crop sizes, so fixed sigmas in pixels are candidates too.
 DEFAULT_GRIDS = {
     'JointBilateralFnF': {'sigma_space': [None, 8.0, 16.0], 'flat_noise_target': [0.03, 0.06],
                           'sigma_range': [4.0, 8.0, 16.0], 'detail_transfer': [False, True],
