@@ -13,11 +13,10 @@ import argparse
 import numpy as np
 import torch
 
-from fnf_basicsr.data.degradation import assemble_input, make_sample
-from fnf_basicsr.data.homography import required_margin, sample_homography
+from fnf_basicsr.data.degradation import assemble_input
 from fnf_basicsr.data.input_layout import FRAMES, image_channels
 from fnf_basicsr.data.noise import TEST_SIG_READ, TEST_SIG_SHOT
-from fnf_basicsr.data.synthetic import SPLIT_SEED_OFFSETS, render_scene
+from fnf_basicsr.data.synthetic import simulated_test_capture
 from fnf_basicsr.errors import report_errors
 from fnf_basicsr.inference.checkpoint import load_network
 from fnf_basicsr.inference.tiling import denoise_whole
@@ -49,24 +48,14 @@ def degraded_inputs(lq, input_mode):
             'clipped 16-bit': rebuilt(lambda f: torch.round(f.clamp(0, 1) * 65535) / 65535)}
 
 
-def scene_sample(index, size, dimming, input_mode):
-    rng = np.random.default_rng(index)
-    homography = sample_homography(size, rng)
-    ambient, flash_only, metadata = render_scene(SPLIT_SEED_OFFSETS['test'] + index,
-                                                 size + 2 * required_margin(homography, size))
-    sample = make_sample(ambient, flash_only, alpha=1.0 / dimming, sig_read=TEST_SIG_READ, sig_shot=TEST_SIG_SHOT,
-                         homography=homography, crop_size=size, mode=input_mode,
-                         generator=torch.Generator().manual_seed(index))
-    return sample, torch.from_numpy(metadata.color_matrix).float()
-
-
 def measure(net, input_mode, scenes, size, dimming_factors):
     """{dimming: {input: (mean PSNR, mean per-channel error of the rendered result)}}."""
     results = {}
     for dimming in dimming_factors:
         scores = {name: [] for name in INPUTS}
         for index in range(scenes):
-            sample, matrix = scene_sample(index, size, dimming, input_mode)
+            sample, metadata = simulated_test_capture(index, size, dimming, input_mode)
+            matrix = torch.from_numpy(metadata.color_matrix).float()
             target = render_srgb(sample['gt'][None], dimming, matrix).clamp(0, 1)
             for name, lq in degraded_inputs(sample['lq'], input_mode).items():
                 result = render_srgb(denoise_whole(net, lq[None])[None], dimming, matrix).clamp(0, 1)

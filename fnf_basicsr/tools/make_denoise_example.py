@@ -29,12 +29,9 @@ import cv2
 import numpy as np
 import torch
 
-from fnf_basicsr.data.degradation import make_sample
 from fnf_basicsr.data.faid import encode_png16
-from fnf_basicsr.data.homography import required_margin, sample_homography
 from fnf_basicsr.data.input_layout import FLASH_FRAME, NOFLASH_FRAME, image_channels
-from fnf_basicsr.data.noise import TEST_SIG_READ, TEST_SIG_SHOT
-from fnf_basicsr.data.synthetic import SPLIT_SEED_OFFSETS, render_scene, scene_name
+from fnf_basicsr.data.synthetic import scene_name, simulated_test_capture
 from fnf_basicsr.inference.capture_io import LINEAR_SUFFIX, auto_gain, read_image, write_atomically
 from fnf_basicsr.utils.rendering import render_srgb
 from fnf_basicsr.utils.files import remove_owned
@@ -104,12 +101,7 @@ def main(argv=None):
 
 def write_capture(folder, name, index, size, dimming):
     """Render, degrade and write one pair; returns the two paths, the (H, W, 3) target and the color matrix."""
-    rng = np.random.default_rng(index)
-    homography = sample_homography(size, rng)
-    window = size + 2 * required_margin(homography, size)
-    ambient, flash_only, metadata = render_scene(SPLIT_SEED_OFFSETS['test'] + index, window)
-    sample = make_sample(ambient, flash_only, alpha=1.0 / dimming, sig_read=TEST_SIG_READ, sig_shot=TEST_SIG_SHOT,
-                         homography=homography, crop_size=size, generator=torch.Generator().manual_seed(index))
+    sample, metadata = simulated_test_capture(index, size, dimming)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for suffix, frame in (('noflash', NOFLASH_FRAME), ('flash', FLASH_FRAME)):

@@ -26,8 +26,9 @@ files, and the splits use disjoint seed ranges (:data:`SPLIT_SEED_OFFSETS`).
 The package, by job: :mod:`.scenes` draws a scene from a seed (room, objects, lights, camera),
 with the shapes of :mod:`.geometry` and the textures of :mod:`.materials`; :mod:`.render` ray-casts
 it to the two camera images; :mod:`.splits` renders numbered scenes into a FAID folder (resumably)
-and builds the cached dataset folder that training reads.
+and builds the cached dataset folder that training reads; :mod:`.captures` degrades a test scene as a capture.
 """
+from fnf_basicsr.data.synthetic.captures import simulated_test_capture
 from fnf_basicsr.data.synthetic.geometry import Box, RoomPlane, Sphere
 from fnf_basicsr.data.synthetic.materials import Material
 from fnf_basicsr.data.synthetic.render import (RenderResult, blinn_phong, lamp_emission, point_light_irradiance, render,
@@ -37,4 +38,4 @@ from fnf_basicsr.data.synthetic.splits import SPLIT_SEED_OFFSETS, ensure_synthet
 
 __all__ = ['Box', 'Material', 'RenderResult', 'RoomPlane', 'SPLIT_SEED_OFFSETS', 'Scene', 'Sphere', 'blinn_phong',
            'cct_to_linear_srgb', 'ensure_synthetic_dataset', 'generate_split', 'lamp_emission',
-           'point_light_irradiance', 'render', 'render_scene', 'sample_scene', 'scene_name']
+           'point_light_irradiance', 'render', 'render_scene', 'sample_scene', 'scene_name', 'simulated_test_capture']
