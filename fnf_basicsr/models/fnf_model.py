@@ -326,6 +326,8 @@ class FnFModel(SRModel):
                 row['dimming'] = float(val_data['dimming'][0])
             if float(val_data.get('awgn_sigma', [0.0])[0]) > 0:
                 row['awgn_sigma'] = float(val_data['awgn_sigma'][0])
+            if 'dimming' in row:
+                row['level'] = level_of(row['dimming'], row.get('awgn_sigma', 0.0))
             if 'gt' in visuals:
                 result, noisy, gt = (to_metric_image(visuals[k][0]) for k in ('result', 'lq', 'gt'))
                 for metric, metric_opt in metric_opts.items():
@@ -352,12 +354,11 @@ class FnFModel(SRModel):
         """Each noise level's mean metrics (``self.level_metrics``: dimming factor, or sigma under srgb_awgn),
         logged and sent to TensorBoard when the validation set has more than one level; the overall metrics
         above are their mean (equal counts)."""
-        rows = [r for r in self.image_metrics if 'dimming' in r]
+        rows = [r for r in self.image_metrics if 'level' in r]
         awgn = any('awgn_sigma' in r for r in rows)
-        level = {id(r): level_of(r['dimming'], r.get('awgn_sigma', 0.0)) for r in rows}
-        levels = ordered_levels(level.values(), awgn)
+        levels = ordered_levels([r['level'] for r in rows], awgn)
         self.level_metrics = {
-            value: {m: float(np.mean([r[m] for r in rows if level[id(r)] == value])) for m in metrics}
+            value: {m: float(np.mean([r[m] for r in rows if r['level'] == value])) for m in metrics}
             for value in levels}
         if len(levels) < 2:
             return
