@@ -107,3 +107,65 @@ def write_release_testset(root, images=2, size=64):
                        for k, v in arrays.items()}
             np.savez(root / str(level) / f'{index}.npz', **batched)
     return root
+
+
+# Shared by the writer's and the command's tests (tests/data/test_frozen_writer.py, tests/tools/test_freeze_testset.py).
+FREEZE_CROP = 48
+
+
+@pytest.fixture(scope='module')
+def freeze_scenes(tmp_path_factory):
+    """Three random 80x90 FAID pairs to freeze."""
+    from fnf_basicsr.data import faid
+    folder = tmp_path_factory.mktemp('faid')
+    rng = np.random.default_rng(0)
+    metadata = faid.ColorMetadata(np.eye(3), 21)
+    for name in ('Scene_a', 'Scene_b', 'Scene_c'):
+        faid.write_faid_pair(folder, name, rng.random((80, 90, 3)), rng.random((80, 90, 3)), metadata)
+    return folder
+
+
+def tiny_test_option_file(scenes, tmp_path, **changes):
+    """options/test_fnf.yml with its dataset pointed at the tiny scenes (crop 48, two dimming factors)."""
+    opt = yaml.safe_load((REPO_DIR / 'options' / 'test_fnf.yml').read_text())
+    opt['datasets']['test'].update({'dataroot': str(scenes), 'subset': 'all', 'crop_size': FREEZE_CROP, 'margin': 8,
+                                    'dimming_factors': [50, 25], 'frozen_root': str(tmp_path / 'frozen'), **changes})
+    path = tmp_path / 'test_tiny.yml'
+    path.write_text(yaml.safe_dump(opt))
+    return path, opt['datasets']['test']
+
+
+# Shared by the LMDB layout's and the command's tests (tests/data/test_lmdb_store.py, tests/tools/test_create_lmdb.py).
+LMDB_SCENE_SHAPE = (70, 90, 3)  # crops of 48 every 32 px: rows at 0, 22; columns at 0, 32, 42
+
+
+@pytest.fixture(scope='module')
+def faid_folder(tmp_path_factory):
+    """Three FAID pairs over the full 16-bit range (one of them a paper test scene), each with its own metadata."""
+    from fnf_basicsr.data import faid
+    folder = tmp_path_factory.mktemp('faid')
+    rng = np.random.default_rng(0)
+    for index, name in enumerate(['Scene_a', 'Scene_b', faid.load_test_split()[0]]):
+        metadata = faid.ColorMetadata(np.eye(3) * (1 + index) + 0.1, (17, 21, 23)[index])
+        # Full 16-bit range, including odd values that an 8-bit or float16 path would lose.
+        ambient, flash_only = (rng.integers(0, 65536, LMDB_SCENE_SHAPE, dtype=np.uint16) for _ in range(2))
+        faid.write_faid_pair(folder, name, ambient, flash_only, metadata)
+    return folder
+
+
+@pytest.fixture
+def release_model(tmp_path):
+    """A random tiny DeepFnF with the release's conventions (K = 15 as in net.py, 4 basis elements), written as
+    the release's npz: ``(net, arrays, path)``."""
+    from fnf_basicsr.archs.deepfnf_arch import DeepFnF
+    from fnf_basicsr.inference import release
+    torch.manual_seed(0)
+    net = DeepFnF(width=0.0625, num_basis=4, kernel_size=15, upsample=4, **release.RELEASE_CONVENTIONS).eval()
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))  # nonzero biases too
+    arrays = release.state_dict_to_release(net.state_dict())
+    path = tmp_path / 'model.npz'
+    np.savez(path, **arrays)
+    return net, arrays, path
+

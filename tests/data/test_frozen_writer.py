@@ -6,43 +6,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import FREEZE_CROP, tiny_test_option_file
 
 import fnf_basicsr  # noqa: F401  (registers the dataset)
-from fnf_basicsr.data import faid
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
 from fnf_basicsr.data.frozen_set import FROZEN_MANIFEST, read_frozen_manifest
 from fnf_basicsr.data.frozen_writer import freeze, freeze_request
 from fnf_basicsr.errors import ConfigError, DataError, OutputError, OutputExistsError
 
 REPO = Path(__file__).resolve().parents[2]
-METADATA = faid.ColorMetadata(np.eye(3), 21)
-CROP = 48
+CROP = FREEZE_CROP
 
 
 @pytest.fixture(scope='module')
-def scenes(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('faid')
-    rng = np.random.default_rng(0)
-    for name in ('Scene_a', 'Scene_b', 'Scene_c'):
-        faid.write_faid_pair(folder, name, rng.random((80, 90, 3)), rng.random((80, 90, 3)), METADATA)
-    return folder
-
-
-def test_option_file(scenes, tmp_path, **changes):
-    """options/test_fnf.yml with its dataset pointed at the tiny scenes (crop 48, two dimming factors)."""
-    opt = yaml.safe_load((REPO / 'options' / 'test_fnf.yml').read_text())
-    opt['datasets']['test'].update({'dataroot': str(scenes), 'subset': 'all', 'crop_size': CROP, 'margin': 8,
-                                    'dimming_factors': [50, 25], 'frozen_root': str(tmp_path / 'frozen'), **changes})
-    path = tmp_path / 'test_tiny.yml'
-    path.write_text(yaml.safe_dump(opt))
-    return path, opt['datasets']['test']
-
-
-test_option_file.__test__ = False  # a helper, not a test
+def scenes(freeze_scenes):
+    return freeze_scenes
 
 
 def test_freezing_from_a_test_option_file_writes_its_frozen_root_and_scores_the_same_samples(scenes, tmp_path):
-    path, dataset_opt = test_option_file(scenes, tmp_path)
+    path, dataset_opt = tiny_test_option_file(scenes, tmp_path)
     request, output = freeze_request(str(path))
     assert output == tmp_path / 'frozen'
     assert freeze(request, output, progress=False) == (6, 0)
@@ -58,7 +40,7 @@ def test_freezing_from_a_test_option_file_writes_its_frozen_root_and_scores_the_
 
 
 def test_a_set_frozen_with_other_options_is_refused_when_scored(scenes, tmp_path):
-    path, dataset_opt = test_option_file(scenes, tmp_path)
+    path, dataset_opt = tiny_test_option_file(scenes, tmp_path)
     freeze(*freeze_request(str(path), scale_pivot='crop_center'), progress=False)
     with pytest.raises(ConfigError, match=r"scale_pivot: frozen 'crop_center', options 'image_origin'.*"
                                           r"freeze_testset.py"):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
+from conftest import LMDB_SCENE_SHAPE
 
 import fnf_basicsr  # noqa: F401
 from fnf_basicsr.data import faid
@@ -17,19 +18,7 @@ from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
 from fnf_basicsr.data.lmdb_store import crop_key, parse_crop_key
 from fnf_basicsr.errors import DataError
 
-SHAPE = (70, 90, 3)  # crops of 48 every 32 px: rows at 0, 22; columns at 0, 32, 42
-
-
-@pytest.fixture(scope='module')
-def faid_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('faid')
-    rng = np.random.default_rng(0)
-    for index, name in enumerate(['Scene_a', 'Scene_b', faid.load_test_split()[0]]):
-        metadata = faid.ColorMetadata(np.eye(3) * (1 + index) + 0.1, (17, 21, 23)[index])
-        # Full 16-bit range, including odd values that an 8-bit or float16 path would lose.
-        ambient, flash_only = (rng.integers(0, 65536, SHAPE, dtype=np.uint16) for _ in range(2))
-        faid.write_faid_pair(folder, name, ambient, flash_only, metadata)
-    return folder
+SHAPE = LMDB_SCENE_SHAPE
 
 
 def test_crop_positions_cover_the_image():

@@ -30,20 +30,6 @@ def test_deepfnf_conventions_are_options_and_checked():
         DeepFnF(**{**TINY_RELEASE, 'upsampling': 'align_corners'})
 
 
-@pytest.fixture
-def release_model(tmp_path):
-    """A random tiny DeepFnF with the release's conventions, written as the release's npz."""
-    torch.manual_seed(0)
-    net = DeepFnF(**TINY_RELEASE).eval()
-    with torch.no_grad():
-        for parameter in net.parameters():
-            parameter.add_(0.01 * torch.randn_like(parameter))  # nonzero biases too
-    arrays = release.state_dict_to_release(net.state_dict())
-    path = tmp_path / 'model.npz'
-    np.savez(path, **arrays)
-    return net, arrays, path
-
-
 def test_release_layout_names_46_convolutions_in_netpy_order():
     names = [layer for layer, _ in release.RELEASE_LAYERS]
     assert len(names) == 46 and names[:3] == ['inp', 'down1_1', 'down1_2']

@@ -6,26 +6,7 @@ import torch
 
 import fnf_basicsr  # noqa: F401  (first: registers our networks with BasicSR)
 # isort: split
-from fnf_basicsr.archs.deepfnf_arch import DeepFnF
-from fnf_basicsr.inference import release
 from fnf_basicsr.tools import convert_release_weights
-
-# The release's layer structure at a tiny width: K = 15 as in net.py, 4 basis elements.
-TINY_RELEASE = dict(width=0.0625, num_basis=4, kernel_size=15, upsample=4, **release.RELEASE_CONVENTIONS)
-
-
-@pytest.fixture
-def release_model(tmp_path):
-    """A random tiny DeepFnF with the release's conventions, written as the release's npz."""
-    torch.manual_seed(0)
-    net = DeepFnF(**TINY_RELEASE).eval()
-    with torch.no_grad():
-        for parameter in net.parameters():
-            parameter.add_(0.01 * torch.randn_like(parameter))  # nonzero biases too
-    arrays = release.state_dict_to_release(net.state_dict())
-    path = tmp_path / 'model.npz'
-    np.savez(path, **arrays)
-    return net, arrays, path
 
 
 def _convert(capsys, *argv):

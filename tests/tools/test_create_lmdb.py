@@ -3,26 +3,15 @@ the output's parents, one-line refusals of bad numbers, of an output inside or a
 colour matrix. The LMDB layout itself: tests/data/test_lmdb_store.py."""
 import numpy as np
 import pytest
+from conftest import LMDB_SCENE_SHAPE
 
 import fnf_basicsr  # noqa: F401
 from fnf_basicsr.data import faid
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
 from fnf_basicsr.tools import create_lmdb as create_lmdb_command
 
-SHAPE = (70, 90, 3)
+SHAPE = LMDB_SCENE_SHAPE
 LMDB_OPTIONS = {'phase': 'val', 'io_backend': {'type': 'lmdb'}, 'crop_size': 32, 'margin': 4, 'dimming_factors': [20]}
-
-
-@pytest.fixture(scope='module')
-def faid_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('faid')
-    rng = np.random.default_rng(0)
-    for index, name in enumerate(['Scene_a', 'Scene_b', faid.load_test_split()[0]]):
-        metadata = faid.ColorMetadata(np.eye(3) * (1 + index) + 0.1, (17, 21, 23)[index])
-        # Full 16-bit range, including odd values that an 8-bit or float16 path would lose.
-        ambient, flash_only = (rng.integers(0, 65536, SHAPE, dtype=np.uint16) for _ in range(2))
-        faid.write_faid_pair(folder, name, ambient, flash_only, metadata)
-    return folder
 
 
 def read_every_sample(lmdb_path):

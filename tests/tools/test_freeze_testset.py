@@ -9,42 +9,21 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
-import yaml
 
 import fnf_basicsr  # noqa: F401  (registers the dataset)
-from conftest import REPO_DIR
-from fnf_basicsr.data import faid
+from conftest import FREEZE_CROP, tiny_test_option_file
 from fnf_basicsr.data.fnf_dataset import FlashNoFlashDataset
 from fnf_basicsr.data.frozen_set import FROZEN_MANIFEST, read_frozen_manifest
 from fnf_basicsr.errors import DataError
 
 FREEZE_COMMAND = [sys.executable, '-m', 'fnf_basicsr.tools.freeze_testset']
-METADATA = faid.ColorMetadata(np.eye(3), 21)
-CROP = 48
+CROP = FREEZE_CROP
 
 
 @pytest.fixture(scope='module')
-def scenes(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('faid')
-    rng = np.random.default_rng(0)
-    for name in ('Scene_a', 'Scene_b', 'Scene_c'):
-        faid.write_faid_pair(folder, name, rng.random((80, 90, 3)), rng.random((80, 90, 3)), METADATA)
-    return folder
-
-
-def test_option_file(scenes, tmp_path, **changes):
-    """options/test_fnf.yml with its dataset pointed at the tiny scenes (crop 48, two dimming factors)."""
-    opt = yaml.safe_load((REPO_DIR / 'options' / 'test_fnf.yml').read_text())
-    opt['datasets']['test'].update({'dataroot': str(scenes), 'subset': 'all', 'crop_size': CROP, 'margin': 8,
-                                    'dimming_factors': [50, 25], 'frozen_root': str(tmp_path / 'frozen'), **changes})
-    path = tmp_path / 'test_tiny.yml'
-    path.write_text(yaml.safe_dump(opt))
-    return path, opt['datasets']['test']
-
-
-test_option_file.__test__ = False  # a helper, not a test
+def scenes(freeze_scenes):
+    return freeze_scenes
 
 
 def run_script(*args):
@@ -62,7 +41,7 @@ def test_command_reports_known_failures_in_one_line(tmp_path):
 
 
 def test_a_killed_run_resumes_to_the_set_an_uninterrupted_run_writes(scenes, tmp_path):
-    path, _ = test_option_file(scenes, tmp_path, dimming_factors=[100, 50, 25, 12.5])
+    path, _ = tiny_test_option_file(scenes, tmp_path, dimming_factors=[100, 50, 25, 12.5])
     reference = tmp_path / 'reference'
     assert run_script('-opt', str(path), '--output', str(reference), '--quiet').returncode == 0
     output = tmp_path / 'frozen'
