@@ -153,14 +153,20 @@ def faid_folder(tmp_path_factory):
     return folder
 
 
+def tiny_release_options():
+    """DeepFnF options with the release's layer structure and conventions at a tiny width (K = 15 as in net.py,
+    4 basis elements)."""
+    from fnf_basicsr.inference import release
+    return dict(width=0.0625, num_basis=4, kernel_size=15, upsample=4, **release.RELEASE_CONVENTIONS)
+
+
 @pytest.fixture
 def release_model(tmp_path):
-    """A random tiny DeepFnF with the release's conventions (K = 15 as in net.py, 4 basis elements), written as
-    the release's npz: ``(net, arrays, path)``."""
+    """A random tiny DeepFnF of :func:`tiny_release_options`, written as the release's npz: ``(net, arrays, path)``."""
     from fnf_basicsr.archs.deepfnf_arch import DeepFnF
     from fnf_basicsr.inference import release
     torch.manual_seed(0)
-    net = DeepFnF(width=0.0625, num_basis=4, kernel_size=15, upsample=4, **release.RELEASE_CONVENTIONS).eval()
+    net = DeepFnF(**tiny_release_options()).eval()
     with torch.no_grad():
         for parameter in net.parameters():
             parameter.add_(0.01 * torch.randn_like(parameter))  # nonzero biases too

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import tiny_release_options
 
 import fnf_basicsr  # noqa: F401  (first: registers our networks with BasicSR)
 # isort: split
@@ -12,8 +13,7 @@ from fnf_basicsr.archs.deepfnf_arch import DeepFnF
 from fnf_basicsr.inference import release
 from fnf_basicsr.inference.checkpoint import load_network
 
-# The release's layer structure at a tiny width: K = 15 as in net.py, 4 basis elements.
-TINY_RELEASE = dict(width=0.0625, num_basis=4, kernel_size=15, upsample=4, **release.RELEASE_CONVENTIONS)
+TINY_RELEASE = tiny_release_options()
 
 
 def test_deepfnf_conventions_are_options_and_checked():
